@@ -1,0 +1,1 @@
+"""The local channel: the `mlbot` command line."""

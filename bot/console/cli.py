@@ -1,0 +1,92 @@
+"""`mlbot`: the command-line contract of DESIGN.md (exit 0 done, 1 rejected or failed, 2 usage)."""
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from bot.wiring import build_services
+from handlers.commands import Attachment, Command, Reply
+from handlers.datasets import handle_datasets, handle_status
+from handlers.services import Services
+from handlers.upload import handle_upload
+from handlers.validate import handle_validate
+from platform_core.config import Settings
+from platform_core.errors import ConfigError
+
+
+def console_tenant() -> tuple[str, str]:
+    """The console's tenant and user: `console:<user>`."""
+    user = os.environ.get("MLBOT_USER") or getpass.getuser() or "local"
+    return f"console:{user}", user
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mlbot", description="Train and use image and text classifiers from a chat.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p = sub.add_parser("validate", help="check a zip of images or a sentiment CSV; exit 0 valid, 1 invalid")
+    p.add_argument("file", type=Path)
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("upload", help="validate and store a dataset")
+    p.add_argument("file", type=Path)
+    p.add_argument("--name", required=True)
+    p.add_argument("--description", default="")
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("datasets", help="list datasets with status and accuracies")
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("status", help="one dataset's record")
+    p.add_argument("name")
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("demo", help="the whole flow on the local backend with the bundled examples")
+    p.add_argument("--examples", type=Path, default=None, help="folder of sample datasets (default: the repo's)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns the exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"mlbot: {exc.user_message()}", file=sys.stderr)
+        return 2
+    if args.command == "demo":
+        from bot.console.demo import run_demo
+
+        return run_demo(settings, args.examples)
+    tenant, user = console_tenant()
+    if args.command in ("validate", "upload") and not args.file.is_file():
+        print(f"mlbot: no such file: {args.file}", file=sys.stderr)
+        return 1
+    services = build_services(settings)
+    handler, cmd = _command(args, tenant, user)
+    return emit(handler(cmd, services), as_json=args.json)
+
+
+def _command(args: argparse.Namespace, tenant: str, user: str) -> tuple[Callable[[Command, Services], Reply], Command]:
+    attachment = Attachment(args.file.name, args.file) if getattr(args, "file", None) else None
+    if args.command == "validate":
+        return handle_validate, Command("validate", tenant, user, (), attachment)
+    if args.command == "upload":
+        words = (args.name, *args.description.split())
+        return handle_upload, Command("upload", tenant, user, words, attachment)
+    if args.command == "status":
+        return handle_status, Command("status", tenant, user, (args.name,))
+    return handle_datasets, Command("datasets", tenant, user)
+
+
+def emit(reply: Reply, *, as_json: bool) -> int:
+    """Print the reply (text, or one JSON object) and return 0 when it succeeded, else 1."""
+    if as_json:
+        print(json.dumps(reply.data, indent=2, sort_keys=True, default=str))
+    else:
+        print(reply.text)
+    return 0 if reply.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""`mlbot demo`: the furthest flow the platform has, told as a console chat on the local backend."""
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+from bot.wiring import build_services
+from handlers.commands import Attachment, Command, Reply
+from handlers.datasets import handle_datasets, handle_status
+from handlers.services import Services
+from handlers.upload import handle_upload
+from handlers.validate import handle_validate
+from platform_core.config import Settings
+
+REPO_EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+TENANT = "console:demo"
+
+
+def run_demo(settings: Settings, examples: Path | None = None) -> int:
+    """Validate and upload the bundled samples and show what a user sees; 0 when all went as expected."""
+    examples = examples or REPO_EXAMPLES
+    missing = [n for n in ("fashion_small.zip", "movie_reviews.csv", "broken.zip", "broken.csv")
+               if not (examples / n).is_file()]
+    if missing:
+        print(f"mlbot demo: missing sample files in {examples}: {', '.join(missing)}")
+        return 1
+    home = settings.home / "demo"
+    shutil.rmtree(home, ignore_errors=True)
+    services = build_services(replace(settings, backend="local", home=home))
+    print(f"mlbot demo: a console chat on the local backend (data in {home})\n")
+    outcomes = [
+        _say(services, "ana", "validate", (), examples / "fashion_small.zip"),
+        _say(services, "ana", "upload", ("fashion", "Fashion-MNIST", "clothes"), examples / "fashion_small.zip"),
+        _say(services, "ana", "upload", ("reviews", "movie", "review", "snippets"), examples / "movie_reviews.csv"),
+        not _say(services, "ana", "upload", ("shoes",), examples / "broken.zip"),
+        not _say(services, "ana", "upload", ("tweets",), examples / "broken.csv"),
+        not _say(services, "ben", "upload", ("fashion",), examples / "fashion_small.zip"),
+        _say(services, "ana", "datasets", ()),
+        _say(services, "ana", "status", ("fashion",)),
+    ]
+    print("Try it yourself:")
+    print(f"  MLBOT_HOME={home} mlbot datasets")
+    print("  mlbot validate examples/broken.zip --json")
+    if all(outcomes):
+        print("\nDemo finished: 2 datasets stored, 3 bad uploads refused with their reasons.")
+        return 0
+    print("\nDemo did not go as expected; see the replies above.")
+    return 1
+
+
+def _say(services: Services, user: str, verb: str, args: tuple[str, ...], file: Path | None = None) -> bool:
+    """Print the user's line and the bot's reply, as a chat would show them."""
+    attach = f" --file {file.parent.name}/{file.name}" if file else ""
+    print(f"{user}> {verb} {' '.join(args)}{attach}".replace("  ", " "))
+    cmd = Command(verb, TENANT, user, args, Attachment(file.name, file) if file else None)
+    handler = {"validate": handle_validate, "upload": handle_upload,
+               "datasets": handle_datasets, "status": handle_status}[verb]
+    reply: Reply = handler(cmd, services)
+    for line in reply.text.splitlines():
+        print(f"  mlbot: {line}")
+    print()
+    return reply.ok

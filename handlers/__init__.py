@@ -1,0 +1,1 @@
+"""Channel-agnostic use cases: a Command in, a Reply out, dependencies passed in."""

@@ -1,0 +1,35 @@
+"""The messages between channel adapters and use cases: plain dataclasses."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file the user sent, already downloaded by the adapter."""
+
+    filename: str
+    data: bytes | Path  # a Path lets validation refuse an oversized file before reading it
+
+
+@dataclass(frozen=True)
+class Command:
+    """One user request: ``verb`` plus words, from ``user`` inside ``tenant``."""
+
+    verb: str
+    tenant: str
+    user: str
+    args: tuple[str, ...] = ()
+    attachment: Attachment | None = None
+
+
+@dataclass
+class Reply:
+    """What the channel shows the user; ``data`` is the machine-readable form (CLI --json)."""
+
+    text: str
+    ok: bool = True
+    data: dict[str, Any] = field(default_factory=dict)
+    image: bytes | None = None

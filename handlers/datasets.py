@@ -1,0 +1,53 @@
+"""`datasets` and `status NAME`: what a tenant has, and one dataset's record."""
+from __future__ import annotations
+
+from handlers.commands import Command, Reply
+from handlers.replies import error_reply, format_accuracy
+from handlers.services import Services
+from platform_core.errors import DatasetNotFound, MlbotError, UsageError
+from platform_core.records import DatasetRecord, normalise_name
+
+
+def handle_datasets(cmd: Command, services: Services) -> Reply:
+    """List the tenant's datasets with status and accuracies."""
+    try:
+        records = services.records.list(cmd.tenant)
+    except MlbotError as exc:
+        return error_reply(exc)
+    data = {"datasets": [r.as_dict() for r in records]}
+    if not records:
+        return Reply("No datasets yet. Send a zip of images or a CSV with: upload NAME", data=data)
+    lines = [f"{len(records)} dataset(s):"]
+    lines += [_summary_line(r) for r in records]
+    return Reply("\n".join(lines), data=data)
+
+
+def handle_status(cmd: Command, services: Services) -> Reply:
+    """Show one dataset's record."""
+    try:
+        if not cmd.args:
+            raise UsageError("status NAME")
+        name = normalise_name(cmd.args[0])
+        record = services.records.get(cmd.tenant, name)
+        if record is None:
+            raise DatasetNotFound(name)
+    except MlbotError as exc:
+        return error_reply(exc)
+    classes = ", ".join(f"{c} ({n})" for c, n in record.class_counts.items())
+    lines = [
+        f"{record.name}: {record.kind} dataset, version {record.dataset_version}, owner {record.owner}",
+        f"Classes: {classes}",
+        f"Status: {record.training_status}",
+        f"Accuracy: train {format_accuracy(record.training_accuracy)}, "
+        f"validation {format_accuracy(record.validation_accuracy)}",
+        f"Updated: {record.updated_at}",
+    ]
+    if record.description:
+        lines.insert(1, f"Description: {record.description}")
+    return Reply("\n".join(lines), data=record.as_dict())
+
+
+def _summary_line(r: DatasetRecord) -> str:
+    total = sum(r.class_counts.values())
+    return (f"- {r.name} ({r.kind}, {len(r.class_counts)} classes, {total} examples): {r.training_status}; "
+            f"validation accuracy {format_accuracy(r.validation_accuracy)}")

@@ -1,0 +1,86 @@
+"""Configuration, read from the environment in this one place."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+from platform_core.errors import ConfigError
+
+MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Dataset rules and the resource caps that keep validation bounded."""
+
+    min_image_classes: int = 2
+    max_image_classes: int = 10
+    min_images_per_class: int = 10
+    max_images_per_class: int = 100
+    min_text_classes: int = 2
+    max_text_classes: int = 3
+    min_rows_per_class: int = 100
+    max_rows_per_class: int = 1000
+    max_archive_bytes: int = 50 * MB
+    max_entries: int = 2000
+    max_entry_bytes: int = 25 * MB
+    max_total_bytes: int = 500 * MB
+    max_compression_ratio: float = 100.0
+    max_image_pixels: int = 40_000_000
+    min_image_side_warning: int = 32
+    max_csv_bytes: int = 20 * MB
+    max_csv_rows: int = 5000
+    max_field_chars: int = 5000
+    max_imbalance: float = 2.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    backend: str = "local"
+    home: Path = field(default_factory=lambda: Path(".mlbot"))
+    dataset_table: str = "Dataset"
+    machine_table: str = "MachineStatus"
+    bucket: str = ""
+    region: str = "us-east-1"
+    aws_endpoint_url: str | None = None
+    limits: Limits = field(default_factory=Limits)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        """Build settings from environment variables; a missing required one fails with its name."""
+        env = os.environ if env is None else env
+        backend = env.get("MLBOT_BACKEND", "local").strip().lower()
+        if backend not in ("local", "aws"):
+            raise ConfigError("MLBOT_BACKEND", f"must be 'local' or 'aws', not '{backend}'")
+        limits = Limits(
+            max_archive_bytes=_int_env(env, "MLBOT_MAX_ARCHIVE_MB", 50) * MB,
+            max_csv_bytes=_int_env(env, "MLBOT_MAX_CSV_MB", 20) * MB,
+        )
+        bucket = env.get("MLBOT_BUCKET", "")
+        if backend == "aws" and not bucket:
+            raise ConfigError("MLBOT_BUCKET")
+        return cls(
+            backend=backend,
+            home=Path(env.get("MLBOT_HOME", ".mlbot")),
+            dataset_table=env.get("MLBOT_DATASET_TABLE", "Dataset"),
+            machine_table=env.get("MLBOT_MACHINE_TABLE", "MachineStatus"),
+            bucket=bucket,
+            region=env.get("AWS_REGION", env.get("AWS_DEFAULT_REGION", "us-east-1")),
+            aws_endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
+            limits=limits,
+        )
+
+
+def _int_env(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(name, f"must be a whole number, not '{raw}'") from None
+    if value <= 0:
+        raise ConfigError(name, "must be positive")
+    return value

@@ -1,0 +1,173 @@
+"""One error hierarchy. Each error carries data and renders one clear sentence for the user.
+
+Adapters turn these into replies in one place (``handlers.replies``); nothing matches on text.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from platform_core.validation.report import ValidationReport
+
+
+class MlbotError(Exception):
+    """Base class: every failure a user can see."""
+
+    code = "error"
+
+    def user_message(self) -> str:
+        """A sentence saying what was wrong and what to do."""
+        return str(self)
+
+
+class ConfigError(MlbotError):
+    """A required setting is missing or malformed."""
+
+    code = "config"
+
+    def __init__(self, setting: str, problem: str = "is not set") -> None:
+        self.setting = setting
+        self.problem = problem
+        super().__init__(f"Setting {setting} {problem}.")
+
+
+class InvalidDatasetName(MlbotError):
+    code = "invalid_name"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(name)
+
+    def user_message(self) -> str:
+        return (
+            f"'{self.name}' is not a usable dataset name: use 1 to 40 letters, digits, '-' or '_', "
+            "starting with a letter or digit."
+        )
+
+
+class MissingAttachment(MlbotError):
+    code = "missing_file"
+
+    def __init__(self, verb: str) -> None:
+        self.verb = verb
+        super().__init__(verb)
+
+    def user_message(self) -> str:
+        return f"'{self.verb}' needs a file: attach a zip of images or a CSV of text,label rows."
+
+
+class DatasetRejected(MlbotError):
+    """Validation found problems; the report names each one."""
+
+    code = "rejected"
+
+    def __init__(self, report: "ValidationReport") -> None:
+        self.report = report
+        super().__init__(f"{len(report.errors)} problem(s)")
+
+    def user_message(self) -> str:
+        lines = [f"The dataset was not stored: {len(self.report.errors)} problem(s) to fix."]
+        lines += [f"- {p.message}" for p in self.report.errors]
+        return "\n".join(lines)
+
+
+class DatasetNotFound(MlbotError):
+    code = "not_found"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(name)
+
+    def user_message(self) -> str:
+        return f"There is no dataset named '{self.name}' here. 'datasets' lists the ones you have."
+
+
+class DatasetOwnedByAnother(MlbotError):
+    code = "name_taken"
+
+    def __init__(self, name: str, owner: str) -> None:
+        self.name = name
+        self.owner = owner
+        super().__init__(name)
+
+    def user_message(self) -> str:
+        return (
+            f"The name '{self.name}' is already used by another member of this workspace; "
+            "upload yours under a different name."
+        )
+
+
+class DatasetBusy(MlbotError):
+    code = "busy"
+
+    def __init__(self, name: str, status: str) -> None:
+        self.name = name
+        self.status = status
+        super().__init__(name)
+
+    def user_message(self) -> str:
+        return (
+            f"'{self.name}' cannot be replaced now ({self.status}); "
+            "wait until its training ends, then upload again."
+        )
+
+
+class ConcurrentUpdate(MlbotError):
+    """Someone else changed the record between our read and our conditional write."""
+
+    code = "conflict"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(name)
+
+    def user_message(self) -> str:
+        return f"'{self.name}' was changed by another request at the same moment; please try again."
+
+
+class StorageError(MlbotError):
+    """A blob or record store failed; nothing the user did wrong."""
+
+    code = "storage"
+
+    def __init__(self, operation: str, key: str, cause: str = "") -> None:
+        self.operation = operation
+        self.key = key
+        self.cause = cause
+        super().__init__(f"{operation} {key}: {cause}")
+
+    def user_message(self) -> str:
+        return "Storage is not available right now, so nothing was saved; please try again in a minute."
+
+
+class BlobNotFound(StorageError):
+    code = "blob_not_found"
+
+    def __init__(self, key: str) -> None:
+        super().__init__("get", key, "no such blob")
+
+
+class DatasetExists(MlbotError):
+    """A conditional create lost: (tenant, name) already exists."""
+
+    code = "exists"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(name)
+
+    def user_message(self) -> str:
+        return f"A dataset named '{self.name}' was created at the same moment; please try again."
+
+
+class UsageError(MlbotError):
+    """A command was typed without what it needs."""
+
+    code = "usage"
+
+    def __init__(self, usage: str) -> None:
+        self.usage = usage
+        super().__init__(usage)
+
+    def user_message(self) -> str:
+        return f"Usage: {self.usage}"

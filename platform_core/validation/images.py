@@ -1,0 +1,76 @@
+"""Decode an uploaded image fully and re-encode it; JPEG and PNG are told by content only."""
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+# A truncated image must fail, never load half-grey.
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+MAX_STORED_SIDE = 1024  # training uses 224 px; keeping phone photos at full size only costs storage
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    data: bytes
+    extension: str
+    width: int
+    height: int
+
+
+class ImageRejected(Exception):
+    """Raised with a short reason (used only inside validation)."""
+
+
+def decode_and_normalise(raw: bytes, max_pixels: int) -> DecodedImage:
+    """Fully decode a JPEG or PNG, drop metadata, apply EXIF rotation and re-encode it."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(raw), formats=("JPEG", "PNG"))
+            width, height = img.size
+            if width * height > max_pixels:
+                raise ImageRejected(f"is {width}x{height} pixels (limit {max_pixels // 1_000_000} megapixels)")
+            img.load()
+    except ImageRejected:
+        raise
+    except UnidentifiedImageError:
+        raise ImageRejected("is not a JPEG or PNG image") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageRejected("has too many pixels (decompression bomb)") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageRejected(f"could not be decoded ({_short(exc)})") from None
+    source_format = img.format
+    img = ImageOps.exif_transpose(img)
+    img = _to_plain_mode(img)
+    if max(img.size) > MAX_STORED_SIDE:
+        img.thumbnail((MAX_STORED_SIDE, MAX_STORED_SIDE))
+    out = io.BytesIO()
+    if source_format == "JPEG":
+        img.save(out, format="JPEG", quality=95)
+        ext = "jpg"
+    else:
+        img.save(out, format="PNG", optimize=False)
+        ext = "png"
+    return DecodedImage(out.getvalue(), ext, width, height)
+
+
+def _to_plain_mode(img: Image.Image) -> Image.Image:
+    if img.mode in ("RGB", "L"):
+        return img
+    if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGB", rgba.size, (255, 255, 255))
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    if img.mode in ("1", "I;16", "I;16B", "I;16L", "I", "F"):
+        return img.convert("L")
+    return img.convert("RGB")
+
+
+def _short(exc: Exception) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text[:80]

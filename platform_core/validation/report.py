@@ -1,0 +1,65 @@
+"""The validation report: every problem at once, each naming where it is and the rule broken."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class DatasetKind(str, Enum):
+    IMAGE = "image"
+    SENTIMENT = "sentiment"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One broken rule. ``where`` names the entry or rows; ``code`` is stable for programs."""
+
+    code: str
+    message: str
+    where: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        return {"code": self.code, "where": self.where, "message": self.message}
+
+
+@dataclass
+class ValidationReport:
+    kind: DatasetKind = DatasetKind.UNKNOWN
+    classes: dict[str, int] = field(default_factory=dict)
+    errors: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+    # The normalised dataset to store (a zip we wrote, or a UTF-8 CSV); None when invalid.
+    normalised: bytes | None = None
+    normalised_name: str = ""
+
+    @property
+    def valid(self) -> bool:
+        return not self.errors
+
+    def error(self, code: str, message: str, where: str = "") -> None:
+        self.errors.append(Problem(code, message, where))
+
+    def warn(self, code: str, message: str, where: str = "") -> None:
+        self.warnings.append(Problem(code, message, where))
+
+    def as_dict(self) -> dict[str, Any]:
+        """The `--json` shape of DESIGN.md, plus structured ``problems``."""
+        return {
+            "valid": self.valid,
+            "kind": self.kind.value,
+            "classes": dict(self.classes),
+            "errors": [p.message for p in self.errors],
+            "warnings": [p.message for p in self.warnings],
+            "problems": [dict(p.as_dict(), severity="error") for p in self.errors]
+            + [dict(p.as_dict(), severity="warning") for p in self.warnings],
+        }
+
+
+def summarise_items(items: list[str], limit: int = 8) -> str:
+    """'a, b, c' or 'a, b, c and 12 more' so a report names entries without flooding a chat."""
+    shown = ", ".join(items[:limit])
+    if len(items) > limit:
+        shown += f" and {len(items) - limit} more"
+    return shown
