@@ -13,7 +13,7 @@ def build_services(settings: Settings) -> Services:
         return Services(
             blobs=S3BlobStore(bucket=settings.bucket, client=make_boto3_client("s3", settings)),
             records=DynamoDatasetRepository(
-                table_name=settings.dataset_table, resource_or_client=make_boto3_client("dynamodb", settings)
+                table_name=settings.dataset_table, client=make_boto3_client("dynamodb", settings)
             ),
             limits=settings.limits,
         )

@@ -6,6 +6,7 @@ from handlers.replies import error_reply
 from handlers.services import Services
 from platform_core.errors import MissingAttachment
 from platform_core.validation import ValidationReport, validate_dataset
+from platform_core.validation.report import plural
 
 
 def handle_validate(cmd: Command, services: Services) -> Reply:
@@ -22,7 +23,7 @@ def render_report(filename: str, report: ValidationReport) -> str:
         classes = ", ".join(f"{c} ({n})" for c, n in report.classes.items())
         lines = [f"{filename}: valid {report.kind.value} dataset with {len(report.classes)} classes: {classes}."]
     else:
-        lines = [f"{filename}: rejected, {len(report.errors)} problem(s) to fix:"]
+        lines = [f"{filename}: rejected, {plural(len(report.errors), 'problem')} to fix:"]
         lines += [f"  - {p.message}" for p in report.errors]
     lines += [f"  Note: {p.message}" for p in report.warnings]
     return "\n".join(lines)

@@ -66,7 +66,9 @@ class DatasetRejected(MlbotError):
         super().__init__(f"{len(report.errors)} problem(s)")
 
     def user_message(self) -> str:
-        lines = [f"The dataset was not stored: {len(self.report.errors)} problem(s) to fix."]
+        from platform_core.validation.report import plural
+
+        lines = [f"The dataset was not stored: {plural(len(self.report.errors), 'problem')} to fix."]
         lines += [f"- {p.message}" for p in self.report.errors]
         return "\n".join(lines)
 

@@ -52,7 +52,7 @@ def run_demo(settings: Settings, examples: Path | None = None) -> int:
 def _say(services: Services, user: str, verb: str, args: tuple[str, ...], file: Path | None = None) -> bool:
     """Print the user's line and the bot's reply, as a chat would show them."""
     attach = f" --file {file.parent.name}/{file.name}" if file else ""
-    print(f"{user}> {verb} {' '.join(args)}{attach}".replace("  ", " "))
+    print(" ".join([f"{user}> {verb}", *args]) + attach)
     cmd = Command(verb, TENANT, user, args, Attachment(file.name, file) if file else None)
     handler = {"validate": handle_validate, "upload": handle_upload,
                "datasets": handle_datasets, "status": handle_status}[verb]

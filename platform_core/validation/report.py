@@ -63,3 +63,8 @@ def summarise_items(items: list[str], limit: int = 8) -> str:
     if len(items) > limit:
         shown += f" and {len(items) - limit} more"
     return shown
+
+
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """'1 problem', '3 problems'."""
+    return f"{count} {word if count == 1 else (many or word + 's')}"

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from platform_core.config import Limits
 from platform_core.validation import images
-from platform_core.validation.report import DatasetKind, ValidationReport, summarise_items
+from platform_core.validation.report import DatasetKind, ValidationReport, plural, summarise_items
 from platform_core.validation.zipsafety import (
     ARCHIVE_MAGIC,
     display_name,
@@ -156,8 +156,10 @@ def _read_images(zf: zipfile.ZipFile, layout: _Layout, limits: Limits, report: V
             if min(decoded.width, decoded.height) < limits.min_image_side_warning:
                 small.append(shown)
     if small:
-        report.warn("small_images", f"{len(small)} image(s) are smaller than {limits.min_image_side_warning} px "
-                    f"on a side ({summarise_items(small, 3)}); they will be upscaled for training.")
+        total = sum(len(v) for v in kept.values())
+        which = f"All {total} images are" if len(small) == total else f"{plural(len(small), 'image')} ({summarise_items(small, 3)}) are"
+        report.warn("small_images", f"{which} smaller than {limits.min_image_side_warning} px on a side; "
+                    "they will be upscaled for training.")
     return kept, seen
 
 

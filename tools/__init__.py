@@ -1,0 +1,1 @@
+"""Developer tools for mlbot: real sample data for tests, benchmarks and the demo (not shipped)."""
