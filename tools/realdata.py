@@ -171,14 +171,14 @@ def vader_archive(*, download: bool = True) -> Path:
     return path
 
 
-@lru_cache(maxsize=1)
-def _ratings() -> tuple[tuple[str, float], ...]:
+@lru_cache(maxsize=4)
+def _ratings(corpus: str = _SNIPPETS) -> tuple[tuple[str, float], ...]:
     with tarfile.open(vader_archive(), "r:gz") as outer:
         inner = outer.extractfile(_INNER_TAR)
         assert inner is not None, _INNER_TAR
         with tarfile.open(fileobj=io.BytesIO(inner.read()), mode="r:gz") as snippets:
-            member = snippets.extractfile(_SNIPPETS)
-            assert member is not None, _SNIPPETS
+            member = snippets.extractfile(corpus)
+            assert member is not None, corpus
             raw = member.read().decode("utf-8")
     rows, seen = [], set()
     for line in raw.split("\n"):
@@ -197,6 +197,11 @@ def load_movie_reviews(*, neutral: bool = False) -> list[tuple[str, str]]:
         if label != "neutral" or neutral:
             out.append((text, label))
     return out
+
+
+def load_rated_snippets(corpus: str) -> list[tuple[str, float]]:
+    """(text, mean human rating) of one VADER corpus, e.g. 'nytEditorialSnippets'."""
+    return list(_ratings(f"hutto_ICWSM_2014/{corpus}_GroundTruth.txt"))
 
 
 def _pick_reviews(per_class: int, classes: int, seed: int, accented: int = 0) -> list[list[str]]:

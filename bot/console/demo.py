@@ -30,17 +30,17 @@ def run_demo(settings: Settings, examples: Path | None = None) -> int:
     services = build_services(replace(settings, backend="local", home=home))
     print(f"mlbot demo: a console chat on the local backend (data in {home})\n")
     outcomes = [
-        _say(services, "ana", "validate", (), examples / "fashion_small.zip"),
-        _say(services, "ana", "upload", ("fashion", "Fashion-MNIST", "clothes"), examples / "fashion_small.zip"),
-        _say(services, "ana", "upload", ("reviews", "movie", "review", "snippets"), examples / "movie_reviews.csv"),
-        not _say(services, "ana", "upload", ("shoes",), examples / "broken.zip"),
-        not _say(services, "ana", "upload", ("tweets",), examples / "broken.csv"),
-        not _say(services, "ben", "upload", ("fashion",), examples / "fashion_small.zip"),
-        _say(services, "ana", "datasets", ()),
-        _say(services, "ana", "status", ("fashion",)),
+        _say(services, "demo", "validate", (), examples / "fashion_small.zip"),
+        _say(services, "demo", "upload", ("fashion", "Fashion-MNIST", "clothes"), examples / "fashion_small.zip"),
+        _say(services, "demo", "upload", ("reviews", "movie", "review", "snippets"), examples / "movie_reviews.csv"),
+        not _say(services, "demo", "upload", ("shoes",), examples / "broken.zip"),
+        not _say(services, "demo", "upload", ("tweets",), examples / "broken.csv"),
+        not _say(services, "guest", "upload", ("fashion",), examples / "fashion_small.zip"),
+        _say(services, "demo", "datasets", ()),
+        _say(services, "demo", "status", ("fashion",)),
     ]
     print("Try it yourself:")
-    print(f"  MLBOT_HOME={home} mlbot datasets")
+    print(f"  MLBOT_HOME={home} MLBOT_USER=demo mlbot datasets")
     print("  mlbot validate examples/broken.zip --json")
     if all(outcomes):
         print("\nDemo finished: 2 datasets stored, 3 bad uploads refused with their reasons.")
