@@ -7,7 +7,7 @@ import io
 from collections import Counter, defaultdict
 
 from platform_core.config import Limits
-from platform_core.validation.report import DatasetKind, ValidationReport, summarise_items
+from platform_core.validation.report import DatasetKind, ValidationReport, plural, summarise_items
 
 TEXT_HEADERS = {"text", "sentence", "review", "tweet", "content", "message", "comment", "document"}
 LABEL_HEADERS = {"label", "sentiment", "class", "target", "category", "polarity", "labels"}
@@ -37,8 +37,10 @@ def decode_text(data: bytes, report: ValidationReport) -> str | None:
     try:
         text = body.decode(encoding)
     except UnicodeDecodeError as exc:
-        line = body[: exc.start].count(b"\n") + 1
-        report.error("encoding", f"The file is not UTF-8 text (byte 0x{body[exc.start]:02x} on line {line}). {_SAVE_AS}",
+        # The line of the first bad byte: the text decoded so far is valid, count its line breaks.
+        line = body[: exc.start].decode(encoding, errors="replace").count("\n") + 1
+        what = "UTF-8 text" if encoding == "utf-8" else "valid UTF-16 text despite its byte-order mark"
+        report.error("encoding", f"The file is not {what} (an unreadable byte on line {line}). {_SAVE_AS}",
                      f"line {line}")
         return None
     if "\x00" in text:
@@ -58,10 +60,10 @@ def validate_csv(data: bytes, limits: Limits) -> ValidationReport:
     rows = _parse(text, limits, report)
     if rows is None:
         return report
-    if not rows:
-        report.error("no_rows", "The CSV has no rows. Each line should be: text,label")
+    text_idx, label_idx, width, body = _columns(rows) if rows else (0, 1, 2, [])
+    if not body:
+        report.error("no_rows", "The CSV has no data rows. Each line should be: text,label")
         return report
-    text_idx, label_idx, width, body = _columns(rows)
     kept, raw_labels = _rows(body, text_idx, label_idx, width, limits, report)
     _class_rules(kept, raw_labels, limits, report)
     if report.valid:
@@ -75,24 +77,26 @@ def validate_csv(data: bytes, limits: Limits) -> ValidationReport:
 
 
 def _parse(text: str, limits: Limits, report: ValidationReport) -> list[tuple[int, list[str]]] | None:
+    """Strictly parsed non-blank rows, each with the line it starts on (quoted text spans lines)."""
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     rows: list[tuple[int, list[str]]] = []
+    start = 1
     try:
         for row in reader:
             if len(rows) >= limits.max_csv_rows:
-                report.error("too_many_rows", f"The CSV has more than {limits.max_csv_rows} rows; "
-                             "a sentiment dataset has at most 1000 per class.")
+                report.error("too_many_rows", f"The CSV has more than {limits.max_csv_rows} rows; a sentiment "
+                             f"dataset has at most {limits.max_rows_per_class} per label.")
                 return None
             if row and any(cell.strip() for cell in row):
-                rows.append((reader.line_num, row))
+                rows.append((start, row))
+            start = reader.line_num + 1
     except csv.Error as exc:
         detail = str(exc)
         if "field larger than field limit" in detail:
             reason = f"a field is longer than {csv.field_size_limit()} characters"
         else:
             reason = f"{detail} (check for a missing closing double quote)"
-        report.error("csv_syntax", f"The CSV cannot be read at line {reader.line_num}: {reason}.",
-                     f"line {reader.line_num}")
+        report.error("csv_syntax", f"The CSV cannot be read from line {start}: {reason}.", f"line {start}")
         return None
     return rows
 
@@ -107,29 +111,33 @@ def _columns(rows: list[tuple[int, list[str]]]) -> tuple[int, int, int, list[tup
     return 0, 1, 2, rows
 
 
-def _rows(body, text_idx: int, label_idx: int, width: int, limits: Limits, report: ValidationReport):
+def _rows(body: list[tuple[int, list[str]]], text_idx: int, label_idx: int, width: int, limits: Limits,
+          report: ValidationReport) -> tuple[list[tuple[str, str]], dict[str, set[str]]]:
+    """Rows kept as (raw text, normalised label); every broken row counted under its reason."""
     problems: dict[str, list[str]] = defaultdict(list)
     kept: list[tuple[str, str]] = []
     raw_labels: dict[str, set[str]] = defaultdict(set)
     for line, row in body:
         if len(row) != width:
-            problems[f"have {len(row)} field(s) instead of {width} (put text that contains commas in double quotes)"].append(str(line))
+            fields = plural(len(row), "field")
+            problems[f"{fields} instead of {width} (put text with commas in double quotes)"].append(str(line))
             continue
         text, label = row[text_idx], row[label_idx]
         if max(len(text), len(label)) > limits.max_field_chars:
-            problems[f"have a field longer than {limits.max_field_chars} characters"].append(str(line))
+            problems[f"a field longer than {limits.max_field_chars} characters"].append(str(line))
             continue
         if not text.strip():
-            problems["have empty text"].append(str(line))
+            problems["empty text"].append(str(line))
             continue
         if not label.strip():
-            problems["have an empty label"].append(str(line))
+            problems["an empty label"].append(str(line))
             continue
         norm = normalise_label(label)
         raw_labels[norm].add(label)
         kept.append((text, norm))
     for reason, lines in problems.items():
-        report.error("row", f"{len(lines)} row(s) {reason}: line {summarise_items(lines)}.", f"line {lines[0]}")
+        has, where = ("row has", "line") if len(lines) == 1 else (f"{len(lines)} rows have", "lines")
+        report.error("row", f"{has.capitalize()} {reason}: {where} {summarise_items(lines)}.", f"line {lines[0]}")
     return kept, raw_labels
 
 
@@ -141,12 +149,12 @@ def _class_rules(kept: list[tuple[str, str]], raw_labels: dict[str, set[str]], l
     if kept and not (limits.min_text_classes <= n <= limits.max_text_classes):
         labels = summarise_items([repr(k) for k in sorted(counts)], 5)
         hint = " Is the label in the second column?" if n > 20 else ""
-        report.error("class_count", f"Found {n} different label(s) ({labels}); a sentiment dataset needs "
+        report.error("class_count", f"Found {plural(n, 'different label')} ({labels}); a sentiment dataset needs "
                      f"{limits.min_text_classes} or {limits.max_text_classes}.{hint}")
     elif kept:
         for label, count in sorted(counts.items()):
             if not (limits.min_rows_per_class <= count <= limits.max_rows_per_class):
-                report.error("class_size", f"Label '{label}' has {count} row(s); each label needs "
+                report.error("class_size", f"Label '{label}' has {plural(count, 'row')}; each label needs "
                              f"{limits.min_rows_per_class} to {limits.max_rows_per_class}.", label)
     for label, variants in sorted(raw_labels.items()):
         if len(variants) > 1:
@@ -165,8 +173,10 @@ def _warn_duplicates(kept: list[tuple[str, str]], report: ValidationReport) -> N
         labels_by_text[text].add(label)
     dupes = sum(c - 1 for c in occurrences.values() if c > 1)
     if dupes:
-        report.warn("duplicate_rows", f"{dupes} row(s) repeat a text that appears earlier.")
+        report.warn("duplicate_rows", f"{plural(dupes, 'row')} repeat{'s' if dupes == 1 else ''} a text "
+                    "that appears earlier.")
     conflicting = [t for t, labels in labels_by_text.items() if len(labels) > 1]
     if conflicting:
         sample = summarise_items([repr(t[:40]) for t in conflicting], 3)
-        report.warn("conflicting_labels", f"{len(conflicting)} text(s) appear with different labels: {sample}.")
+        verb = "appears" if len(conflicting) == 1 else "appear"
+        report.warn("conflicting_labels", f"{plural(len(conflicting), 'text')} {verb} with different labels: {sample}.")

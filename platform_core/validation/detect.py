@@ -5,7 +5,7 @@ from pathlib import Path
 
 from platform_core.config import Limits
 from platform_core.validation.csvcheck import validate_csv
-from platform_core.validation.report import DatasetKind, ValidationReport
+from platform_core.validation.report import DatasetKind, ValidationReport, over_limit
 from platform_core.validation.zipcheck import validate_zip
 
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
@@ -21,6 +21,11 @@ _OTHER_BINARY = {
     b"\xfd7zXZ": "an xz archive",
 }
 _HINT = "Send a .zip with one folder of images per class, or a CSV of text,label rows."
+_SHRINK = {
+    DatasetKind.IMAGE: "Send fewer or smaller images.",
+    DatasetKind.SENTIMENT: "Send fewer rows or shorter texts.",
+    DatasetKind.UNKNOWN: "Send a smaller file.",
+}
 
 
 def validate_dataset(source: bytes | Path, filename: str, limits: Limits) -> ValidationReport:
@@ -74,10 +79,5 @@ def _looks_like_html(data: bytes) -> bool:
 
 def _too_large(size: int, cap: int, filename: str, kind: DatasetKind = DatasetKind.UNKNOWN) -> ValidationReport:
     report = ValidationReport(kind=kind)
-    report.error(
-        "file_too_large",
-        f"'{filename}' is {size / 1048576:.1f} MB; the limit is {cap / 1048576:.0f} MB. "
-        "Send fewer or smaller images.",
-        filename,
-    )
+    report.error("file_too_large", f"'{filename}' is {over_limit(size, cap)}. {_SHRINK[kind]}", filename)
     return report

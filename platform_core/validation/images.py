@@ -30,24 +30,33 @@ def decode_and_normalise(raw: bytes, max_pixels: int) -> DecodedImage:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", UserWarning)  # Pillow's notes on damaged EXIF are not ours to print
             img = Image.open(io.BytesIO(raw), formats=("JPEG", "PNG"))
             width, height = img.size
             if width * height > max_pixels:
-                raise ImageRejected(f"is {width}x{height} pixels (limit {max_pixels // 1_000_000} megapixels)")
+                raise ImageRejected(f"is {width}x{height} pixels (limit {max_pixels / 1_000_000:g} megapixels)")
             img.load()
+            return _reencode(img, width, height)
     except ImageRejected:
         raise
     except UnidentifiedImageError:
         raise ImageRejected("is not a JPEG or PNG image") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageRejected("has too many pixels (decompression bomb)") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+    except (OSError, SyntaxError, EOFError) as exc:
         raise ImageRejected(f"could not be decoded ({_short(exc)})") from None
+    except Exception:  # noqa: BLE001 - Pillow's parsers raise struct.error, TypeError... on hostile input
+        raise ImageRejected("could not be decoded (damaged image data or metadata)") from None
+
+
+def _reencode(img: Image.Image, width: int, height: int) -> DecodedImage:
+    """Rotate by EXIF, flatten to RGB or L, shrink, and save with no metadata at all."""
     source_format = img.format
     img = ImageOps.exif_transpose(img)
     img = _to_plain_mode(img)
     if max(img.size) > MAX_STORED_SIDE:
         img.thumbnail((MAX_STORED_SIDE, MAX_STORED_SIDE))
+    img.info = {}  # Pillow copies some of info (JPEG comment, PNG ICC profile) into what it saves
     out = io.BytesIO()
     if source_format == "JPEG":
         img.save(out, format="JPEG", quality=95)
@@ -66,7 +75,10 @@ def _to_plain_mode(img: Image.Image) -> Image.Image:
         background = Image.new("RGB", rgba.size, (255, 255, 255))
         background.paste(rgba, mask=rgba.getchannel("A"))
         return background
-    if img.mode in ("1", "I;16", "I;16B", "I;16L", "I", "F"):
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16-bit greyscale: scale to 8 bits; convert("L") would clip almost every pixel to white.
+        return img.convert("I").point(lambda v: v / 257).convert("L")
+    if img.mode in ("1", "F"):
         return img.convert("L")
     return img.convert("RGB")
 

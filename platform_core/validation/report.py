@@ -68,3 +68,18 @@ def summarise_items(items: list[str], limit: int = 8) -> str:
 def plural(count: int, word: str, many: str | None = None) -> str:
     """'1 problem', '3 problems'."""
     return f"{count} {word if count == 1 else (many or word + 's')}"
+
+
+def size_text(n: float) -> str:
+    """'512 bytes', '3.4 KB', '50 MB', '1.5 GB': a size a person reads at a glance."""
+    for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+        if n >= scale:
+            value = n / scale
+            return f"{value:.0f} {unit}" if value >= 10 or value == int(value) else f"{value:.1f} {unit}"
+    return plural(int(n), "byte")
+
+
+def over_limit(size: float, cap: float) -> str:
+    """'52 MB, over the limit of 50 MB'; the size is left out when it would print like the limit."""
+    shown, limit = size_text(size), size_text(cap)
+    return f"over the limit of {limit}" if shown == limit else f"{shown}, over the limit of {limit}"

@@ -3,52 +3,49 @@ from __future__ import annotations
 
 import hashlib
 import io
+import struct
+import unicodedata
 import zipfile
 from collections import defaultdict
-from dataclasses import dataclass, field
 
 from platform_core.config import Limits
 from platform_core.validation import images
-from platform_core.validation.report import DatasetKind, ValidationReport, plural, summarise_items
+from platform_core.validation.report import DatasetKind, ValidationReport, plural, size_text, summarise_items
+from platform_core.validation.ziplayout import Layout, sort_entries
 from platform_core.validation.zipsafety import (
     ARCHIVE_MAGIC,
+    Budget,
+    EntryRefused,
     display_name,
-    entry_problem,
-    is_junk,
-    name_problem,
+    entry_count_bound,
     overlap_problem,
+    read_bounded,
 )
 
-_CHUNK = 1 << 16
-
-
-@dataclass
-class _Budget:
-    """Real decompressed bytes, counted while reading (declared sizes can lie)."""
-
-    limit: int
-    used: int = 0
-
-
-@dataclass
-class _Layout:
-    classes: dict[str, list[zipfile.ZipInfo]] = field(default_factory=lambda: defaultdict(list))
-    empty_folders: set[str] = field(default_factory=set)
+_Images = dict[str, list[images.DecodedImage]]
 
 
 def validate_zip(data: bytes, limits: Limits) -> ValidationReport:
     """Check every rule of SECURITY.md's "Image zip"; on success attach a normalised zip."""
     report = ValidationReport(kind=DatasetKind.IMAGE)
+    bound = entry_count_bound(data)
+    if bound > limits.max_entries:
+        # Refused before zipfile parses the directory: a million entries cost hundreds of MB.
+        report.error("too_many_entries", f"The zip has {bound} entries; the limit is {limits.max_entries}.")
+        return report
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
         infos = zf.infolist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as exc:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, struct.error) as exc:
         report.error("bad_zip", f"The file is not a readable zip archive ({str(exc)[:80]}).")
         return report
     if not _archive_ok(zf, infos, data, limits, report):
         return report
-    layout = _layout(infos, limits, report)
-    kept, seen = _read_images(zf, layout, limits, report)
+    layout = sort_entries(infos, limits, report)
+    budget = Budget(limits.max_total_bytes)
+    kept, seen = _read_images(zf, layout, budget, limits, report)
+    if budget.used > budget.limit:
+        return report  # reading stopped part-way: counts per class would only mislead
     _class_rules(layout, kept, limits, report)
     _warn_duplicates(seen, report)
     if report.valid:
@@ -59,15 +56,16 @@ def validate_zip(data: bytes, limits: Limits) -> ValidationReport:
 
 def _archive_ok(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo], data: bytes, limits: Limits,
                 report: ValidationReport) -> bool:
-    """Whole-archive caps; failing any stops validation before a byte is decompressed."""
-    if len(infos) > limits.max_entries:
-        report.error("too_many_entries", f"The zip has {len(infos)} entries; the limit is {limits.max_entries}.")
-        return False
+    """Whole-archive caps; failing any stops validation before a byte is decompressed.
+
+    The entry count was capped before parsing (validate_zip); sizes here are declared, and
+    read_bounded counts the real bytes again while decompressing.
+    """
     declared = sum(i.file_size for i in infos)
     if declared > limits.max_total_bytes:
         report.error(
             "too_large_uncompressed",
-            f"The zip expands to {declared / 1048576:.0f} MB; the limit is {limits.max_total_bytes // 1048576} MB.",
+            f"The zip expands to {size_text(declared)}; the limit is {size_text(limits.max_total_bytes)}.",
         )
         return False
     problem = overlap_problem(zf, data)
@@ -77,68 +75,18 @@ def _archive_ok(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo], data: bytes, 
     return True
 
 
-def _layout(infos: list[zipfile.ZipInfo], limits: Limits, report: ValidationReport) -> _Layout:
-    """Sort entries into class folders; reject unsafe entries and files outside class folders."""
-    files: list[tuple[list[str], zipfile.ZipInfo]] = []
-    folders: list[list[str]] = []
-    for info in infos:
-        name = info.filename
-        shown = display_name(name)
-        problem = name_problem(name) or entry_problem(info, limits)
-        if problem:
-            report.error("unsafe_entry", f"'{shown}' {problem}.", shown)
-            continue
-        if is_junk(name):
-            continue
-        parts = name.rstrip("/").split("/")
-        if info.is_dir():
-            folders.append(parts)
-        else:
-            files.append((parts, info))
-    strip = _common_top_folder([p for p, _ in files])
-    layout = _Layout()
-    at_root, too_deep = [], []
-    for parts, info in files:
-        parts = parts[strip:]
-        if len(parts) == 1:
-            at_root.append(display_name(info.filename))
-        elif len(parts) > 2:
-            too_deep.append(display_name(info.filename))
-        else:
-            layout.classes[parts[0]].append(info)
-    if at_root:
-        report.error("file_at_root", f"Files outside any class folder: {summarise_items(at_root)}. "
-                     "Put every image inside the folder named after its class.", at_root[0])
-    if too_deep:
-        report.error("nested_too_deep", f"Folders nested inside class folders: {summarise_items(too_deep)}. "
-                     "Use exactly one folder level: class/image.jpg.", too_deep[0])
-    for parts in folders:
-        parts = parts[strip:]
-        if len(parts) == 1 and parts[0] not in layout.classes:
-            layout.empty_folders.add(parts[0])
-    return layout
-
-
-def _common_top_folder(paths: list[list[str]]) -> int:
-    """1 when every file sits in one top-level folder that holds the class folders, else 0."""
-    if not paths or any(len(p) < 2 for p in paths):
-        return 0
-    tops = {p[0] for p in paths}
-    return 1 if len(tops) == 1 and any(len(p) >= 3 for p in paths) else 0
-
-
-def _read_images(zf: zipfile.ZipFile, layout: _Layout, limits: Limits, report: ValidationReport):
+def _read_images(zf: zipfile.ZipFile, layout: Layout, budget: Budget, limits: Limits,
+                 report: ValidationReport) -> tuple[_Images, dict[str, list[str]]]:
     """Decompress with real byte counting, decode every image, collect rejections per reason."""
-    budget = _Budget(limits.max_total_bytes)
-    kept: dict[str, list[images.DecodedImage]] = defaultdict(list)
+    kept: _Images = defaultdict(list)
     seen: dict[str, list[str]] = defaultdict(list)
     small: list[str] = []
     for cls in sorted(layout.classes):
         for info in sorted(layout.classes[cls], key=lambda i: i.filename):
             shown = display_name(info.filename)
             try:
-                raw = _read_bounded(zf, info, limits, budget)
-            except _Refused as exc:
+                raw = read_bounded(zf, info, limits, budget)
+            except EntryRefused as exc:
                 report.error("unsafe_entry", f"'{shown}' {exc}.", shown)
                 if budget.used > budget.limit:
                     return kept, seen
@@ -157,33 +105,15 @@ def _read_images(zf: zipfile.ZipFile, layout: _Layout, limits: Limits, report: V
                 small.append(shown)
     if small:
         total = sum(len(v) for v in kept.values())
-        which = f"All {total} images are" if len(small) == total else f"{plural(len(small), 'image')} ({summarise_items(small, 3)}) are"
+        which = (f"All {total} images are" if len(small) == total
+                 else f"{plural(len(small), 'image')} ({summarise_items(small, 3)}) are")
         report.warn("small_images", f"{which} smaller than {limits.min_image_side_warning} px on a side; "
                     "they will be upscaled for training.")
     return kept, seen
 
 
-class _Refused(Exception):
-    pass
-
-
-def _read_bounded(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limits: Limits, budget: _Budget) -> bytes:
-    out = bytearray()
-    try:
-        with zf.open(info) as stream:
-            while chunk := stream.read(_CHUNK):
-                out += chunk
-                budget.used += len(chunk)
-                if len(out) > limits.max_entry_bytes:
-                    raise _Refused(f"expands beyond {limits.max_entry_bytes // 1048576} MB")
-                if budget.used > budget.limit:
-                    raise _Refused(f"takes the archive beyond {limits.max_total_bytes // 1048576} MB uncompressed")
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, RuntimeError) as exc:
-        raise _Refused(f"is damaged ({str(exc)[:80]})") from None
-    return bytes(out)
-
-
-def _class_rules(layout: _Layout, kept: dict, limits: Limits, report: ValidationReport) -> None:
+def _class_rules(layout: Layout, kept: _Images, limits: Limits, report: ValidationReport) -> None:
+    """2..10 classes of 10..100 images, none empty, names distinct; every breach reported."""
     report.classes = {cls: len(kept.get(cls, [])) for cls in sorted(layout.classes)}
     for folder in sorted(layout.empty_folders):
         report.classes[folder] = 0
@@ -193,18 +123,20 @@ def _class_rules(layout: _Layout, kept: dict, limits: Limits, report: Validation
             report.error("class_name", f"Class folder name '{display_name(cls)[:64]}...' is longer than 64 characters.")
     lowered = defaultdict(list)
     for cls in report.classes:
-        lowered[cls.lower()].append(cls)
+        lowered[unicodedata.normalize("NFC", cls).casefold()].append(cls)
     for names in lowered.values():
         if len(names) > 1:
-            report.error("class_name", f"Class folders {', '.join(sorted(names))} differ only in letter case; merge them.")
+            shown = ", ".join(display_name(n) for n in sorted(names))
+            report.error("class_name", f"Class folders {shown} differ only in letter case "
+                         "or in how accents are encoded; merge them.")
     n = len(report.classes)
     if not (limits.min_image_classes <= n <= limits.max_image_classes):
-        report.error("class_count", f"Found {n} class folder(s); an image dataset needs "
+        report.error("class_count", f"Found {plural(n, 'class folder')}; an image dataset needs "
                      f"{limits.min_image_classes} to {limits.max_image_classes}.")
     for cls, count in report.classes.items():
         if count and not (limits.min_images_per_class <= count <= limits.max_images_per_class):
-            report.error("class_size", f"Class '{display_name(cls)}' has {count} usable image(s); each class needs "
-                         f"{limits.min_images_per_class} to {limits.max_images_per_class}.", cls)
+            report.error("class_size", f"Class '{display_name(cls)}' has {plural(count, 'usable image')}; "
+                         f"each class needs {limits.min_images_per_class} to {limits.max_images_per_class}.", cls)
     counts = [c for c in report.classes.values() if c]
     if len(counts) >= 2 and max(counts) > limits.max_imbalance * min(counts):
         report.warn("imbalance", f"Classes are imbalanced ({max(counts)} vs {min(counts)} images); "
@@ -215,10 +147,10 @@ def _warn_duplicates(seen: dict[str, list[str]], report: ValidationReport) -> No
     groups = [names for names in seen.values() if len(names) > 1]
     if groups:
         shown = summarise_items([" = ".join(g[:3]) for g in groups], 4)
-        report.warn("duplicate_files", f"{len(groups)} group(s) of identical images: {shown}.")
+        report.warn("duplicate_files", f"{plural(len(groups), 'group')} of identical images: {shown}.")
 
 
-def _normalised_zip(kept: dict[str, list[images.DecodedImage]]) -> bytes:
+def _normalised_zip(kept: _Images) -> bytes:
     """The stored form: our own names, one folder per class, re-encoded images."""
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as zf:

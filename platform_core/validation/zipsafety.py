@@ -1,4 +1,4 @@
-"""Archive-level safety checks on a zip's directory, before any entry is decompressed."""
+"""Zip safety: checks on names and the directory before decompressing, and reading with real byte counts."""
 from __future__ import annotations
 
 import re
@@ -6,29 +6,40 @@ import stat
 import struct
 import unicodedata
 import zipfile
+import zlib
+from dataclasses import dataclass
 
 from platform_core.config import Limits
+from platform_core.validation.report import size_text
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 _ARCHIVE_EXT = (".zip", ".tar", ".gz", ".tgz", ".7z", ".rar", ".bz2", ".xz", ".jar", ".whl", ".zst")
 ARCHIVE_MAGIC = (b"PK\x03\x04", b"\x1f\x8b", b"7z\xbc\xaf", b"Rar!", b"BZh", b"\xfd7zXZ", b"\x28\xb5\x2f\xfd")
 _JUNK_NAMES = {".ds_store", "thumbs.db", "desktop.ini", ".localized", "icon\r"}
+# Control, format (bidi overrides, zero-width) and line/paragraph separators: all can disguise a name.
+_HIDDEN = ("Cc", "Cf", "Zl", "Zp")
+_CENTRAL_SIGNATURE = b"PK\x01\x02"
+# Small entries may compress extremely well (a blank PNG row); only large ones are held to the ratio.
+RATIO_FLOOR = 1_000_000
 
 
 def display_name(name: str) -> str:
     """An entry name safe to echo: control and format characters shown as escapes."""
-    return "".join(c if unicodedata.category(c) not in ("Cc", "Cf") else f"\\u{ord(c):04x}" for c in name)[:120]
+    return "".join(c if unicodedata.category(c) not in _HIDDEN else f"\\u{ord(c):04x}" for c in name)[:120]
 
 
 def name_problem(name: str) -> str | None:
-    """Why an entry name is refused (we reject, never sanitise), or None."""
+    """Why an entry name is refused (we reject, never sanitise), or None.
+
+    Pass ``ZipInfo.orig_filename``: ``filename`` has already been cut at the first NUL byte.
+    """
     if "\\" in name:
         return "contains a backslash"
     if name.startswith("/"):
         return "is an absolute path"
     if _DRIVE.match(name):
         return "starts with a drive letter"
-    if any(unicodedata.category(c) in ("Cc", "Cf") for c in name):
+    if any(unicodedata.category(c) in _HIDDEN for c in name):
         return "contains control or text-direction characters"
     parts = name.rstrip("/").split("/")
     if any(p == ".." for p in parts):
@@ -50,10 +61,24 @@ def entry_problem(info: zipfile.ZipInfo, limits: Limits) -> str | None:
     if info.filename.lower().endswith(_ARCHIVE_EXT):
         return "is an archive inside the archive"
     if info.file_size > limits.max_entry_bytes:
-        return f"expands to {info.file_size / 1048576:.0f} MB (limit {limits.max_entry_bytes // 1048576} MB per file)"
-    if info.file_size > limits.max_compression_ratio * max(info.compress_size, 1) and info.file_size > 1_000_000:
-        return f"compresses {info.file_size // max(info.compress_size, 1)}:1, which only a zip bomb does"
+        return f"expands to {size_text(info.file_size)} (limit {size_text(limits.max_entry_bytes)} per file)"
+    return ratio_problem(info.file_size, info.compress_size, limits)
+
+
+def ratio_problem(expanded: int, compressed: int, limits: Limits) -> str | None:
+    """Why ``expanded`` bytes from ``compressed`` is a bomb's ratio, or None."""
+    if expanded > RATIO_FLOOR and expanded > limits.max_compression_ratio * max(compressed, 1):
+        return f"compresses {expanded // max(compressed, 1)}:1, which only a zip bomb does"
     return None
+
+
+def entry_count_bound(raw: bytes) -> int:
+    """An upper bound on the entries ``zipfile`` would parse, found without parsing them.
+
+    Each directory entry starts with its signature, so counting signatures bounds the count; it
+    lets us refuse a million-entry directory before ``zipfile`` builds a million objects.
+    """
+    return raw.count(_CENTRAL_SIGNATURE)
 
 
 def is_junk(name: str) -> bool:
@@ -83,3 +108,40 @@ def overlap_problem(zf: zipfile.ZipFile, raw: bytes) -> str | None:
     if spans and start_dir is not None and spans[-1][1] > start_dir:
         return "entry data overlaps the zip's directory"
     return None
+
+
+@dataclass
+class Budget:
+    """Real decompressed bytes, counted while reading (declared sizes can lie)."""
+
+    limit: int
+    used: int = 0
+
+
+class EntryRefused(Exception):
+    """An entry could not be read within the caps; the message completes "'name' ..."."""
+
+
+_CHUNK = 1 << 16
+_READ_ERRORS = (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError,
+                RuntimeError, struct.error)
+
+
+def read_bounded(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limits: Limits, budget: Budget) -> bytes:
+    """Decompress one entry, stopping as soon as real bytes pass a per-entry, total or ratio cap."""
+    out = bytearray()
+    try:
+        with zf.open(info) as stream:
+            while chunk := stream.read(_CHUNK):
+                out += chunk
+                budget.used += len(chunk)
+                if len(out) > limits.max_entry_bytes:
+                    raise EntryRefused(f"expands beyond {size_text(limits.max_entry_bytes)}")
+                if budget.used > budget.limit:
+                    raise EntryRefused(f"takes the archive beyond {size_text(budget.limit)} uncompressed")
+                ratio = ratio_problem(len(out), info.compress_size, limits)
+                if ratio:
+                    raise EntryRefused(ratio)
+    except _READ_ERRORS:
+        raise EntryRefused("is damaged and cannot be decompressed") from None
+    return bytes(out)

@@ -1,0 +1,355 @@
+"""One contract for the storage ports, run against every adapter pair.
+
+local: files under tmp_path and SQLite; aws: S3 and DynamoDB under moto, tables built from
+template.yaml. A behaviour asserted here holds for whichever backend the platform runs on.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+from moto import mock_aws
+from moto.dynamodb.models.table import Table as MotoTable
+
+from platform_core.adapters.aws import DynamoDatasetRepository, S3BlobStore, make_boto3_client
+from platform_core.adapters.local import LocalBlobStore, SqliteDatasetRepository
+from platform_core.config import Settings
+from platform_core.errors import BlobNotFound, ConcurrentUpdate, DatasetExists
+from platform_core.ports import BlobStore, DatasetRepository
+from platform_core.records import DatasetRecord, TrainingStatus
+from tests import infra
+
+
+@dataclass
+class Stores:
+    blobs: BlobStore
+    datasets: DatasetRepository
+
+
+@pytest.fixture
+def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake credentials and no endpoint override, so nothing can reach a real account."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SECURITY_TOKEN": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3",
+                 "AWS_ENDPOINT_URL_DYNAMODB"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def _atomic_moto_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DynamoDB checks a condition and writes atomically; moto does it in two unlocked steps.
+
+    Serialising moto's writes makes the race tests check our conditions, not moto's threading."""
+    lock = threading.Lock()
+    original = MotoTable.put_item
+
+    def put_item(self: MotoTable, *args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(MotoTable, "put_item", put_item)
+
+
+def _local(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stores]:
+    yield Stores(LocalBlobStore(tmp_path / "blobs"), SqliteDatasetRepository(tmp_path / "mlbot.db"))
+
+
+def _aws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stores]:
+    _atomic_moto_writes(monkeypatch)
+    settings = Settings(backend="aws", bucket="mlbot-test-datasets", region="us-east-1")
+    with mock_aws():
+        dynamodb = make_boto3_client("dynamodb", settings)
+        s3 = make_boto3_client("s3", settings)
+        names = infra.create_storage(dynamodb, s3, bucket=settings.bucket)
+        yield Stores(
+            S3BlobStore(bucket=names["DatasetBucket"], client=s3),
+            DynamoDatasetRepository(table_name=names["DatasetTable"], client=dynamodb),
+        )
+
+
+Backend = Callable[[Path, pytest.MonkeyPatch], Iterator[Stores]]
+BACKENDS: dict[str, Backend] = {"local": _local, "aws": _aws}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def stores(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Stores]:
+    if request.param == "aws":
+        request.getfixturevalue("aws_credentials")
+    yield from BACKENDS[request.param](tmp_path, monkeypatch)
+
+
+def make_record(tenant: str = "slack:T001", name: str = "digits", **changes: Any) -> DatasetRecord:
+    base = DatasetRecord(
+        tenant=tenant,
+        name=name,
+        owner="U123",
+        kind="image",
+        dataset_path=f"datasets/{tenant}/{name}/v1.zip",
+        created_at="2024-05-01T10:00:00+00:00",
+        updated_at="2024-05-01T10:00:00+00:00",
+    )
+    return replace(base, **changes)
+
+
+# ---- BlobStore -------------------------------------------------------------------------------
+
+
+def test_a_stored_blob_reads_back_byte_for_byte(stores: Stores) -> None:
+    data = bytes(range(256)) * 64
+    stores.blobs.put("datasets/t/digits/v1.zip", data, "application/zip")
+    assert stores.blobs.get("datasets/t/digits/v1.zip") == data
+    assert stores.blobs.exists("datasets/t/digits/v1.zip")
+
+
+def test_an_empty_blob_is_stored_and_exists(stores: Stores) -> None:
+    stores.blobs.put("models/t/empty.bin", b"")
+    assert stores.blobs.get("models/t/empty.bin") == b""
+    assert stores.blobs.exists("models/t/empty.bin")
+
+
+def test_putting_an_existing_key_replaces_its_bytes(stores: Stores) -> None:
+    stores.blobs.put("a/key", b"first version, longer")
+    stores.blobs.put("a/key", b"second")
+    assert stores.blobs.get("a/key") == b"second"
+    assert stores.blobs.list("a/") == ["a/key"]
+
+
+def test_getting_a_missing_key_raises_blob_not_found_with_the_key(stores: Stores) -> None:
+    with pytest.raises(BlobNotFound) as caught:
+        stores.blobs.get("datasets/t/nothing-here.zip")
+    assert caught.value.key == "datasets/t/nothing-here.zip"
+    assert not stores.blobs.exists("datasets/t/nothing-here.zip")
+
+
+def test_a_key_that_only_prefixes_other_keys_is_not_a_blob(stores: Stores) -> None:
+    stores.blobs.put("models/t/digits/model.onnx", b"onnx")
+    assert not stores.blobs.exists("models/t/digits")
+    with pytest.raises(BlobNotFound):
+        stores.blobs.get("models/t/digits")
+
+
+def test_deleting_a_blob_removes_it_and_only_it(stores: Stores) -> None:
+    stores.blobs.put("d/one", b"1")
+    stores.blobs.put("d/two", b"2")
+    stores.blobs.delete("d/one")
+    assert not stores.blobs.exists("d/one")
+    with pytest.raises(BlobNotFound):
+        stores.blobs.get("d/one")
+    assert stores.blobs.list("d/") == ["d/two"]
+
+
+def test_deleting_a_missing_key_is_not_an_error(stores: Stores) -> None:
+    stores.blobs.delete("never/stored")
+    stores.blobs.put("once/stored", b"x")
+    stores.blobs.delete("once/stored")
+    stores.blobs.delete("once/stored")
+    assert stores.blobs.list("") == []
+
+
+def test_list_returns_the_keys_under_the_prefix_sorted(stores: Stores) -> None:
+    for key in ("datasets/t1/b/z.png", "datasets/t1/a.zip", "datasets/t1/b/a.png", "datasets/t10/x",
+                "datasets/t2/y", "models/t1/m.onnx"):
+        stores.blobs.put(key, key.encode())
+    assert stores.blobs.list("datasets/t1/") == [
+        "datasets/t1/a.zip", "datasets/t1/b/a.png", "datasets/t1/b/z.png"
+    ]
+
+
+def test_list_prefix_is_a_string_prefix_not_a_folder(stores: Stores) -> None:
+    for key in ("datasets/t1/a", "datasets/t10/b", "datasets/t2/c"):
+        stores.blobs.put(key, b".")
+    assert stores.blobs.list("datasets/t1") == ["datasets/t1/a", "datasets/t10/b"]
+    assert stores.blobs.list("datasets/t1/a") == ["datasets/t1/a"]
+    assert stores.blobs.list("") == ["datasets/t1/a", "datasets/t10/b", "datasets/t2/c"]
+
+
+def test_list_of_an_unused_prefix_is_empty(stores: Stores) -> None:
+    stores.blobs.put("datasets/t1/a", b".")
+    assert stores.blobs.list("datasets/nobody/") == []
+    assert stores.blobs.list("datasets/t1/a/") == []
+
+
+# ---- DatasetRepository -----------------------------------------------------------------------
+
+
+def test_a_created_record_reads_back_equal_with_floats_nones_and_class_counts(
+    stores: Stores,
+) -> None:
+    record = make_record(
+        description="hand-written digits, ünïcode ok",
+        class_counts={"cat": 12, "dog": 100, "bird with space": 10},
+        training_status=TrainingStatus.SUCCESSFUL.value,
+        model_path="models/t/digits/3/model.onnx",
+        vocab_path=None,
+        model_version=3,
+        training_accuracy=0.9333333333333333,
+        validation_accuracy=1.0,
+        size_bytes=123_456_789,
+        revision=7,
+    )
+    stores.datasets.create(record)
+    stored = stores.datasets.get(record.tenant, record.name)
+    assert stored == record
+    assert type(stored.training_accuracy) is float and type(stored.validation_accuracy) is float
+    assert type(stored.model_version) is int and type(stored.size_bytes) is int
+    assert all(type(count) is int for count in stored.class_counts.values())
+
+
+def test_a_new_record_round_trips_defaults_nones_empty_string_and_empty_map(
+    stores: Stores,
+) -> None:
+    record = make_record(description="", class_counts={})
+    stores.datasets.create(record)
+    stored = stores.datasets.get(record.tenant, record.name)
+    assert stored == record
+    assert stored.model_path is None and stored.training_accuracy is None
+
+
+def test_getting_a_missing_record_returns_none(stores: Stores) -> None:
+    assert stores.datasets.get("slack:T001", "nothing") is None
+
+
+def test_creating_a_taken_name_raises_dataset_exists_and_keeps_the_first(stores: Stores) -> None:
+    first = make_record(description="first")
+    stores.datasets.create(first)
+    with pytest.raises(DatasetExists) as caught:
+        stores.datasets.create(make_record(description="second", owner="U999"))
+    assert caught.value.name == "digits"
+    assert stores.datasets.get(first.tenant, first.name) == first
+
+
+def test_replace_with_the_current_revision_stores_the_new_record(stores: Stores) -> None:
+    stores.datasets.create(make_record())
+    updated = make_record(training_status=TrainingStatus.QUEUED.value, revision=2)
+    stores.datasets.replace(updated, expected_revision=1)
+    assert stores.datasets.get("slack:T001", "digits") == updated
+    again = replace(updated, training_accuracy=0.5, revision=3)
+    stores.datasets.replace(again, expected_revision=2)
+    assert stores.datasets.get("slack:T001", "digits") == again
+
+
+def test_replace_with_a_stale_revision_raises_concurrent_update_and_changes_nothing(
+    stores: Stores,
+) -> None:
+    stores.datasets.create(make_record())
+    current = make_record(description="won", revision=2)
+    stores.datasets.replace(current, expected_revision=1)
+    with pytest.raises(ConcurrentUpdate) as caught:
+        stores.datasets.replace(make_record(description="lost", revision=2), expected_revision=1)
+    assert caught.value.name == "digits"
+    assert stores.datasets.get("slack:T001", "digits") == current
+
+
+def test_replace_of_a_missing_record_raises_concurrent_update_and_creates_nothing(
+    stores: Stores,
+) -> None:
+    with pytest.raises(ConcurrentUpdate):
+        stores.datasets.replace(make_record(revision=2), expected_revision=1)
+    assert stores.datasets.get("slack:T001", "digits") is None
+    assert stores.datasets.list("slack:T001") == []
+
+
+def test_list_returns_the_tenants_records_sorted_by_name(stores: Stores) -> None:
+    for name in ("zebra", "apples", "mnist-2", "mnist_1"):
+        stores.datasets.create(make_record(name=name))
+    assert [r.name for r in stores.datasets.list("slack:T001")] == [
+        "apples", "mnist-2", "mnist_1", "zebra"
+    ]
+    assert stores.datasets.list("slack:T001")[0] == make_record(name="apples")
+
+
+def test_list_and_get_never_return_another_tenants_record_of_the_same_name(stores: Stores) -> None:
+    mine = make_record(tenant="slack:T001", owner="U1", description="mine")
+    theirs = make_record(tenant="telegram:-100200", owner="42", description="theirs")
+    stores.datasets.create(mine)
+    stores.datasets.create(theirs)
+    stores.datasets.create(make_record(tenant="slack:T0011", name="other"))
+    assert stores.datasets.get("slack:T001", "digits") == mine
+    assert stores.datasets.get("telegram:-100200", "digits") == theirs
+    assert stores.datasets.list("slack:T001") == [mine]
+    assert stores.datasets.list("telegram:-100200") == [theirs]
+    assert stores.datasets.list("slack:T00") == []
+    assert stores.datasets.get("slack:T002", "digits") is None
+
+
+def test_replacing_or_deleting_one_tenants_record_leaves_the_other_tenants_alone(
+    stores: Stores,
+) -> None:
+    mine, theirs = make_record(tenant="slack:A"), make_record(tenant="slack:B")
+    stores.datasets.create(mine)
+    stores.datasets.create(theirs)
+    stores.datasets.replace(replace(mine, description="changed", revision=2), expected_revision=1)
+    stores.datasets.delete("slack:A", "digits")
+    assert stores.datasets.get("slack:A", "digits") is None
+    assert stores.datasets.get("slack:B", "digits") == theirs
+
+
+def test_delete_removes_the_record_and_a_missing_one_is_not_an_error(stores: Stores) -> None:
+    stores.datasets.create(make_record())
+    stores.datasets.delete("slack:T001", "digits")
+    assert stores.datasets.get("slack:T001", "digits") is None
+    stores.datasets.delete("slack:T001", "digits")
+    stores.datasets.delete("slack:T001", "never-existed")
+
+
+def test_a_deleted_name_can_be_created_again(stores: Stores) -> None:
+    stores.datasets.create(make_record(description="old"))
+    stores.datasets.delete("slack:T001", "digits")
+    fresh = make_record(description="new")
+    stores.datasets.create(fresh)
+    assert stores.datasets.get("slack:T001", "digits") == fresh
+
+
+def _race(*actions: Callable[[], None]) -> list[BaseException | None]:
+    """Run the actions on their own threads, released together; return each one's outcome."""
+    barrier = threading.Barrier(len(actions))
+    outcomes: list[BaseException | None] = [None] * len(actions)
+
+    def run(index: int) -> None:
+        barrier.wait()
+        try:
+            actions[index]()
+        except BaseException as exc:  # noqa: BLE001 - the outcome is what we assert on
+            outcomes[index] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(actions))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return outcomes
+
+
+def test_two_threads_creating_the_same_name_exactly_one_wins(stores: Stores) -> None:
+    for round_ in range(5):
+        name = f"race-{round_}"
+        a, b = make_record(name=name, owner="A"), make_record(name=name, owner="B")
+        outcomes = _race(lambda: stores.datasets.create(a), lambda: stores.datasets.create(b))
+        assert sum(o is None for o in outcomes) == 1, outcomes
+        assert sum(isinstance(o, DatasetExists) for o in outcomes) == 1, outcomes
+        winner = a if outcomes[0] is None else b
+        assert stores.datasets.get("slack:T001", name) == winner
+
+
+def test_two_threads_replacing_from_the_same_revision_exactly_one_wins(stores: Stores) -> None:
+    stores.datasets.create(make_record())
+    a = make_record(description="A", revision=2)
+    b = make_record(description="B", revision=2)
+    outcomes = _race(
+        lambda: stores.datasets.replace(a, expected_revision=1),
+        lambda: stores.datasets.replace(b, expected_revision=1),
+    )
+    assert sum(o is None for o in outcomes) == 1, outcomes
+    assert sum(isinstance(o, ConcurrentUpdate) for o in outcomes) == 1, outcomes
+    assert stores.datasets.get("slack:T001", "digits") == (a if outcomes[0] is None else b)

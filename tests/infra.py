@@ -1,0 +1,108 @@
+"""Build moto's tables and bucket from template.yaml, the one source of infrastructure shapes.
+
+Call inside ``mock_aws()``. Table names follow the template (parameter defaults unless
+overridden), key schemas and attribute definitions are copied as written, never restated here.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+TEMPLATE = Path(__file__).resolve().parents[1] / "template.yaml"
+_TABLE_KEYS = (
+    "KeySchema", "AttributeDefinitions", "GlobalSecondaryIndexes", "LocalSecondaryIndexes"
+)
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """A safe loader that reads CloudFormation short tags (!Ref, !GetAtt, !Sub...) as dicts."""
+
+
+def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+        if suffix == "GetAtt" and isinstance(value, str):
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    return {name: value}
+
+
+_CfnLoader.add_multi_constructor("!", _intrinsic)
+
+
+def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
+    """The template as plain data, short tags turned into their long form ({'Ref': ...})."""
+    with open(path, encoding="utf-8") as handle:
+        return yaml.load(handle, Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def resources_of_type(template: Mapping[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    """Logical id -> Properties of every resource of CloudFormation type ``kind``."""
+    return {
+        logical_id: resource.get("Properties", {})
+        for logical_id, resource in template.get("Resources", {}).items()
+        if resource.get("Type") == kind
+    }
+
+
+def _resolve(value: Any, template: Mapping[str, Any], logical_id: str) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and "Ref" in value:
+        parameter = template.get("Parameters", {}).get(value["Ref"], {})
+        if "Default" in parameter:
+            return str(parameter["Default"])
+    raise ValueError(f"{logical_id}: cannot resolve TableName {value!r} without a deployment")
+
+
+def create_tables(
+    dynamodb: Any, names: Mapping[str, str] | None = None, template: Mapping[str, Any] | None = None
+) -> dict[str, str]:
+    """Create every AWS::DynamoDB::Table of the template; return logical id -> table name.
+
+    ``names`` overrides a table's name by logical id (as a deployment parameter would)."""
+    template = load_template() if template is None else template
+    created: dict[str, str] = {}
+    for logical_id, props in resources_of_type(template, "AWS::DynamoDB::Table").items():
+        name = (names or {}).get(logical_id) or _resolve(
+            props.get("TableName"), template, logical_id
+        )
+        spec = {key: props[key] for key in _TABLE_KEYS if key in props}
+        dynamodb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST", **spec)
+        ttl = props.get("TimeToLiveSpecification")
+        if ttl and ttl.get("Enabled"):
+            dynamodb.update_time_to_live(
+                TableName=name,
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]},
+            )
+        created[logical_id] = name
+    return created
+
+
+def create_bucket(
+    s3: Any, name: str, logical_id: str = "DatasetBucket", template: Mapping[str, Any] | None = None
+) -> str:
+    """Create the bucket ``name`` for the template's ``logical_id``, with its versioning setting."""
+    template = load_template() if template is None else template
+    props = resources_of_type(template, "AWS::S3::Bucket")[logical_id]
+    s3.create_bucket(Bucket=name)
+    versioning = props.get("VersioningConfiguration")
+    if versioning:
+        s3.put_bucket_versioning(
+            Bucket=name, VersioningConfiguration={"Status": versioning["Status"]}
+        )
+    return name
+
+
+def create_storage(dynamodb: Any, s3: Any, bucket: str = "mlbot-test-datasets") -> dict[str, str]:
+    """Tables and bucket in one call: logical id -> physical name for each."""
+    template = load_template()
+    created = create_tables(dynamodb, template=template)
+    created["DatasetBucket"] = create_bucket(s3, bucket, template=template)
+    return created
