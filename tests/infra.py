@@ -91,7 +91,11 @@ def create_bucket(
     """Create the bucket ``name`` for the template's ``logical_id``, with its versioning setting."""
     template = load_template() if template is None else template
     props = resources_of_type(template, "AWS::S3::Bucket")[logical_id]
-    s3.create_bucket(Bucket=name)
+    region = s3.meta.region_name
+    if region and region != "us-east-1":  # us-east-1 is the one region that rejects the constraint
+        s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": region})
+    else:
+        s3.create_bucket(Bucket=name)
     versioning = props.get("VersioningConfiguration")
     if versioning:
         s3.put_bucket_versioning(

@@ -5,6 +5,7 @@ import json
 import os
 import sqlite3
 import tempfile
+import time
 from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -113,8 +114,25 @@ class SqliteDatasetRepository:
         self._path = Path(path)
         self._timeout = busy_timeout_s
         with self._connect("init", str(self._path)) as conn:
-            conn.execute("PRAGMA journal_mode=WAL")
+            self._use_wal(conn)
             conn.execute(self._SCHEMA)
+
+    def _use_wal(self, conn: sqlite3.Connection) -> None:
+        # Switching to WAL needs the file to itself and SQLite fails at once instead of
+        # waiting, so a second process opening a new database retries within the timeout.
+        deadline = time.monotonic() + self._timeout
+        while True:
+            try:
+                mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            except sqlite3.OperationalError:
+                mode = ""
+                if time.monotonic() > deadline:
+                    raise
+            if str(mode).lower() == "wal":
+                return
+            if time.monotonic() > deadline:
+                raise sqlite3.OperationalError(f"could not switch to WAL (mode {mode})")
+            time.sleep(0.02)
 
     @contextmanager
     def _connect(self, operation: str, key: str) -> Iterator[sqlite3.Connection]:

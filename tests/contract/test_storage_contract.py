@@ -5,6 +5,7 @@ template.yaml. A behaviour asserted here holds for whichever backend the platfor
 """
 from __future__ import annotations
 
+import multiprocessing
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -17,7 +18,7 @@ from moto.dynamodb.models.table import Table as MotoTable
 from platform_core.adapters.aws import DynamoDatasetRepository, S3BlobStore, make_boto3_client
 from platform_core.adapters.local import LocalBlobStore, SqliteDatasetRepository
 from platform_core.config import Settings
-from platform_core.errors import BlobNotFound, ConcurrentUpdate, DatasetExists
+from platform_core.errors import BlobNotFound, ConcurrentUpdate, DatasetExists, StorageError
 from platform_core.ports import BlobStore, DatasetRepository
 from platform_core.records import DatasetRecord, TrainingStatus
 from tests import infra
@@ -65,6 +66,7 @@ def _local(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stores]:
 
 def _aws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stores]:
     _atomic_moto_writes(monkeypatch)
+    monkeypatch.setenv("MOTO_S3_DEFAULT_MAX_KEYS", "3")  # small pages, so listing must paginate
     settings = Settings(backend="aws", bucket="mlbot-test-datasets", region="us-east-1")
     with mock_aws():
         dynamodb = make_boto3_client("dynamodb", settings)
@@ -174,6 +176,13 @@ def test_list_prefix_is_a_string_prefix_not_a_folder(stores: Stores) -> None:
     assert stores.blobs.list("") == ["datasets/t1/a", "datasets/t10/b", "datasets/t2/c"]
 
 
+def test_list_returns_every_key_across_pages(stores: Stores) -> None:
+    keys = [f"many/{i:02d}" for i in range(10)]
+    for key in reversed(keys):
+        stores.blobs.put(key, b".")
+    assert stores.blobs.list("many/") == keys
+
+
 def test_list_of_an_unused_prefix_is_empty(stores: Stores) -> None:
     stores.blobs.put("datasets/t1/a", b".")
     assert stores.blobs.list("datasets/nobody/") == []
@@ -269,6 +278,14 @@ def test_list_returns_the_tenants_records_sorted_by_name(stores: Stores) -> None
     assert stores.datasets.list("slack:T001")[0] == make_record(name="apples")
 
 
+def test_list_returns_every_record_even_past_one_result_page(stores: Stores) -> None:
+    # Three items of ~380 KB exceed DynamoDB's 1 MB query page.
+    records = [make_record(name=f"big-{i}", description=str(i) * 380_000) for i in range(3)]
+    for record in records:
+        stores.datasets.create(record)
+    assert stores.datasets.list("slack:T001") == records
+
+
 def test_list_and_get_never_return_another_tenants_record_of_the_same_name(stores: Stores) -> None:
     mine = make_record(tenant="slack:T001", owner="U1", description="mine")
     theirs = make_record(tenant="telegram:-100200", owner="42", description="theirs")
@@ -353,3 +370,82 @@ def test_two_threads_replacing_from_the_same_revision_exactly_one_wins(stores: S
     assert sum(o is None for o in outcomes) == 1, outcomes
     assert sum(isinstance(o, ConcurrentUpdate) for o in outcomes) == 1, outcomes
     assert stores.datasets.get("slack:T001", "digits") == (a if outcomes[0] is None else b)
+
+
+# ---- adapter-specific promises behind the contract --------------------------------------------
+
+
+def _create_names(path: str, owner: str, count: int, start: Any, results: Any) -> None:
+    repo = SqliteDatasetRepository(Path(path))
+    start.wait()
+    won = []
+    for i in range(count):
+        try:
+            repo.create(make_record(name=f"n{i}", owner=owner))
+            won.append(i)
+        except DatasetExists:
+            pass
+    results.put(won)
+
+
+def test_two_processes_opening_one_new_sqlite_file_each_name_is_created_exactly_once(
+    tmp_path: Path,
+) -> None:
+    context = multiprocessing.get_context("spawn")
+    start, results = context.Event(), context.Queue()
+    path = str(tmp_path / "shared.sqlite3")
+    workers = [
+        context.Process(target=_create_names, args=(path, owner, 50, start, results))
+        for owner in ("A", "B")
+    ]
+    for worker in workers:
+        worker.start()
+    start.set()
+    won = [results.get(timeout=60), results.get(timeout=60)]
+    for worker in workers:
+        worker.join(timeout=60)
+    assert sorted(won[0] + won[1]) == list(range(50))
+    assert len(SqliteDatasetRepository(Path(path)).list("slack:T001")) == 50
+
+
+def test_aws_adapters_build_a_default_client_on_first_use_not_at_construction(
+    aws_credentials: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AWS_DEFAULT_REGION")  # building a client now would fail: no region
+    blobs = S3BlobStore(bucket="lazy-bucket")
+    datasets = DynamoDatasetRepository(table_name="Dataset")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        settings = Settings(region="us-east-1")
+        dynamodb, s3 = make_boto3_client("dynamodb", settings), make_boto3_client("s3", settings)
+        infra.create_storage(dynamodb, s3, "lazy-bucket")
+        blobs.put("k", b"v")
+        datasets.create(make_record())
+        assert blobs.get("k") == b"v"
+        assert datasets.get("slack:T001", "digits") == make_record()
+
+
+def test_a_missing_bucket_or_table_surfaces_as_storage_error_not_a_boto_error(
+    aws_credentials: None,
+) -> None:
+    with mock_aws():
+        settings = Settings(region="us-east-1")
+        blobs = S3BlobStore(bucket="no-such-bucket", client=make_boto3_client("s3", settings))
+        datasets = DynamoDatasetRepository(
+            table_name="NoSuchTable", client=make_boto3_client("dynamodb", settings)
+        )
+        for action in (lambda: blobs.put("k", b"v"), lambda: blobs.list(""),
+                       lambda: datasets.create(make_record()), lambda: datasets.list("t")):
+            with pytest.raises(StorageError) as caught:
+                action()
+            assert caught.value.cause in ("NoSuchBucket", "ResourceNotFoundException")
+        with pytest.raises(StorageError) as caught:
+            blobs.get("k")
+        assert not isinstance(caught.value, BlobNotFound)
+
+
+def test_an_unusable_sqlite_path_surfaces_as_storage_error(tmp_path: Path) -> None:
+    (tmp_path / "a-directory").mkdir()
+    with pytest.raises(StorageError) as caught:
+        SqliteDatasetRepository(tmp_path / "a-directory")
+    assert caught.value.operation == "init"
