@@ -120,7 +120,9 @@ def _rows(body: list[tuple[int, list[str]]], text_idx: int, label_idx: int, widt
     for line, row in body:
         if len(row) != width:
             fields = plural(len(row), "field")
-            problems[f"{fields} instead of {width} (put text with commas in double quotes)"].append(str(line))
+            advice = ("write text,label with a comma between them" if len(row) < width
+                      else "put text that contains commas in double quotes")
+            problems[f"{fields} instead of {width} ({advice})"].append(str(line))
             continue
         text, label = row[text_idx], row[label_idx]
         if max(len(text), len(label)) > limits.max_field_chars:
@@ -135,6 +137,9 @@ def _rows(body: list[tuple[int, list[str]]], text_idx: int, label_idx: int, widt
         norm = normalise_label(label)
         raw_labels[norm].add(label)
         kept.append((text, norm))
+    if body and not kept and len(body) > 1:
+        report.error("not_text_label", f"None of the {len(body)} rows is a usable text,label pair; "
+                     "a sentiment dataset is a CSV with the text in one column and its label in the next.")
     for reason, lines in problems.items():
         has, where = ("row has", "line") if len(lines) == 1 else (f"{len(lines)} rows have", "lines")
         report.error("row", f"{has.capitalize()} {reason}: {where} {summarise_items(lines)}.", f"line {lines[0]}")

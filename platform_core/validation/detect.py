@@ -60,6 +60,11 @@ def validate_dataset(source: bytes | Path, filename: str, limits: Limits) -> Val
             filename,
         )
         return report
+    if filename.lower().endswith(".zip"):
+        report = ValidationReport(kind=DatasetKind.IMAGE)
+        report.error("bad_zip", f"'{filename}' is named .zip but is not a zip archive (damaged, or renamed?). "
+                     f"{_HINT}", filename)
+        return report
     if len(data) > limits.max_csv_bytes:
         return _too_large(len(data), limits.max_csv_bytes, filename, DatasetKind.SENTIMENT)
     return validate_csv(data, limits)
