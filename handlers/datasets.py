@@ -5,7 +5,7 @@ from handlers.commands import Command, Reply
 from handlers.replies import error_reply, format_accuracy
 from handlers.services import Services
 from platform_core.errors import DatasetNotFound, MlbotError, UsageError
-from platform_core.records import DatasetRecord, normalise_name
+from platform_core.records import DatasetRecord, TrainingStatus, normalise_name
 
 
 def handle_datasets(cmd: Command, services: Services) -> Reply:
@@ -42,6 +42,10 @@ def handle_status(cmd: Command, services: Services) -> Reply:
         f"validation {format_accuracy(record.validation_accuracy)}",
         f"Updated: {record.updated_at}",
     ]
+    if record.model_version:
+        lines.insert(4, f"Model: version {record.model_version}")
+    if record.training_status == TrainingStatus.FAILED.value and record.training_error:
+        lines.insert(4, f"Last training failed: {record.training_error}")
     if record.description:
         lines.insert(1, f"Description: {record.description}")
     return Reply("\n".join(lines), data=record.as_dict())

@@ -1,12 +1,20 @@
 """The dependencies use cases receive, built by each deployable's one wiring function."""
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Protocol
 
 from platform_core.config import Limits
+from platform_core.jobs import Job, JobQueue
 from platform_core.ports import BlobStore, DatasetRepository
+
+
+class TrainerLauncher(Protocol):
+    """Makes sure a trainer will run a queued job (local: in process or a child; AWS: start EC2, POST)."""
+
+    def __call__(self, job: Job) -> None: ...
 
 
 @dataclass
@@ -14,4 +22,7 @@ class Services:
     blobs: BlobStore
     records: DatasetRepository
     limits: Limits = field(default_factory=Limits)
+    jobs: JobQueue | None = None
+    launcher: TrainerLauncher | None = None
     new_id: Callable[[], str] = field(default=lambda: uuid.uuid4().hex[:12])
+    clock: Callable[[], float] = time.time

@@ -42,6 +42,10 @@ class Settings:
     home: Path = field(default_factory=lambda: Path(".mlbot"))
     dataset_table: str = "Dataset"
     machine_table: str = "MachineStatus"
+    job_table: str = "Job"
+    topic_arn: str = ""
+    machine_id: str = "local"  # this trainer's MachineStatus row (the EC2 instance id on AWS)
+    trainer_url: str = ""  # where handlers POST jobs when the trainer is remote
     bucket: str = ""
     region: str = "us-east-1"
     aws_endpoint_url: str | None = None
@@ -66,6 +70,10 @@ class Settings:
             home=Path(env.get("MLBOT_HOME", ".mlbot")),
             dataset_table=env.get("MLBOT_DATASET_TABLE", "Dataset"),
             machine_table=env.get("MLBOT_MACHINE_TABLE", "MachineStatus"),
+            job_table=env.get("MLBOT_JOB_TABLE", "Job"),
+            topic_arn=env.get("MLBOT_TOPIC_ARN", ""),
+            machine_id=env.get("MLBOT_MACHINE_ID", "local"),
+            trainer_url=env.get("MLBOT_TRAINER_URL", "").rstrip("/"),
             bucket=bucket,
             region=env.get("AWS_REGION", env.get("AWS_DEFAULT_REGION", "us-east-1")),
             aws_endpoint_url=env.get("AWS_ENDPOINT_URL") or None,

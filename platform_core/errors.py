@@ -173,3 +173,26 @@ class UsageError(MlbotError):
 
     def user_message(self) -> str:
         return f"Usage: {self.usage}"
+
+
+class ModelNotTrained(MlbotError):
+    code = "not_trained"
+
+    def __init__(self, name: str, status: str) -> None:
+        self.name = name
+        self.status = status
+        super().__init__(name)
+
+    def user_message(self) -> str:
+        return f"'{self.name}' has no trained model yet ({self.status}). Train it first: train {self.name}"
+
+
+class BadPredictionInput(MlbotError):
+    code = "bad_input"
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+    def user_message(self) -> str:
+        return f"Cannot predict: {self.reason}."

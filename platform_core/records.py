@@ -70,6 +70,9 @@ class DatasetRecord:
     size_bytes: int = 0
     created_at: str = field(default_factory=utc_now)
     updated_at: str = field(default_factory=utc_now)
+    # Why the last training failed, in plain words (the last good model stays current).
+    training_error: str | None = None
+    last_job_id: str | None = None
     # Optimistic-concurrency counter: every conditional write expects the revision it read.
     revision: int = 1
 

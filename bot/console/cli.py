@@ -41,6 +41,12 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="one dataset's record")
     p.add_argument("name")
     p.add_argument("--json", action="store_true")
+    p = sub.add_parser("train", help="queue training of a dataset; --wait trains here and shows progress")
+    p.add_argument("name")
+    p.add_argument("--recipe", default=None, help="image: fast (default) or seed; text: encoder (default) or seed")
+    p.add_argument("--wait", action="store_true", help="block until training ends, showing progress")
+    p.add_argument("--epochs", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--json", action="store_true")
     p = sub.add_parser("demo", help="the whole flow on the local backend with the bundled examples")
     p.add_argument("--examples", type=Path, default=None, help="folder of sample datasets (default: the repo's)")
     return parser
@@ -59,6 +65,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_demo(settings, args.examples)
     tenant, user = console_tenant()
+    if args.command == "train":
+        from bot.console.train_cmd import run_train
+
+        return run_train(settings, tenant, user, args.name, recipe=args.recipe, wait=args.wait,
+                         as_json=args.json, epochs=args.epochs)
     if args.command in ("validate", "upload") and not args.file.is_file():
         print(f"mlbot: no such file: {args.file}", file=sys.stderr)
         return 1

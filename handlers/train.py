@@ -1,0 +1,85 @@
+"""`train NAME`: queue a training job (or join the one already queued) and answer at once."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from handlers.commands import Command, Reply
+from handlers.replies import error_reply
+from handlers.services import Services
+from platform_core.errors import ConcurrentUpdate, DatasetNotFound, MlbotError, UsageError
+from platform_core.jobs import Job, JobState
+from platform_core.recordkeeping import update_record
+from platform_core.records import DatasetRecord, TrainingStatus, normalise_name, utc_now
+
+RECIPES = {"image": ("fast", "seed"), "sentiment": ("encoder", "seed")}
+
+
+def handle_train(cmd: Command, services: Services, *, reply_to: dict | None = None) -> Reply:
+    """Queue training of the tenant's dataset; the reply says the queue position."""
+    try:
+        job, joined = queue_training(cmd, services, reply_to or {})
+        position = queue_position(services, job)
+    except MlbotError as exc:
+        return error_reply(exc)
+    where = "training now" if position == 0 else f"position {position} in the queue"
+    if joined:
+        text = f"'{job.name}' is already queued for training ({where}); you will hear here when it is done."
+    else:
+        text = (f"Queued '{job.name}' for training ({job.kind}, {job.recipe} recipe): {where}. "
+                "Progress and results will be posted here.")
+    return Reply(text, data={"job_id": job.job_id, "position": position, "joined": joined,
+                             "name": job.name, "recipe": job.recipe})
+
+
+def queue_training(cmd: Command, services: Services, reply_to: dict) -> tuple[Job, bool]:
+    """Submit a job for the dataset, or return the active one (a repeated request joins it)."""
+    if services.jobs is None or services.launcher is None:
+        raise UsageError("train is not available here: no trainer is configured")
+    if not cmd.args:
+        raise UsageError("train NAME [recipe]")
+    name = normalise_name(cmd.args[0])
+    record = services.records.get(cmd.tenant, name)
+    if record is None:
+        raise DatasetNotFound(name)
+    active = services.jobs.active_for(cmd.tenant, name)
+    if active is not None:
+        return active, True
+    job = _new_job(cmd, services, record, reply_to)
+    queued = replace(record, training_status=TrainingStatus.QUEUED.value, last_job_id=job.job_id,
+                     revision=record.revision + 1, updated_at=utc_now())
+    try:
+        # The conditional write is the race guard: of two simultaneous requests only one gets here.
+        services.records.replace(queued, expected_revision=record.revision)
+    except ConcurrentUpdate:
+        active = services.jobs.active_for(cmd.tenant, name)
+        if active is not None:
+            return active, True
+        raise
+    try:
+        services.jobs.submit(job)
+    except MlbotError:
+        update_record(services.records, cmd.tenant, name,
+                      lambda r: replace(r, training_status=record.training_status))
+        raise
+    services.launcher(job)
+    return job, False
+
+
+def _new_job(cmd: Command, services: Services, record: DatasetRecord, reply_to: dict) -> Job:
+    recipes = RECIPES[record.kind]
+    recipe = cmd.args[1].lower() if len(cmd.args) > 1 else recipes[0]
+    if recipe not in recipes:
+        raise UsageError(f"train NAME [{' | '.join(recipes)}] (for a {record.kind} dataset)")
+    return Job(job_id=services.new_id(), tenant=cmd.tenant, name=record.name, kind=record.kind, recipe=recipe,
+               dataset_path=record.dataset_path, dataset_version=record.dataset_version,
+               requested_by=cmd.user, reply_to=reply_to, enqueued_at=services.clock())
+
+
+def queue_position(services: Services, job: Job) -> int:
+    """0 while training (or finished), else the 1-based place among queued jobs."""
+    assert services.jobs is not None
+    current = services.jobs.get(job.job_id)
+    if current is None or current.state != JobState.QUEUED.value:
+        return 0
+    ids = [j.job_id for j in services.jobs.queued()]
+    return ids.index(job.job_id) + 1 if job.job_id in ids else 0

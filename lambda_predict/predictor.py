@@ -1,0 +1,103 @@
+"""Predictions from stored models with ONNX Runtime; the model is loaded once and keyed by its version.
+
+Used by the inference Lambda, by the trainer's /predict_* endpoints and by `mlbot predict`.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from platform_core.errors import BadPredictionInput, DatasetNotFound, ModelNotTrained
+from platform_core.models import load_file, load_manifest
+from platform_core.ports import BlobStore, DatasetRepository
+from platform_core.records import normalise_name
+
+MAX_TEXT_CHARS = 5000
+
+
+@dataclass
+class LoadedModel:
+    model_path: str
+    version: int
+    kind: str
+    classes: list[str]
+    spec: dict[str, Any]
+    files: dict[str, bytes]
+    session: Any  # onnxruntime.InferenceSession
+
+
+class Predictor:
+    """Answers label, confidence and top classes from a dataset's current model."""
+
+    def __init__(self, *, blobs: BlobStore, records: DatasetRepository) -> None:
+        self._blobs = blobs
+        self._records = records
+        self._cache: dict[str, LoadedModel] = {}
+        self._lock = threading.Lock()
+
+    def predict(self, tenant: str, name: str, *, image: bytes | None = None, text: str | None = None,
+                top: int = 3) -> dict[str, Any]:
+        """One prediction; raises an MlbotError with a user sentence for every bad input."""
+        name = normalise_name(name)
+        record = self._records.get(tenant, name)
+        if record is None:
+            raise DatasetNotFound(name)
+        if not record.model_path:
+            raise ModelNotTrained(name, record.training_status)
+        model = self._load(record.model_path, record.kind)
+        probabilities = self._run(model, image=image, text=text)
+        order = np.argsort(-probabilities)[:max(1, top)]
+        best = int(order[0])
+        return {"label": model.classes[best], "confidence": float(probabilities[best]),
+                "top": [[model.classes[int(i)], float(probabilities[int(i)])] for i in order],
+                "model_version": model.version, "dataset": name}
+
+    def _load(self, model_path: str, kind: str) -> LoadedModel:
+        with self._lock:
+            cached = self._cache.get(model_path)
+            if cached is not None:
+                return cached
+            import onnxruntime as ort
+
+            manifest = load_manifest(self._blobs, model_path)
+            files = {f: load_file(self._blobs, model_path, f, manifest)
+                     for f in manifest["files"] if f.endswith(".json") and f not in ("metrics.json",)}
+            options = ort.SessionOptions()
+            options.log_severity_level = 3
+            session = ort.InferenceSession(load_file(self._blobs, model_path, "model.onnx", manifest),
+                                           options, providers=["CPUExecutionProvider"])
+            model = LoadedModel(model_path, int(manifest["version"]), kind, json.loads(files["classes.json"]),
+                                manifest["preprocess"], files, session)
+            # A new version replaces the old one: keep one model per dataset folder.
+            prefix = model_path.rsplit("/v", 1)[0]
+            for key in [k for k in self._cache if k.rsplit("/v", 1)[0] == prefix]:
+                del self._cache[key]
+            self._cache[model_path] = model
+            return model
+
+    def _run(self, model: LoadedModel, *, image: bytes | None, text: str | None) -> np.ndarray:
+        if model.kind == "image":
+            if not image:
+                raise BadPredictionInput("this dataset classifies images: send an image")
+            from platform_core.preprocess.image import preprocess_image_bytes
+
+            try:
+                array = preprocess_image_bytes(image, model.spec)[None, ...]
+            except (OSError, ValueError, SyntaxError) as exc:
+                raise BadPredictionInput("the file is not a readable JPEG or PNG image") from exc
+            feeds = {model.session.get_inputs()[0].name: array.astype(np.float32)}
+        else:
+            if text is None or not text.strip():
+                raise BadPredictionInput("this dataset classifies text: send some text")
+            if len(text) > MAX_TEXT_CHARS:
+                raise BadPredictionInput(f"the text is longer than {MAX_TEXT_CHARS} characters")
+            from platform_core.preprocess.text import preprocess_texts
+
+            arrays = preprocess_texts([text], model.spec, model.files)
+            names = {i.name for i in model.session.get_inputs()}
+            feeds = {k: v for k, v in arrays.items() if k in names}
+        return np.asarray(model.session.run(None, feeds)[0])[0]

@@ -1,0 +1,85 @@
+"""Trainer launchers: make sure some trainer will run a queued job.
+
+Local: a detached worker process (`python -m trainer_ec2.worker`) or a thread in this process.
+Remote: POST the job id to a running trainer's HTTP endpoint (the EC2 lifecycle wraps this on AWS).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Callable
+
+from platform_core.errors import MlbotError
+from platform_core.jobs import Job
+
+log = logging.getLogger(__name__)
+ENDPOINT = {"image": "/train_image_classification", "sentiment": "/train_sentiment_analysis"}
+
+
+class TrainerUnavailable(MlbotError):
+    code = "trainer_unavailable"
+
+    def __init__(self, detail: str) -> None:
+        self.detail = detail
+        super().__init__(detail)
+
+    def user_message(self) -> str:
+        return "Your training is queued, but the trainer could not be reached yet; it will start when the trainer is back."
+
+
+class ThreadLauncher:
+    """Runs ``drain`` in a background thread of this process (mlbot serve, train --wait, tests)."""
+
+    def __init__(self, drain: Callable[[], object]) -> None:
+        self._drain = drain
+        self.threads: list[threading.Thread] = []
+
+    def __call__(self, job: Job) -> None:
+        thread = threading.Thread(target=self._drain, name=f"train-{job.job_id}", daemon=True)
+        self.threads.append(thread)
+        thread.start()
+
+
+class ProcessLauncher:
+    """Starts a detached worker process that drains the queue and exits; output goes to ``log_path``."""
+
+    def __init__(self, *, log_path: Path, env: dict[str, str] | None = None) -> None:
+        self._log_path = log_path
+        self._env = env
+
+    def __call__(self, job: Job) -> None:
+        self._log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self._log_path, "ab") as log_file:
+            subprocess.Popen([sys.executable, "-m", "trainer_ec2.worker"], stdin=subprocess.DEVNULL,
+                             stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+                             env=self._env or dict(os.environ))
+
+
+class HttpLauncher:
+    """POSTs the job to a trainer's Flask app; the trainer answers 202 and trains off the request thread."""
+
+    def __init__(self, base_url: str, *, timeout_s: float = 10.0,
+                 opener: Callable[..., object] = urllib.request.urlopen) -> None:
+        self._base = base_url.rstrip("/")
+        self._timeout = timeout_s
+        self._open = opener
+
+    def __call__(self, job: Job) -> None:
+        body = json.dumps({"job_id": job.job_id, "tenant": job.tenant, "name": job.name, "recipe": job.recipe,
+                           "requested_by": job.requested_by, "reply_to": job.reply_to,
+                           "enqueued_at": job.enqueued_at}).encode()
+        req = urllib.request.Request(self._base + ENDPOINT[job.kind], data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})
+        try:
+            with self._open(req, timeout=self._timeout) as response:  # type: ignore[attr-defined]
+                if response.status != 202:
+                    raise TrainerUnavailable(f"trainer answered {response.status}")
+        except (urllib.error.URLError, OSError) as exc:
+            raise TrainerUnavailable(str(exc)) from exc

@@ -1,0 +1,101 @@
+"""Training jobs, the per-machine trainer lock (`MachineStatus`), and their ports."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from typing import Any, Protocol
+
+
+class JobState(str, Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+ACTIVE_STATES = (JobState.QUEUED.value, JobState.RUNNING.value)
+
+
+@dataclass
+class Job:
+    """One training request. ``job_id`` makes requests and completions idempotent."""
+
+    job_id: str
+    tenant: str
+    name: str
+    kind: str  # "image" | "sentiment"
+    recipe: str
+    dataset_path: str
+    dataset_version: int
+    requested_by: str
+    reply_to: dict[str, Any] = field(default_factory=dict)  # the chat that asked (channel, ids)
+    state: str = JobState.QUEUED.value
+    enqueued_at: float = 0.0
+    started_at: float | None = None
+    finished_at: float | None = None
+    trainer: str | None = None
+    error: str | None = None
+    model_version: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Job":
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class MachineStatus:
+    """One row of `MachineStatus`: a trainer machine and who holds it."""
+
+    name: str  # the trainer's instance id
+    State: str = "Free"  # "Busy" | "Free", spelled as the original table did
+    owner: str | None = None  # the job id holding the lock
+    lease_expires_at: float = 0.0
+
+    def expired(self, now: float) -> bool:
+        return self.State == "Busy" and self.lease_expires_at < now
+
+
+class JobQueue(Protocol):
+    """The jobs table. Every state change is a conditional write."""
+
+    def submit(self, job: Job) -> Job:
+        """Store a new job; if ``job_id`` exists already, return the stored one unchanged (idempotent)."""
+
+    def get(self, job_id: str) -> Job | None:
+        """The job, or None."""
+
+    def queued(self) -> list[Job]:
+        """Queued jobs in queue order (enqueued_at, then job_id)."""
+
+    def active_for(self, tenant: str, name: str) -> Job | None:
+        """The queued or running job of one dataset, if any."""
+
+    def claim(self, job_id: str, trainer: str, now: float) -> bool:
+        """QUEUED -> RUNNING for ``trainer``; False if the job is no longer queued."""
+
+    def finish(self, job_id: str, state: JobState, now: float, *, error: str | None = None,
+               model_version: int | None = None) -> bool:
+        """RUNNING (or QUEUED) -> SUCCEEDED/FAILED; False if already finished (so callers notify once)."""
+
+    def running(self) -> list[Job]:
+        """Jobs in RUNNING state."""
+
+
+class MachineLock(Protocol):
+    """The `MachineStatus` table: one training at a time per trainer machine."""
+
+    def acquire(self, machine: str, owner: str, lease_s: float, now: float) -> bool:
+        """Busy for ``owner`` if the machine is Free, absent, or its lease expired before ``now``."""
+
+    def heartbeat(self, machine: str, owner: str, lease_s: float, now: float) -> bool:
+        """Extend the lease; False if ``owner`` no longer holds the machine."""
+
+    def release(self, machine: str, owner: str) -> bool:
+        """Free the machine if ``owner`` holds it; False otherwise (never frees another's lock)."""
+
+    def get(self, machine: str) -> MachineStatus | None:
+        """The machine's row, or None."""

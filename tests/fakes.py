@@ -1,0 +1,80 @@
+"""Test doubles that keep real formats: a tiny real ONNX classifier and training functions without torch."""
+from __future__ import annotations
+
+import io
+import threading
+from typing import Any, Callable
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+from PIL import Image
+
+from trainer_ec2.config import TrainConfig, TrainingResult
+
+IMAGE_SPEC = {"type": "image", "size": 224, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
+              "layout": "NCHW"}
+
+
+def colour_classifier_onnx(n_classes: int) -> bytes:
+    """Mean colour per channel -> linear -> softmax: a real ONNX graph over preprocessed images."""
+    weights = np.zeros((3, n_classes), dtype=np.float32)
+    for c in range(n_classes):
+        weights[c % 3, c] = 4.0  # class c likes channel c % 3
+    graph = helper.make_graph(
+        [helper.make_node("ReduceMean", ["input"], ["mean"], axes=[2, 3], keepdims=0),
+         helper.make_node("MatMul", ["mean", "W"], ["logits"]),
+         helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1)],
+        "colour", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 224, 224])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", n_classes])],
+        [numpy_helper.from_array(weights, "W")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def png(colour: tuple[int, int, int], size: int = 48) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (size, size), colour).save(out, "PNG")
+    return out.getvalue()
+
+
+def fake_result(classes: list[str], accuracy: float = 0.9) -> TrainingResult:
+    n = len(classes)
+    return TrainingResult(
+        classes=classes, onnx_model=colour_classifier_onnx(n), preprocess=dict(IMAGE_SPEC),
+        metrics={"recipe": "fast", "classes": classes, "train_accuracy": 1.0, "validation_accuracy": accuracy,
+                 "per_class": {c: {"precision": accuracy, "recall": accuracy, "support": 2} for c in classes},
+                 "confusion_matrix": np.eye(n, dtype=int).tolist(), "history": [], "duration_s": 0.1,
+                 "n_train": 8, "n_validation": 2},
+        confusion_png=png((1, 2, 3)))
+
+
+class FakeTrainer:
+    """Records calls; reports ``epochs`` progress events; can fail or block on demand."""
+
+    def __init__(self, classes: list[str] | None = None, *, epochs: int = 3,
+                 fail: BaseException | None = None) -> None:
+        self.classes = classes or ["red", "green", "blue"]
+        self.epochs = epochs
+        self.fail = fail
+        self.calls: list[tuple[bytes, TrainConfig]] = []
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.release.set()
+        self.on_epoch: Callable[[int], Any] | None = None
+
+    def __call__(self, data: bytes, config: TrainConfig, progress=None) -> TrainingResult:
+        self.calls.append((data, config))
+        self.started.set()
+        self.release.wait(timeout=30)
+        for epoch in range(1, self.epochs + 1):
+            if self.on_epoch:
+                self.on_epoch(epoch)
+            if progress:
+                progress(epoch, self.epochs, {"train_loss": 1.0 / epoch, "train_accuracy": 0.5,
+                                              "validation_accuracy": 0.5})
+        if self.fail is not None:
+            raise self.fail
+        return fake_result(self.classes)

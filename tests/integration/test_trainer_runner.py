@@ -1,0 +1,222 @@
+"""The job lifecycle on the local backend with a fake (torch-free) trainer: states, events, failures, lock."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from handlers.commands import Attachment, Command
+from handlers.datasets import handle_status
+from handlers.train import handle_train
+from handlers.upload import handle_upload
+from platform_core.adapters.launchers import ThreadLauncher
+from platform_core.config import Settings
+from platform_core.events import FAILED, FINISHED, PROGRESS
+from platform_core.jobs import Job
+from platform_core.models import load_manifest
+from platform_core.records import TrainingStatus
+from tests.fakes import FakeTrainer, png
+from trainer_ec2.failures import TrainingDataError
+from trainer_ec2.runner import drain, enqueue, recover_expired
+from trainer_ec2.wiring import build_trainer_context
+from bot.wiring import build_services
+
+TENANT = "telegram:42"
+
+
+class Launched:
+    """A launcher that records jobs; tests drain by hand so ordering is deterministic."""
+
+    def __init__(self) -> None:
+        self.jobs: list[Job] = []
+
+    def __call__(self, job: Job) -> None:
+        self.jobs.append(job)
+
+
+def _zip(classes=("red", "green", "blue"), per=10) -> bytes:
+    import io
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:
+        for c, cls in enumerate(classes):
+            for i in range(per):
+                colour = [20 + i, 20 + i, 20 + i]
+                colour[c % 3] = 250
+                zf.writestr(f"{cls}/{i}.png", png(tuple(colour)))
+    return out.getvalue()
+
+
+@pytest.fixture
+def world(tmp_path: Path):
+    settings = Settings(backend="local", home=tmp_path / "home")
+    trainer = FakeTrainer()
+    ctx = build_trainer_context(settings, trainers={"image": trainer, "sentiment": trainer}, heartbeat_s=0.05)
+    events = []
+    ctx.events.subscribe(events.append)
+    launched = Launched()
+    services = build_services(settings, launcher=launched)
+    for name in ("colours", "shades", "tints"):
+        reply = handle_upload(Command("upload", TENANT, "u1", (name,), Attachment("c.zip", _zip())), services)
+        assert reply.ok, reply.text
+    return ctx, services, trainer, events, launched
+
+
+def _train(services, name="colours"):
+    return handle_train(Command("train", TENANT, "u1", (name,)), services, reply_to={"chat_id": 42})
+
+
+def _status(services, name="colours"):
+    return services.records.get(TENANT, name)
+
+
+def test_training_moves_status_from_queued_to_successful_and_records_accuracies(world) -> None:
+    ctx, services, trainer, events, launched = world
+    assert _status(services).training_status == TrainingStatus.NOT_STARTED.value
+    reply = _train(services)
+    assert reply.ok and reply.data["position"] == 1 and "position 1 in the queue" in reply.text
+    assert _status(services).training_status == TrainingStatus.QUEUED.value
+    assert [j.job_id for j in launched.jobs] == [reply.data["job_id"]]
+    assert drain(ctx) == 1
+    record = _status(services)
+    assert record.training_status == TrainingStatus.SUCCESSFUL.value
+    assert record.validation_accuracy == 0.9 and record.training_accuracy == 1.0 and record.model_version == 1
+    manifest = load_manifest(services.blobs, record.model_path)
+    assert set(manifest["files"]) >= {"model.onnx", "classes.json", "preprocess.json", "metrics.json", "confusion.png"}
+    assert [e.type for e in events] == [PROGRESS] * 3 + [FINISHED]
+    assert events[-1].reply_to == {"chat_id": 42} and events[-1].payload["validation_accuracy"] == 0.9
+    assert trainer.calls[0][0] == services.blobs.get(record.dataset_path)
+
+
+def test_a_failed_training_keeps_the_last_good_model_and_says_why(world) -> None:
+    ctx, services, trainer, events, _ = world
+    _train(services)
+    drain(ctx)
+    good = _status(services)
+    trainer.fail = TrainingDataError("the images could not be read")
+    _train(services)
+    drain(ctx)
+    record = _status(services)
+    assert record.training_status == TrainingStatus.FAILED.value
+    assert record.training_error == "the images could not be read"
+    assert (record.model_path, record.model_version, record.validation_accuracy) == (
+        good.model_path, good.model_version, good.validation_accuracy)
+    assert events[-1].type == FAILED and events[-1].payload["reason"] == "the images could not be read"
+    status = handle_status(Command("status", TENANT, "u1", ("colours",)), services)
+    assert "Last training failed: the images could not be read" in status.text and "Model: version 1" in status.text
+
+
+@pytest.mark.parametrize("error, words", [(MemoryError(), "ran out of memory"),
+                                          (KeyError("x"), "internal error (KeyError)")])
+def test_any_exception_ends_in_failed_with_a_readable_reason(world, error, words) -> None:
+    ctx, services, trainer, events, _ = world
+    trainer.fail = error
+    _train(services)
+    drain(ctx)
+    assert words in _status(services).training_error
+    assert "Traceback" not in events[-1].payload["reason"]
+
+
+def test_jobs_run_one_at_a_time_in_queue_order(world) -> None:
+    ctx, services, trainer, _, _ = world
+    order = [_train(services, n).data["position"] for n in ("tints", "colours", "shades")]
+    assert order == [1, 2, 3]
+    seen = []
+    trainer.on_epoch = lambda epoch: seen.append(ctx.lock.get(ctx.machine).owner) if epoch == 1 else None
+    assert drain(ctx) == 3
+    names = [ctx.jobs.get(owner).name for owner in seen]
+    assert names == ["tints", "colours", "shades"]
+
+
+def test_a_request_while_busy_is_queued_with_its_position(world) -> None:
+    ctx, services, _, _, _ = world
+    assert ctx.lock.acquire(ctx.machine, "someone-else", 60, ctx.clock())
+    first, second = _train(services, "colours"), _train(services, "shades")
+    assert (first.data["position"], second.data["position"]) == (1, 2)
+    assert drain(ctx) == 0  # the holder will drain when it is done
+    assert _status(services).training_status == TrainingStatus.QUEUED.value
+
+
+def test_a_second_train_request_for_the_same_dataset_joins_the_queued_job(world) -> None:
+    ctx, services, trainer, _, launched = world
+    first, again = _train(services), _train(services)
+    assert again.ok and again.data["joined"] and again.data["job_id"] == first.data["job_id"]
+    assert "already queued" in again.text and len(launched.jobs) == 1
+    drain(ctx)
+    assert len(trainer.calls) == 1
+
+
+def test_a_repeated_request_with_the_same_job_id_does_not_train_twice(world) -> None:
+    ctx, services, trainer, events, _ = world
+    job_id = _train(services).data["job_id"]
+    job = ctx.jobs.get(job_id)
+    assert enqueue(ctx, job).job_id == job_id
+    drain(ctx)
+    assert enqueue(ctx, job).state == "succeeded"
+    assert drain(ctx) == 0 and len(trainer.calls) == 1
+    assert [e.type for e in events].count(FINISHED) == 1
+
+
+def test_reupload_is_refused_while_training_is_queued(world) -> None:
+    ctx, services, _, _, _ = world
+    _train(services)
+    reply = handle_upload(Command("upload", TENANT, "u1", ("colours",), Attachment("c.zip", _zip())), services)
+    assert not reply.ok and "wait until its training ends" in reply.text
+
+
+def test_a_dead_trainers_expired_lease_fails_its_job_and_the_next_job_runs(world) -> None:
+    ctx, services, trainer, events, _ = world
+    dead = _train(services, "colours").data["job_id"]
+    _train(services, "shades")
+    now = ctx.clock()
+    assert ctx.jobs.claim(dead, "crashed-trainer", now)
+    assert ctx.lock.acquire(ctx.machine, dead, lease_s=0.01, now=now - 10)  # lease already over
+    assert drain(ctx) == 1
+    assert _status(services, "colours").training_status == TrainingStatus.FAILED.value
+    assert "stopped responding" in _status(services, "colours").training_error
+    assert _status(services, "shades").training_status == TrainingStatus.SUCCESSFUL.value
+    failed = [e for e in events if e.type == FAILED]
+    assert [e.job_id for e in failed] == [dead]
+    recover_expired(ctx)  # nothing left to recover: no second notice
+    assert len([e for e in events if e.type == FAILED]) == 1
+
+
+def test_a_trainer_that_loses_its_lease_stops_without_writing(world) -> None:
+    ctx, services, trainer, events, _ = world
+    job_id = _train(services).data["job_id"]
+    trainer.release.clear()
+
+    def steal(epoch: int) -> None:
+        if epoch == 1:
+            ctx.lock.release(ctx.machine, job_id)
+            ctx.lock.acquire(ctx.machine, "usurper", 60, ctx.clock())
+            import time
+
+            time.sleep(0.3)  # let the heartbeat notice
+
+    trainer.on_epoch = steal
+    trainer.release.set()
+    drain(ctx)
+    assert _status(services).model_version is None
+    assert FINISHED not in [e.type for e in events]
+
+
+def test_a_failing_event_subscriber_never_fails_the_job(world) -> None:
+    ctx, services, _, _, _ = world
+
+    def broken(event) -> None:
+        raise ConnectionError("chat API down")
+
+    ctx.events.subscribe(broken)
+    _train(services)
+    drain(ctx)
+    assert _status(services).training_status == TrainingStatus.SUCCESSFUL.value
+
+
+def test_thread_launcher_trains_in_the_background(world) -> None:
+    ctx, services, _, events, _ = world
+    services.launcher = ThreadLauncher(lambda: drain(ctx))
+    _train(services)
+    services.launcher.threads[0].join(timeout=30)
+    assert _status(services).training_status == TrainingStatus.SUCCESSFUL.value

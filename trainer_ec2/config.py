@@ -1,0 +1,44 @@
+"""Training configuration and the shape of a finished run."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+IMAGE_RECIPES = ("fast", "seed")
+TEXT_RECIPES = ("encoder", "seed")
+DEFAULT_RECIPE = {"image": "fast", "sentiment": "encoder"}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One run's knobs. ``None`` means the recipe's own default (see each recipe's module)."""
+
+    recipe: str
+    epochs: int | None = None
+    batch_size: int = 32
+    learning_rate: float | None = None
+    seed: int = 0
+    image_size: int = 224
+    max_text_tokens: int = 128
+    # Where torchvision's own MobileNetV2 ImageNet weights lie, when they do (else the packaged ones).
+    torchvision_weights: str | None = None
+
+
+@dataclass
+class TrainingResult:
+    """Everything a run produces; the artifact store persists it, inference reads nothing else."""
+
+    classes: list[str]
+    onnx_model: bytes  # one graph: preprocessed input -> class probabilities
+    preprocess: dict[str, Any]  # the spec platform_core.preprocess applies before the graph
+    metrics: dict[str, Any]  # see trainer_ec2.metrics.summarise
+    confusion_png: bytes
+    extra_files: dict[str, bytes] = field(default_factory=dict)  # vocab.json, tokenizer.json ...
+
+
+# (epoch, total_epochs, figures of that epoch) -> None; raising stops the run.
+ProgressCallback = Callable[[int, int, dict[str, float]], None]
+
+
+def no_progress(epoch: int, total: int, figures: dict[str, float]) -> None:
+    """The default progress callback: nothing to report to."""
