@@ -47,8 +47,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", action="store_true", help="block until training ends, showing progress")
     p.add_argument("--epochs", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--json", action="store_true")
+    p = sub.add_parser("serve", help="serve the trainer's HTTP routes and train in this process")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--host", default="127.0.0.1")
     p = sub.add_parser("demo", help="the whole flow on the local backend with the bundled examples")
     p.add_argument("--examples", type=Path, default=None, help="folder of sample datasets (default: the repo's)")
+    p.add_argument("--no-train", action="store_true", help="validate and upload only")
     return parser
 
 
@@ -63,7 +67,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         from bot.console.demo import run_demo
 
-        return run_demo(settings, args.examples)
+        return run_demo(settings, args.examples, train=not args.no_train)
+    if args.command == "serve":
+        from bot.console.serve import run_serve
+
+        return run_serve(settings, args.port, args.host)
     tenant, user = console_tenant()
     if args.command == "train":
         from bot.console.train_cmd import run_train
