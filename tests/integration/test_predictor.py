@@ -1,0 +1,76 @@
+"""Predictions from stored models: keyed by version, the last good model serves during retraining."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.wiring import build_services
+from handlers.commands import Attachment, Command
+from handlers.train import handle_train
+from handlers.upload import handle_upload
+from lambda_predict.predictor import Predictor
+from platform_core.config import Settings
+from platform_core.errors import BadPredictionInput, DatasetNotFound, ModelNotTrained
+from tests.fakes import FakeTrainer, png
+from tests.integration.test_trainer_runner import _zip
+from trainer_ec2.runner import drain
+from trainer_ec2.wiring import build_trainer_context
+
+TENANT = "slack:T5"
+
+
+@pytest.fixture
+def setup(tmp_path: Path):
+    settings = Settings(backend="local", home=tmp_path / "home")
+    trainer = FakeTrainer(["red", "green", "blue"])
+    ctx = build_trainer_context(settings, trainers={"image": trainer, "sentiment": trainer})
+    services = build_services(settings, launcher=lambda job: None)
+    assert handle_upload(Command("upload", TENANT, "u", ("c",), Attachment("c.zip", _zip())), services).ok
+    return ctx, services, trainer, Predictor(blobs=ctx.blobs, records=ctx.records)
+
+
+def _train(ctx, services) -> None:
+    assert handle_train(Command("train", TENANT, "u", ("c",)), services).ok
+    drain(ctx)
+
+
+def test_a_new_version_is_used_from_the_next_request_on(setup) -> None:
+    ctx, services, trainer, predictor = setup
+    _train(ctx, services)
+    first = predictor.predict(TENANT, "c", image=png((250, 5, 5)))
+    assert first["label"] == "red" and first["model_version"] == 1
+    trainer.classes = ["rouge", "vert", "bleu"]
+    _train(ctx, services)
+    second = predictor.predict(TENANT, "c", image=png((250, 5, 5)))
+    assert second["label"] == "rouge" and second["model_version"] == 2
+    assert list(predictor._cache) == [ctx.records.get(TENANT, "c").model_path]
+
+
+def test_a_prediction_during_retraining_uses_the_last_good_model(setup) -> None:
+    ctx, services, trainer, predictor = setup
+    _train(ctx, services)
+    trainer.release.clear()
+    assert handle_train(Command("train", TENANT, "u", ("c",)), services).ok
+    import threading
+
+    worker = threading.Thread(target=drain, args=(ctx,))
+    worker.start()
+    assert trainer.started.wait(10)
+    during = predictor.predict(TENANT, "c", image=png((5, 5, 250)))
+    assert during["label"] == "blue" and during["model_version"] == 1
+    trainer.release.set()
+    worker.join(20)
+
+
+def test_prediction_errors_are_clear(setup) -> None:
+    ctx, services, _, predictor = setup
+    with pytest.raises(ModelNotTrained):
+        predictor.predict(TENANT, "c", image=png((1, 1, 1)))
+    _train(ctx, services)
+    with pytest.raises(DatasetNotFound):
+        predictor.predict("slack:OTHER", "c", image=png((1, 1, 1)))  # another tenant sees nothing
+    with pytest.raises(BadPredictionInput):
+        predictor.predict(TENANT, "c", image=b"GIF89a not really")
+    with pytest.raises(BadPredictionInput):
+        predictor.predict(TENANT, "c", text="an image model gets text")
