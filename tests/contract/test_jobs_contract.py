@@ -1,0 +1,450 @@
+"""One contract for the job queue and the trainer lock, run against every adapter.
+
+local: one SQLite file under tmp_path; aws: DynamoDB under moto, tables built from template.yaml.
+Times are passed in, so leases and queue order are tested without sleeping.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+from moto import mock_aws
+
+from platform_core.adapters.aws import make_boto3_client
+from platform_core.adapters.aws_jobs import DynamoJobQueue, DynamoMachineLock
+from platform_core.adapters.local_jobs import SqliteJobQueue, SqliteMachineLock
+from platform_core.config import Settings
+from platform_core.errors import StorageError
+from platform_core.jobs import Job, JobQueue, JobState, MachineLock, MachineStatus
+from tests import infra
+
+T0 = 1_700_000_000.25  # a realistic epoch time with a fraction, so floats must round-trip
+LEASE = 60.0
+
+
+@dataclass
+class Training:
+    jobs: JobQueue
+    lock: MachineLock
+
+
+@pytest.fixture(params=["local", "aws"])
+def training(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Training]:
+    if request.param == "local":
+        db = tmp_path / "mlbot.db"
+        yield Training(SqliteJobQueue(db), SqliteMachineLock(db))
+        return
+    request.getfixturevalue("aws_credentials")
+    request.getfixturevalue("atomic_moto_writes")
+    with mock_aws():
+        dynamodb = make_boto3_client("dynamodb", Settings(backend="aws", region="us-east-1"))
+        names = infra.create_tables(dynamodb)
+        yield Training(
+            DynamoJobQueue(table_name=names["JobTable"], client=dynamodb),
+            DynamoMachineLock(table_name=names["MachineStatusTable"], client=dynamodb),
+        )
+
+
+def make_job(job_id: str = "job-1", **changes: Any) -> Job:
+    base = Job(
+        job_id=job_id, tenant="slack:T001", name="digits", kind="image", recipe="fast",
+        dataset_path="datasets/slack:T001/digits/v1.zip", dataset_version=1, requested_by="U123",
+        reply_to={"channel": "slack", "channel_id": "C42", "thread_ts": "1714550400.000100",
+                  "chat_id": -100200, "nested": {"ratio": 0.5}},
+        enqueued_at=T0,
+    )
+    return replace(base, **changes)
+
+
+def _race(*actions: Callable[[], Any]) -> list[Any]:
+    """Run the actions on their own threads, released together; return each result or exception."""
+    barrier = threading.Barrier(len(actions))
+    outcomes: list[Any] = [None] * len(actions)
+
+    def run(index: int) -> None:
+        barrier.wait()
+        try:
+            outcomes[index] = actions[index]()
+        except BaseException as exc:  # noqa: BLE001 - the outcome is what we assert on
+            outcomes[index] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(actions))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return outcomes
+
+
+# ---- JobQueue: submit and get ----------------------------------------------------------------
+
+
+def test_a_submitted_job_reads_back_equal_with_floats_nones_and_nested_reply_to(
+    training: Training,
+) -> None:
+    job = make_job()
+    assert training.jobs.submit(job) == job
+    stored = training.jobs.get("job-1")
+    assert stored == job
+    assert type(stored.enqueued_at) is float and type(stored.dataset_version) is int
+    assert stored.started_at is None and stored.trainer is None and stored.model_version is None
+
+
+def test_a_whole_second_enqueue_time_still_reads_back_as_a_float(training: Training) -> None:
+    training.jobs.submit(make_job(enqueued_at=1_700_000_000.0, reply_to={}))
+    stored = training.jobs.get("job-1")
+    assert stored.enqueued_at == 1_700_000_000.0 and type(stored.enqueued_at) is float
+    assert stored.reply_to == {}
+
+
+def test_getting_a_missing_job_returns_none(training: Training) -> None:
+    assert training.jobs.get("nope") is None
+
+
+def test_submitting_a_known_job_id_returns_the_stored_job_unchanged(training: Training) -> None:
+    first = make_job(recipe="fast")
+    training.jobs.submit(first)
+    again = training.jobs.submit(make_job(recipe="seed", requested_by="U999", enqueued_at=T0 + 5))
+    assert again == first
+    assert training.jobs.get("job-1") == first
+    assert training.jobs.queued() == [first]
+
+
+def test_resubmitting_a_claimed_job_neither_requeues_nor_resets_it(training: Training) -> None:
+    training.jobs.submit(make_job())
+    assert training.jobs.claim("job-1", "i-0abc", T0 + 1)
+    again = training.jobs.submit(make_job())
+    assert again.state == JobState.RUNNING.value and again.trainer == "i-0abc"
+    assert training.jobs.queued() == []
+
+
+def test_threads_submitting_one_job_id_store_it_once_and_all_see_the_same_job(
+    training: Training,
+) -> None:
+    variants = [make_job(requested_by=f"U{i}") for i in range(6)]
+    outcomes = _race(*[lambda v=v: training.jobs.submit(v) for v in variants])
+    stored = training.jobs.get("job-1")
+    assert stored in variants
+    assert outcomes == [stored] * len(variants)
+    assert len(training.jobs.queued()) == 1
+
+
+# ---- JobQueue: queue order, running, active_for ----------------------------------------------
+
+
+def test_queued_lists_jobs_by_enqueue_time_then_job_id(training: Training) -> None:
+    for job_id, at in (("c", T0 + 2), ("b", T0 + 1), ("a2", T0 + 1), ("a1", T0 + 1), ("z", T0)):
+        training.jobs.submit(make_job(job_id, enqueued_at=at))
+    assert [j.job_id for j in training.jobs.queued()] == ["z", "a1", "a2", "b", "c"]
+
+
+def test_queued_leaves_out_running_and_finished_jobs(training: Training) -> None:
+    for i in range(4):
+        training.jobs.submit(make_job(f"j{i}", enqueued_at=T0 + i))
+    training.jobs.claim("j0", "i-1", T0 + 10)
+    training.jobs.finish("j1", JobState.FAILED, T0 + 10, error="bad data")
+    training.jobs.claim("j2", "i-1", T0 + 11)
+    training.jobs.finish("j2", JobState.SUCCEEDED, T0 + 12, model_version=1)
+    assert [j.job_id for j in training.jobs.queued()] == ["j3"]
+    assert [j.job_id for j in training.jobs.running()] == ["j0"]
+
+
+def test_queued_and_running_are_empty_on_a_new_store(training: Training) -> None:
+    assert training.jobs.queued() == [] and training.jobs.running() == []
+
+
+def test_queued_returns_every_job_even_past_one_result_page(training: Training) -> None:
+    # Three items of ~380 KB exceed DynamoDB's 1 MB query page.
+    jobs = [make_job(f"big-{i}", enqueued_at=T0 + i, reply_to={"pad": str(i) * 380_000})
+            for i in range(3)]
+    for job in jobs:
+        training.jobs.submit(job)
+    assert training.jobs.queued() == jobs
+
+
+def test_active_for_finds_the_datasets_queued_or_running_job_only(training: Training) -> None:
+    assert training.jobs.active_for("slack:T001", "digits") is None
+    training.jobs.submit(make_job("old", enqueued_at=T0))
+    training.jobs.finish("old", JobState.FAILED, T0 + 1, error="oom")
+    assert training.jobs.active_for("slack:T001", "digits") is None
+    training.jobs.submit(make_job("new", enqueued_at=T0 + 2))
+    assert training.jobs.active_for("slack:T001", "digits") == training.jobs.get("new")
+    training.jobs.claim("new", "i-1", T0 + 3)
+    assert training.jobs.active_for("slack:T001", "digits").state == JobState.RUNNING.value
+    training.jobs.finish("new", JobState.SUCCEEDED, T0 + 4, model_version=2)
+    assert training.jobs.active_for("slack:T001", "digits") is None
+
+
+def test_active_for_prefers_the_running_job_over_a_queued_one(training: Training) -> None:
+    training.jobs.submit(make_job("first", enqueued_at=T0))
+    training.jobs.submit(make_job("second", enqueued_at=T0 + 1))
+    assert training.jobs.active_for("slack:T001", "digits").job_id == "first"
+    training.jobs.claim("second", "i-1", T0 + 2)
+    assert training.jobs.active_for("slack:T001", "digits").job_id == "second"
+
+
+def test_active_for_never_returns_another_tenants_or_another_datasets_job(
+    training: Training,
+) -> None:
+    training.jobs.submit(make_job("theirs", tenant="telegram:-100200"))
+    training.jobs.submit(make_job("other-name", name="digits2"))
+    training.jobs.submit(make_job("prefix", tenant="slack:T0011"))
+    assert training.jobs.active_for("slack:T001", "digits") is None
+    assert training.jobs.active_for("telegram:-100200", "digits").job_id == "theirs"
+    assert training.jobs.active_for("slack:T001", "digits2").job_id == "other-name"
+
+
+# ---- JobQueue: claim and finish ---------------------------------------------------------------
+
+
+def test_claim_moves_a_queued_job_to_running_for_the_trainer(training: Training) -> None:
+    training.jobs.submit(make_job())
+    assert training.jobs.claim("job-1", "i-0abc", T0 + 1.5) is True
+    stored = training.jobs.get("job-1")
+    assert stored == replace(make_job(), state="running", trainer="i-0abc", started_at=T0 + 1.5)
+    assert training.jobs.running() == [stored]
+
+
+def test_claim_is_refused_for_a_running_finished_or_missing_job(training: Training) -> None:
+    training.jobs.submit(make_job("a"))
+    training.jobs.submit(make_job("b"))
+    assert training.jobs.claim("a", "i-1", T0 + 1)
+    assert training.jobs.claim("a", "i-2", T0 + 2) is False
+    assert training.jobs.get("a").trainer == "i-1" and training.jobs.get("a").started_at == T0 + 1
+    training.jobs.finish("b", JobState.FAILED, T0 + 1, error="cancelled")
+    assert training.jobs.claim("b", "i-1", T0 + 2) is False
+    assert training.jobs.get("b").state == JobState.FAILED.value
+    assert training.jobs.claim("missing", "i-1", T0) is False
+    assert training.jobs.get("missing") is None
+
+
+def test_threads_racing_to_claim_one_job_exactly_one_wins(training: Training) -> None:
+    for round_ in range(4):
+        job_id = f"race-{round_}"
+        training.jobs.submit(make_job(job_id))
+        trainers = [f"i-{n}" for n in range(8)]
+        outcomes = _race(*[lambda t=t: training.jobs.claim(job_id, t, T0 + 1) for t in trainers])
+        assert sorted(outcomes, key=str) == [False] * 7 + [True], outcomes
+        assert training.jobs.get(job_id).trainer == trainers[outcomes.index(True)]
+
+
+def test_finish_records_the_outcome_and_succeeds_only_once(training: Training) -> None:
+    training.jobs.submit(make_job())
+    training.jobs.claim("job-1", "i-1", T0 + 1)
+    assert training.jobs.finish("job-1", JobState.SUCCEEDED, T0 + 9.5, model_version=3) is True
+    done = training.jobs.get("job-1")
+    assert (done.state, done.finished_at, done.model_version, done.error) == (
+        "succeeded", T0 + 9.5, 3, None)
+    assert training.jobs.finish("job-1", JobState.FAILED, T0 + 10, error="late") is False
+    assert training.jobs.get("job-1") == done
+    assert training.jobs.running() == []
+    assert training.jobs.active_for("slack:T001", "digits") is None
+
+
+def test_finish_can_fail_a_job_that_never_started(training: Training) -> None:
+    training.jobs.submit(make_job())
+    assert training.jobs.finish("job-1", JobState.FAILED, T0 + 1, error="trainer died")
+    failed = training.jobs.get("job-1")
+    assert (failed.state, failed.error, failed.trainer) == ("failed", "trainer died", None)
+
+
+def test_finish_of_a_missing_job_is_false_and_creates_nothing(training: Training) -> None:
+    assert training.jobs.finish("ghost", JobState.FAILED, T0, error="x") is False
+    assert training.jobs.get("ghost") is None
+
+
+def test_finish_refuses_a_state_that_is_not_final(training: Training) -> None:
+    training.jobs.submit(make_job())
+    for state in (JobState.QUEUED, JobState.RUNNING):
+        with pytest.raises(ValueError):
+            training.jobs.finish("job-1", state, T0 + 1)
+    assert training.jobs.get("job-1") == make_job()
+
+
+def test_threads_racing_to_finish_one_job_exactly_one_wins(training: Training) -> None:
+    training.jobs.submit(make_job())
+    training.jobs.claim("job-1", "i-1", T0 + 1)
+    outcomes = _race(*[
+        lambda i=i: training.jobs.finish("job-1", JobState.FAILED, T0 + 2, error=f"e{i}")
+        for i in range(8)
+    ])
+    assert sorted(outcomes, key=str) == [False] * 7 + [True], outcomes
+    assert training.jobs.get("job-1").error == f"e{outcomes.index(True)}"
+
+
+# ---- MachineLock ------------------------------------------------------------------------------
+
+
+def test_acquire_takes_an_absent_machine_and_records_owner_and_lease(training: Training) -> None:
+    assert training.lock.get("i-0abc") is None
+    assert training.lock.acquire("i-0abc", "job-1", LEASE, T0) is True
+    assert training.lock.get("i-0abc") == MachineStatus("i-0abc", "Busy", "job-1", T0 + LEASE)
+
+
+def test_acquire_takes_a_machine_that_was_released(training: Training) -> None:
+    training.lock.acquire("i-0abc", "job-1", LEASE, T0)
+    assert training.lock.release("i-0abc", "job-1") is True
+    assert training.lock.get("i-0abc") == MachineStatus("i-0abc", "Free", None, 0.0)
+    assert training.lock.acquire("i-0abc", "job-2", LEASE, T0 + 1) is True
+    assert training.lock.get("i-0abc").owner == "job-2"
+
+
+def test_acquire_is_refused_while_another_holds_an_unexpired_lease(training: Training) -> None:
+    training.lock.acquire("i-0abc", "job-1", LEASE, T0)
+    assert training.lock.acquire("i-0abc", "job-2", LEASE, T0 + 1) is False
+    assert training.lock.acquire("i-0abc", "job-2", LEASE, T0 + LEASE) is False  # at expiry: held
+    assert training.lock.get("i-0abc") == MachineStatus("i-0abc", "Busy", "job-1", T0 + LEASE)
+
+
+def test_acquire_takes_over_once_the_lease_has_expired(training: Training) -> None:
+    training.lock.acquire("i-0abc", "job-1", LEASE, T0)
+    later = T0 + LEASE + 0.5
+    assert training.lock.acquire("i-0abc", "job-2", LEASE, later) is True
+    assert training.lock.get("i-0abc") == MachineStatus("i-0abc", "Busy", "job-2", later + LEASE)
+    assert training.lock.heartbeat("i-0abc", "job-1", LEASE, later + 1) is False
+    assert training.lock.release("i-0abc", "job-1") is False
+    assert training.lock.get("i-0abc").owner == "job-2"
+
+
+def test_machines_are_locked_independently(training: Training) -> None:
+    assert training.lock.acquire("i-1", "job-1", LEASE, T0)
+    assert training.lock.acquire("i-2", "job-2", LEASE, T0)
+    assert training.lock.release("i-1", "job-1")
+    assert training.lock.get("i-2").State == "Busy"
+
+
+def test_heartbeat_extends_the_lease_only_for_the_owner(training: Training) -> None:
+    training.lock.acquire("i-0abc", "job-1", LEASE, T0)
+    assert training.lock.heartbeat("i-0abc", "job-2", LEASE, T0 + 30) is False
+    assert training.lock.get("i-0abc").lease_expires_at == T0 + LEASE
+    assert training.lock.heartbeat("i-0abc", "job-1", LEASE, T0 + 30) is True
+    assert training.lock.get("i-0abc") == MachineStatus("i-0abc", "Busy", "job-1", T0 + 30 + LEASE)
+    # the extended lease now holds off a taker that would have won under the first lease
+    assert training.lock.acquire("i-0abc", "job-2", LEASE, T0 + LEASE + 1) is False
+
+
+def test_heartbeat_fails_once_the_lease_has_expired_or_the_machine_is_free(
+    training: Training,
+) -> None:
+    assert training.lock.heartbeat("i-0abc", "job-1", LEASE, T0) is False
+    assert training.lock.get("i-0abc") is None
+    training.lock.acquire("i-0abc", "job-1", LEASE, T0)
+    assert training.lock.heartbeat("i-0abc", "job-1", LEASE, T0 + LEASE + 1) is False
+    training.lock.acquire("i-0abc", "job-1", LEASE, T0 + LEASE + 2)  # expired: taken again
+    training.lock.release("i-0abc", "job-1")
+    assert training.lock.heartbeat("i-0abc", "job-1", LEASE, T0 + LEASE + 3) is False
+    assert training.lock.get("i-0abc").State == "Free"
+
+
+def test_release_frees_only_the_owners_lock(training: Training) -> None:
+    training.lock.acquire("i-0abc", "job-1", LEASE, T0)
+    assert training.lock.release("i-0abc", "job-2") is False
+    assert training.lock.get("i-0abc") == MachineStatus("i-0abc", "Busy", "job-1", T0 + LEASE)
+    assert training.lock.release("i-0abc", "job-1") is True
+    assert training.lock.release("i-0abc", "job-1") is False
+    assert training.lock.get("i-0abc").State == "Free"
+
+
+def test_release_of_an_absent_machine_is_false_and_creates_nothing(training: Training) -> None:
+    assert training.lock.release("i-0abc", "job-1") is False
+    assert training.lock.get("i-0abc") is None
+
+
+def test_eight_threads_racing_to_acquire_exactly_one_wins(training: Training) -> None:
+    for round_ in range(4):
+        machine = f"i-race-{round_}"
+        owners = [f"job-{n}" for n in range(8)]
+        outcomes = _race(*[lambda o=o: training.lock.acquire(machine, o, LEASE, T0)
+                           for o in owners])
+        assert sorted(outcomes, key=str) == [False] * 7 + [True], outcomes
+        assert training.lock.get(machine).owner == owners[outcomes.index(True)]
+
+
+def test_eight_threads_racing_for_an_expired_lease_exactly_one_wins(training: Training) -> None:
+    training.lock.acquire("i-0abc", "crashed", LEASE, T0)
+    later = T0 + LEASE + 1
+    owners = [f"job-{n}" for n in range(8)]
+    outcomes = _race(*[lambda o=o: training.lock.acquire("i-0abc", o, LEASE, later)
+                       for o in owners])
+    assert sorted(outcomes, key=str) == [False] * 7 + [True], outcomes
+    assert training.lock.get("i-0abc").owner == owners[outcomes.index(True)]
+
+
+# ---- adapter-specific promises behind the contract --------------------------------------------
+
+
+def _acquire_machines(path: str, owner: str, count: int, start: Any, results: Any) -> None:
+    lock = SqliteMachineLock(Path(path))
+    start.wait()
+    results.put([i for i in range(count) if lock.acquire(f"m{i}", owner, LEASE, T0)])
+
+
+def test_two_processes_opening_one_new_sqlite_file_each_machine_is_acquired_once(
+    tmp_path: Path,
+) -> None:
+    context = multiprocessing.get_context("spawn")
+    start, results = context.Event(), context.Queue()
+    path = str(tmp_path / "shared.sqlite3")
+    workers = [context.Process(target=_acquire_machines, args=(path, owner, 40, start, results))
+               for owner in ("A", "B")]
+    for worker in workers:
+        worker.start()
+    start.set()
+    won = [results.get(timeout=60), results.get(timeout=60)]
+    for worker in workers:
+        worker.join(timeout=60)
+    assert sorted(won[0] + won[1]) == list(range(40))
+    lock = SqliteMachineLock(Path(path))
+    assert {lock.get(f"m{i}").owner for i in won[0]} <= {"A", "B"}
+
+
+def test_the_job_queue_and_the_lock_share_one_sqlite_file_with_the_datasets(
+    tmp_path: Path,
+) -> None:
+    from platform_core.adapters.local import SqliteDatasetRepository
+
+    db = tmp_path / "mlbot.db"
+    SqliteDatasetRepository(db)
+    queue, lock = SqliteJobQueue(db), SqliteMachineLock(db)
+    queue.submit(make_job())
+    assert lock.acquire("local", "job-1", LEASE, T0)
+    assert SqliteJobQueue(db).get("job-1") == make_job()
+
+
+def test_an_unusable_sqlite_path_surfaces_as_storage_error(tmp_path: Path) -> None:
+    (tmp_path / "a-directory").mkdir()
+    for adapter in (SqliteJobQueue, SqliteMachineLock):
+        with pytest.raises(StorageError) as caught:
+            adapter(tmp_path / "a-directory")
+        assert caught.value.operation == "init"
+
+
+def test_a_missing_table_surfaces_as_storage_error_not_a_boto_error(
+    aws_credentials: None,
+) -> None:
+    with mock_aws():
+        dynamodb = make_boto3_client("dynamodb", Settings(region="us-east-1"))
+        jobs = DynamoJobQueue(table_name="NoSuchTable", client=dynamodb)
+        lock = DynamoMachineLock(table_name="NoSuchTable", client=dynamodb)
+        for action in (lambda: jobs.submit(make_job()), lambda: jobs.get("j"), jobs.queued,
+                       lambda: jobs.claim("j", "i", T0), lambda: jobs.active_for("t", "n"),
+                       lambda: lock.acquire("m", "o", LEASE, T0), lambda: lock.get("m")):
+            with pytest.raises(StorageError) as caught:
+                action()
+            assert caught.value.cause == "ResourceNotFoundException"
+
+
+def test_aws_adapters_build_a_default_client_on_first_use_not_at_construction(
+    aws_credentials: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AWS_DEFAULT_REGION")  # building a client now would fail: no region
+    jobs, lock = DynamoJobQueue(table_name="Job"), DynamoMachineLock(table_name="MachineStatus")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        infra.create_tables(make_boto3_client("dynamodb", Settings(region="us-east-1")))
+        assert jobs.submit(make_job()) == make_job()
+        assert lock.acquire("i-1", "job-1", LEASE, T0)
