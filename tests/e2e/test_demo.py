@@ -6,17 +6,42 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 
-def test_demo_validates_stores_and_refuses_as_a_user_would_see(tmp_path: Path) -> None:
+MLBOT = Path(sys.executable).with_name("mlbot")
+
+
+def _demo(tmp_path: Path, *extra: str, timeout: int) -> subprocess.CompletedProcess:
     env = dict(os.environ, MLBOT_HOME=str(tmp_path / "home"))
-    mlbot = Path(sys.executable).with_name("mlbot")
-    done = subprocess.run([str(mlbot), "demo"], env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run([str(MLBOT), "demo", *extra], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def _listing(tmp_path: Path) -> str:
+    env = dict(os.environ, MLBOT_HOME=str(tmp_path / "home" / "demo"), MLBOT_USER="demo")
+    done = subprocess.run([str(MLBOT), "datasets", "--json"], capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 0
+    return done.stdout
+
+
+def test_demo_without_training_validates_stores_and_refuses(tmp_path: Path) -> None:
+    done = _demo(tmp_path, "--no-train", timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
     assert "Stored image dataset 'fashion'" in out and "Stored sentiment dataset 'reviews'" in out
     assert "The dataset was not stored: 4 problems to fix." in out
     assert "not UTF-8" in out and "already used by another member" in out
     assert "Demo finished" in out
-    listing = subprocess.run([str(mlbot), "datasets", "--json"], capture_output=True, text=True, timeout=60,
-                             env=dict(env, MLBOT_HOME=str(tmp_path / "home" / "demo"), MLBOT_USER="demo"))
-    assert listing.returncode == 0 and '"name": "fashion"' in listing.stdout and '"name": "reviews"' in listing.stdout
+    listing = _listing(tmp_path)
+    assert '"name": "fashion"' in listing and '"name": "reviews"' in listing
+
+
+@pytest.mark.slow
+def test_full_demo_trains_both_examples_with_progress_and_metrics(tmp_path: Path) -> None:
+    done = _demo(tmp_path, timeout=1800)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    out = done.stdout
+    assert "Queued 'fashion' for training (image, fast recipe)" in out
+    assert "fashion [" in out and "epoch 1/" in out
+    assert "Trained 'fashion'" in out and "Trained 'reviews'" in out
+    assert "validation accuracy" in out and "precision" in out
+    assert '"training_status": "Training Successful"' in _listing(tmp_path)
