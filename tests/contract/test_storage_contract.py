@@ -13,7 +13,6 @@ from typing import Any, Callable, Iterator
 
 import pytest
 from moto import mock_aws
-from moto.dynamodb.models.table import Table as MotoTable
 
 from platform_core.adapters.aws import DynamoDatasetRepository, S3BlobStore, make_boto3_client
 from platform_core.adapters.local import LocalBlobStore, SqliteDatasetRepository
@@ -22,6 +21,7 @@ from platform_core.errors import BlobNotFound, ConcurrentUpdate, DatasetExists, 
 from platform_core.ports import BlobStore, DatasetRepository
 from platform_core.records import DatasetRecord, TrainingStatus
 from tests import infra
+from tests.conftest import serialise_moto_writes
 
 
 @dataclass
@@ -30,42 +30,12 @@ class Stores:
     datasets: DatasetRepository
 
 
-@pytest.fixture
-def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fake credentials and no endpoint override, so nothing can reach a real account."""
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SECURITY_TOKEN": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3",
-                 "AWS_ENDPOINT_URL_DYNAMODB"):
-        monkeypatch.delenv(name, raising=False)
-
-
-def _atomic_moto_writes(monkeypatch: pytest.MonkeyPatch) -> None:
-    """DynamoDB checks a condition and writes atomically; moto does it in two unlocked steps.
-
-    Serialising moto's writes makes the race tests check our conditions, not moto's threading."""
-    lock = threading.Lock()
-    original = MotoTable.put_item
-
-    def put_item(self: MotoTable, *args: Any, **kwargs: Any) -> Any:
-        with lock:
-            return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(MotoTable, "put_item", put_item)
-
-
 def _local(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stores]:
     yield Stores(LocalBlobStore(tmp_path / "blobs"), SqliteDatasetRepository(tmp_path / "mlbot.db"))
 
 
 def _aws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stores]:
-    _atomic_moto_writes(monkeypatch)
+    serialise_moto_writes(monkeypatch)
     monkeypatch.setenv("MOTO_S3_DEFAULT_MAX_KEYS", "3")  # small pages, so listing must paginate
     settings = Settings(backend="aws", bucket="mlbot-test-datasets", region="us-east-1")
     with mock_aws():

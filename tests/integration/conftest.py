@@ -13,23 +13,14 @@ from platform_core.config import Settings
 from tests import infra
 
 
-@pytest.fixture
-def fake_aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fake credentials and no endpoint override, so nothing can reach a real account."""
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(name, value)
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
-        monkeypatch.delenv(name, raising=False)
-
-
 @pytest.fixture(params=["local", "aws"])
 def services(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Services]:
     """Services built by the real wiring function, on each backend."""
     if request.param == "local":
         yield build_services(Settings(backend="local", home=tmp_path / "home"))
         return
-    request.getfixturevalue("fake_aws_env")
+    request.getfixturevalue("aws_credentials")
+    request.getfixturevalue("atomic_moto_writes")
     with mock_aws():
         settings = Settings(backend="aws", bucket="mlbot-it-datasets", region="us-east-1")
         built = build_services(settings)

