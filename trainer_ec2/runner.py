@@ -22,6 +22,7 @@ from platform_core.recordkeeping import update_record
 
 log = logging.getLogger(__name__)
 TrainFn = Callable[..., TrainingResult]
+MAX_PROGRESS_EVENTS = 20
 
 
 def default_trainers() -> dict[str, TrainFn]:
@@ -151,6 +152,10 @@ def _progress(ctx: TrainerContext, job: Job, lost: threading.Event, started: flo
     def report(epoch: int, total: int, figures: dict[str, float]) -> None:
         if lost.is_set():
             raise LeaseLost(job.job_id)
+        # At most about MAX_PROGRESS_EVENTS per run: chats edit one message, and they rate-limit edits.
+        step = max(1, -(-total // MAX_PROGRESS_EVENTS))
+        if epoch % step and epoch not in (1, total):
+            return
         elapsed = ctx.clock() - started
         eta = elapsed / epoch * (total - epoch) if epoch else None
         _publish(ctx, job, PROGRESS, {"epoch": epoch, "total": total, "elapsed_s": round(elapsed, 1),

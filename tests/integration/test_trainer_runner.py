@@ -220,3 +220,13 @@ def test_thread_launcher_trains_in_the_background(world) -> None:
     _train(services)
     services.launcher.threads[0].join(timeout=30)
     assert _status(services).training_status == TrainingStatus.SUCCESSFUL.value
+
+
+def test_long_runs_report_about_twenty_progress_steps_including_the_last(world) -> None:
+    ctx, services, trainer, events, _ = world
+    trainer.epochs = 100
+    _train(services)
+    drain(ctx)
+    epochs = [e.payload["epoch"] for e in events if e.type == PROGRESS]
+    assert 10 <= len(epochs) <= 21 and epochs[0] == 1 and epochs[-1] == 100
+    assert all(e.payload["total"] == 100 for e in events if e.type == PROGRESS)
