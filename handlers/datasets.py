@@ -6,6 +6,7 @@ from handlers.replies import error_reply, format_accuracy
 from handlers.services import Services
 from platform_core.errors import DatasetNotFound, MlbotError, UsageError
 from platform_core.records import DatasetRecord, TrainingStatus, normalise_name
+from platform_core.validation.report import plural
 
 
 def handle_datasets(cmd: Command, services: Services) -> Reply:
@@ -17,7 +18,7 @@ def handle_datasets(cmd: Command, services: Services) -> Reply:
     data = {"datasets": [r.as_dict() for r in records]}
     if not records:
         return Reply("No datasets yet. Send a zip of images or a CSV with: upload NAME", data=data)
-    lines = [f"{len(records)} dataset(s):"]
+    lines = [f"{plural(len(records), 'dataset')}:"]
     lines += [_summary_line(r) for r in records]
     return Reply("\n".join(lines), data=data)
 
