@@ -42,11 +42,11 @@ def test_a_train_command_is_posted_to_the_trainer_and_trained_once(served_traine
     reply = handle_train(Command("train", TENANT, "u", ("c",)), services)
     assert reply.ok, reply.text
     deadline = time.time() + 20
-    while services.records.get(TENANT, "c").training_status != TrainingStatus.SUCCESSFUL.value:
-        assert time.time() < deadline, services.records.get(TENANT, "c")
+    while services.jobs.get(reply.data["job_id"]).state != "succeeded":
+        assert time.time() < deadline, services.jobs.get(reply.data["job_id"])
         time.sleep(0.05)
     assert len(trainer.calls) == 1
-    assert services.jobs.get(reply.data["job_id"]).state == "succeeded"
+    assert services.records.get(TENANT, "c").training_status == TrainingStatus.SUCCESSFUL.value
 
 
 def test_an_unreachable_trainer_leaves_the_job_queued_and_says_so(tmp_path: Path) -> None:
