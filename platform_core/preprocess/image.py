@@ -1,0 +1,66 @@
+"""Image preprocessing shared by training and inference: Pillow decode, RGB, square resize, ImageNet norm.
+
+numpy and Pillow only, so the inference Lambda stays small. The spec is stored beside each model as
+preprocess.json; a model predicts the same in the Lambda as in training because both call this module.
+"""
+from __future__ import annotations
+
+import io
+from typing import Any, Sequence
+
+import numpy as np
+from PIL import Image, ImageOps
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+IMAGE_SPEC_DEFAULT: dict[str, Any] = {
+    "type": "image",
+    "size": 224,
+    "mean": list(IMAGENET_MEAN),
+    "std": list(IMAGENET_STD),
+    "layout": "NCHW",
+}
+
+
+def image_spec(size: int = 224) -> dict[str, Any]:
+    """A fresh spec for ``size`` x ``size`` input with ImageNet normalisation."""
+    return {**IMAGE_SPEC_DEFAULT, "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "size": int(size)}
+
+
+def _check(spec: dict[str, Any]) -> int:
+    if spec.get("type") != "image" or spec.get("layout", "NCHW") != "NCHW":
+        raise ValueError(f"not an NCHW image preprocessing spec: {spec!r}")
+    return int(spec["size"])
+
+
+def preprocess_image(img: Image.Image, spec: dict[str, Any]) -> np.ndarray:
+    """One image as float32 (3, size, size): RGB, bilinear resize, scaled to [0, 1], normalised."""
+    size = _check(spec)
+    if img.mode != "RGB":
+        img = img.convert("RGB")
+    if img.size != (size, size):
+        img = img.resize((size, size), Image.Resampling.BILINEAR)
+    # (x / 255 - mean) / std folded into one multiply and one subtract per pixel
+    scale = np.asarray(spec["std"], dtype=np.float32) * 255.0
+    offset = np.asarray(spec["mean"], dtype=np.float32) / np.asarray(spec["std"], dtype=np.float32)
+    pixels = np.asarray(img, dtype=np.float32)
+    pixels = pixels / scale - offset
+    return np.ascontiguousarray(pixels.transpose(2, 0, 1))
+
+
+def preprocess_image_bytes(data: bytes, spec: dict[str, Any]) -> np.ndarray:
+    """Decode a JPEG or PNG (EXIF rotation applied) and preprocess it as ``preprocess_image`` does."""
+    size = _check(spec)
+    img = Image.open(io.BytesIO(data))
+    if img.format == "JPEG":
+        # Let libjpeg decode at a reduced scale: a 12-megapixel phone photo never lands in memory whole.
+        img.draft("RGB", (size * 2, size * 2))
+    img = ImageOps.exif_transpose(img)
+    return preprocess_image(img, spec)
+
+
+def batch(images: Sequence[np.ndarray]) -> np.ndarray:
+    """Stack preprocessed images into one contiguous float32 (N, 3, H, W) batch."""
+    if not len(images):
+        raise ValueError("an empty batch")
+    return np.ascontiguousarray(np.stack(images), dtype=np.float32)

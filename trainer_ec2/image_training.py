@@ -1,0 +1,182 @@
+"""Image classification by transfer learning from ImageNet MobileNetV2, in two recipes.
+
+(docstring with measurements comes last)
+"""
+from __future__ import annotations
+
+import io
+import os
+import time
+import zipfile
+from collections import Counter
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from torchvision.models import MobileNetV2
+
+from platform_core.preprocess.image import batch, image_spec, preprocess_image_bytes
+from trainer_ec2 import onnx_export
+from trainer_ec2.backbone import freeze, mobilenet_v2_pretrained, replace_head, train_mode
+from trainer_ec2.config import ProgressCallback, TrainConfig, TrainingResult, no_progress
+from trainer_ec2.failures import TrainingDataError
+from trainer_ec2.metrics import accuracy, confusion_png, summarise
+from trainer_ec2.splits import stratified_split, validation_fraction
+
+TOLERANCE = 1e-3  # largest allowed |onnxruntime - torch| class probability on the validation set
+INPUT_NAME, OUTPUT_NAME = "image", "probabilities"
+EVAL_BATCH = 8  # inference passes: as fast as 32 here, with a third of the extra memory
+# fast: blocks trained on the cache, epochs, head learning rate (config.learning_rate), blocks' share of it
+FAST_TUNED_BLOCKS, FAST_EPOCHS, FAST_LR, FAST_TOP_LR_RATIO, FAST_WEIGHT_DECAY = 2, 10, 1e-3, 0.1, 0.01
+# (per-epoch history, final train predictions, final validation predictions)
+Trained = tuple[list[dict[str, Any]], np.ndarray, np.ndarray]
+# (dataset indices, training?) -> logits; each recipe supplies its own
+Forward = Callable[[np.ndarray, bool], torch.Tensor]
+
+
+class Probabilities(nn.Module):
+    """A classifier's logits turned into class probabilities, so the exported graph ends in softmax."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.model(x), dim=1)
+
+
+class Data:
+    """A normalised zip's images (kept encoded), labels, classes in sorted order and seeded split."""
+
+    def __init__(self, zip_bytes: bytes, seed: int, size: int) -> None:
+        try:
+            with zipfile.ZipFile(io.BytesIO(zip_bytes)) as zf:
+                names = sorted(n for n in zf.namelist() if not n.endswith("/"))
+                self.raw = [zf.read(n) for n in names]
+        except zipfile.BadZipFile as exc:
+            raise TrainingDataError(f"the stored dataset is not a readable zip ({exc})") from None
+        if any(n.count("/") != 1 for n in names):
+            raise TrainingDataError("the stored dataset is not a normalised image zip (<class>/<image> entries)")
+        self.classes = sorted({n.split("/")[0] for n in names})
+        if len(self.classes) < 2:
+            raise TrainingDataError("training needs images of at least two classes")
+        self.labels = np.array([self.classes.index(n.split("/")[0]) for n in names], dtype=np.int64)
+        smallest = min(Counter(self.labels.tolist()).values())
+        train, val = stratified_split(self.labels.tolist(), validation_fraction(smallest), seed=seed)
+        self.train, self.val = np.array(train), np.array(val)
+        self.spec = image_spec(size)
+
+    def images(self, indices: np.ndarray) -> np.ndarray:
+        """Preprocessed float32 (N, 3, H, W) for these indices."""
+        return batch([preprocess_image_bytes(self.raw[i], self.spec) for i in indices])
+
+
+def chunks(indices: np.ndarray, size: int) -> list[np.ndarray]:
+    return [indices[i:i + size] for i in range(0, len(indices), size)]
+
+
+def predict(model: nn.Module, forward: Forward, indices: np.ndarray, size: int) -> np.ndarray:
+    """Predicted class indices, in eval mode."""
+    model.eval()
+    with torch.no_grad():
+        return np.concatenate([forward(c, False).argmax(1).numpy() for c in chunks(indices, size)])
+
+
+def run_epochs(model: nn.Module, forward: Forward, optimizer: torch.optim.Optimizer, scheduler: Any,
+               data: Data, config: TrainConfig, epochs: int, progress: ProgressCallback) -> Trained:
+    """Shuffled mini-batch epochs; after each, the validation accuracy and a progress report."""
+    rng, history = np.random.default_rng(config.seed), []
+    for epoch in range(1, epochs + 1):
+        train_mode(model)
+        loss_sum, hits = 0.0, 0
+        for chunk in chunks(rng.permutation(data.train), config.batch_size):
+            labels = torch.from_numpy(data.labels[chunk])
+            logits = forward(chunk, True)
+            loss = nn.functional.cross_entropy(logits, labels)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.item() * len(chunk)
+            hits += int((logits.argmax(1) == labels).sum())
+        if scheduler is not None:
+            scheduler.step()
+        val_pred = predict(model, forward, data.val, EVAL_BATCH)
+        figures = {"train_loss": loss_sum / len(data.train), "train_accuracy": hits / len(data.train),
+                   "validation_accuracy": accuracy(data.labels[data.val], val_pred)}
+        history.append({"epoch": epoch, **figures})
+        progress(epoch, epochs, figures)
+    return history, predict(model, forward, data.train, EVAL_BATCH), val_pred
+
+
+def seed_recipe(model: MobileNetV2, data: Data, config: TrainConfig, progress: ProgressCallback) -> Trained:
+    """The original: every layer fine-tuned, SGD(0.01, momentum 0.9), StepLR(6, 0.1), 10 epochs, flips."""
+    rng = np.random.default_rng(config.seed + 1)
+
+    def forward(indices: np.ndarray, augment: bool) -> torch.Tensor:
+        x = torch.from_numpy(data.images(indices))  # decoded again each epoch, as the original did
+        if augment:
+            flip = torch.from_numpy(rng.random(len(indices)) < 0.5)[:, None, None, None]
+            x = torch.where(flip, x.flip(3), x)
+        return model(x)
+
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.learning_rate or 0.01, momentum=0.9)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=6, gamma=0.1)
+    return run_epochs(model, forward, optimizer, scheduler, data, config, config.epochs or 10, progress)
+
+
+def trunk_outputs(trunk: nn.Module, data: Data, size: int) -> np.ndarray:
+    """Every image through the frozen trunk once, run by onnxruntime (several times torch's speed here)."""
+    side = data.spec["size"]
+    graph = onnx_export.export_onnx(trunk, [torch.zeros(1, 3, side, side)], [INPUT_NAME], ["trunk"])
+    session = onnx_export.session(graph)
+    every = np.arange(len(data.raw))
+    return np.concatenate([session.run(None, {INPUT_NAME: data.images(c)})[0] for c in chunks(every, size)])
+
+
+def fast_recipe(model: MobileNetV2, data: Data, config: TrainConfig, progress: ProgressCallback) -> Trained:
+    """Frozen trunk computed once; the last FAST_TUNED_BLOCKS blocks and the head trained on its output."""
+    split = len(model.features) - FAST_TUNED_BLOCKS
+    trunk, top, head = model.features[:split], model.features[split:], model.classifier[-1]
+    freeze(trunk)
+    cached = torch.from_numpy(trunk_outputs(trunk, data, EVAL_BATCH))
+
+    def forward(indices: np.ndarray, augment: bool) -> torch.Tensor:
+        return head(top(cached[indices]).mean((2, 3)))  # the global average pool MobileNetV2 applies
+
+    lr = config.learning_rate or FAST_LR
+    optimizer = torch.optim.AdamW([{"params": top.parameters(), "lr": lr * FAST_TOP_LR_RATIO},
+                                   {"params": head.parameters(), "lr": lr}], weight_decay=FAST_WEIGHT_DECAY)
+    return run_epochs(model, forward, optimizer, None, data, config, config.epochs or FAST_EPOCHS, progress)
+
+
+RECIPES: dict[str, Callable[[MobileNetV2, Data, TrainConfig, ProgressCallback], Trained]] = {
+    "fast": fast_recipe, "seed": seed_recipe}
+
+
+def train_image_classifier(zip_bytes: bytes, config: TrainConfig,
+                           progress: ProgressCallback | None = None) -> TrainingResult:
+    """Train on a normalised image zip; return the ONNX model (checked against torch), spec and metrics."""
+    if config.recipe not in RECIPES:
+        raise ValueError(f"unknown image recipe {config.recipe!r}: choose one of {sorted(RECIPES)}")
+    start = time.perf_counter()
+    torch.set_num_threads(os.cpu_count() or 1)
+    torch.manual_seed(config.seed)
+    data = Data(zip_bytes, config.seed, config.image_size)
+    model, source = mobilenet_v2_pretrained(config)
+    replace_head(model, len(data.classes))
+    history, train_pred, val_pred = RECIPES[config.recipe](model, data, config, progress or no_progress)
+    net = Probabilities(model).eval()
+    side = data.spec["size"]
+    onnx_model = onnx_export.export_onnx(net, [torch.zeros(1, 3, side, side)], [INPUT_NAME], [OUTPUT_NAME])
+    difference = onnx_export.max_probability_difference(onnx_model, net, {INPUT_NAME: data.images(data.val)},
+                                                        EVAL_BATCH)
+    if not difference < TOLERANCE:
+        raise onnx_export.OnnxMismatch(difference, TOLERANCE)
+    metrics = summarise(classes=data.classes, train_true=data.labels[data.train], train_pred=train_pred,
+                        val_true=data.labels[data.val], val_pred=val_pred, history=history,
+                        duration_s=time.perf_counter() - start, recipe=config.recipe)
+    metrics.update(weights_source=source, onnx_max_probability_difference=difference)
+    return TrainingResult(classes=data.classes, onnx_model=onnx_model, preprocess=data.spec, metrics=metrics,
+                          confusion_png=confusion_png(metrics["confusion_matrix"], data.classes))
