@@ -45,7 +45,7 @@ class Subscribed:
 
 
 @pytest.fixture
-def aws(fake_aws_env: None) -> Iterator[tuple[Any, Any]]:
+def aws(aws_credentials: None) -> Iterator[tuple[Any, Any]]:
     with mock_aws():
         yield make_boto3_client("sns", SETTINGS), make_boto3_client("sqs", SETTINGS)
 
