@@ -104,7 +104,7 @@ def test_publishing_to_a_missing_topic_raises_storage_error(aws: tuple[Any, Any]
 
 
 def test_the_bus_builds_its_client_on_first_use_not_at_construction(
-    fake_aws_env: None, monkeypatch: pytest.MonkeyPatch
+    aws_credentials: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("AWS_DEFAULT_REGION")  # building a client now would fail: no region
     bus = SnsEventBus(topic_arn="arn:aws:sns:us-east-1:123456789012:TrainingEventsTopic")
