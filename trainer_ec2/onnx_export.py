@@ -49,10 +49,18 @@ def export_onnx(module: torch.nn.Module, example_inputs: Sequence[torch.Tensor],
         module.train(was_training)
 
 
+def cpu_cores() -> int:
+    """The cores this process may run on (a container's limit, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def session(onnx_bytes: bytes, threads: int | None = None) -> ort.InferenceSession:
     """A CPU onnxruntime session over the bytes, using ``threads`` (default: all cores) per operator."""
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or os.cpu_count() or 1
+    options.intra_op_num_threads = threads or cpu_cores()
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     return ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
