@@ -25,11 +25,15 @@ def build_services(settings: Settings, *, launcher: TrainerLauncher | None = Non
     from platform_core.adapters.local import LocalBlobStore, SqliteDatasetRepository
     from platform_core.adapters.local_jobs import SqliteJobQueue
 
+    from lambda_predict.predictor import Predictor
+
     settings.home.mkdir(parents=True, exist_ok=True)
+    blobs = LocalBlobStore(settings.home / "blobs")
+    records = SqliteDatasetRepository(settings.home / "mlbot.sqlite3")
     return Services(
-        blobs=LocalBlobStore(settings.home / "blobs"),
-        records=SqliteDatasetRepository(settings.home / "mlbot.sqlite3"),
+        blobs=blobs, records=records,
         jobs=SqliteJobQueue(settings.home / "jobs.sqlite3"),
         launcher=launcher or ProcessLauncher(log_path=settings.home / "trainer.log"),
+        predictor=Predictor(blobs=blobs, records=records),  # in process, as DESIGN.md's local backend says
         limits=settings.limits,
     )

@@ -17,6 +17,13 @@ class TrainerLauncher(Protocol):
     def __call__(self, job: Job) -> None: ...
 
 
+class PredictorPort(Protocol):
+    """Answers label, confidence and top classes from a dataset's current model."""
+
+    def predict(self, tenant: str, name: str, *, image: bytes | None = None,
+                text: str | None = None) -> dict: ...
+
+
 @dataclass
 class Services:
     blobs: BlobStore
@@ -24,5 +31,6 @@ class Services:
     limits: Limits = field(default_factory=Limits)
     jobs: JobQueue | None = None
     launcher: TrainerLauncher | None = None
+    predictor: PredictorPort | None = None
     new_id: Callable[[], str] = field(default=lambda: uuid.uuid4().hex[:12])
     clock: Callable[[], float] = time.time

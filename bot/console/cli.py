@@ -12,6 +12,7 @@ from typing import Callable, Sequence
 from bot.wiring import build_services
 from handlers.commands import Attachment, Command, Reply
 from handlers.datasets import handle_datasets, handle_status
+from handlers.predict import handle_predict
 from handlers.services import Services
 from handlers.upload import handle_upload
 from handlers.validate import handle_validate
@@ -47,6 +48,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", action="store_true", help="block until training ends, showing progress")
     p.add_argument("--epochs", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--json", action="store_true")
+    p = sub.add_parser("predict", help="label and confidence for an image or a text")
+    p.add_argument("name")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--image", type=Path)
+    what.add_argument("--text")
+    p.add_argument("--json", action="store_true")
     p = sub.add_parser("serve", help="serve the trainer's HTTP routes and train in this process")
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--host", default="127.0.0.1")
@@ -81,6 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in ("validate", "upload") and not args.file.is_file():
         print(f"mlbot: no such file: {args.file}", file=sys.stderr)
         return 1
+    if args.command == "predict" and args.image is not None and not args.image.is_file():
+        print(f"mlbot: no such file: {args.image}", file=sys.stderr)
+        return 1
     services = build_services(settings)
     handler, cmd = _command(args, tenant, user)
     return emit(handler(cmd, services), as_json=args.json)
@@ -95,6 +105,10 @@ def _command(args: argparse.Namespace, tenant: str, user: str) -> tuple[Callable
         return handle_upload, Command("upload", tenant, user, words, attachment)
     if args.command == "status":
         return handle_status, Command("status", tenant, user, (args.name,))
+    if args.command == "predict":
+        image = Attachment(args.image.name, args.image) if args.image else None
+        words = (args.name, *(args.text.split() if args.text else ()))
+        return handle_predict, Command("predict", tenant, user, words, image)
     return handle_datasets, Command("datasets", tenant, user)
 
 

@@ -10,6 +10,7 @@ from bot.console.progress import ConsoleProgress, finished_text
 from bot.wiring import build_services
 from handlers.commands import Attachment, Command, Reply
 from handlers.datasets import handle_datasets, handle_status
+from handlers.predict import handle_predict
 from handlers.services import Services
 from handlers.train import handle_train
 from handlers.upload import handle_upload
@@ -19,7 +20,7 @@ from platform_core.events import FINISHED
 
 REPO_EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 TENANT = "console:demo"
-SAMPLES = ("fashion_small.zip", "movie_reviews.csv", "broken.zip", "broken.csv")
+SAMPLES = ("fashion_small.zip", "movie_reviews.csv", "broken.zip", "broken.csv", "sneaker.png")
 
 
 def run_demo(settings: Settings, examples: Path | None = None, *, train: bool = True) -> int:
@@ -43,13 +44,16 @@ def run_demo(settings: Settings, examples: Path | None = None, *, train: bool = 
         not _say(services, "guest", "upload", ("fashion",), examples / "fashion_small.zip"),
     ]
     if train:
-        outcomes += [_train(services, ctx, "fashion"), _train(services, ctx, "reviews")]
+        outcomes += [_train(services, ctx, "fashion"), _train(services, ctx, "reviews"),
+                     _say(services, "demo", "predict", ("fashion",), examples / "sneaker.png"),
+                     _say(services, "demo", "predict", ("reviews", *"a gorgeous, moving film with a superb cast".split())),
+                     _say(services, "demo", "predict", ("reviews", *"tedious, clumsy and far too long".split()))]
     outcomes += [_say(services, "demo", "datasets", ()), _say(services, "demo", "status", ("fashion",))]
     print("Try it yourself:")
     print(f"  MLBOT_HOME={home} MLBOT_USER=demo mlbot datasets")
     print("  mlbot validate examples/broken.zip --json")
     if all(outcomes):
-        trained = "2 datasets stored and trained" if train else "2 datasets stored"
+        trained = "2 datasets stored, trained and asked for predictions" if train else "2 datasets stored"
         print(f"\nDemo finished: {trained}, 3 bad uploads refused with their reasons.")
         return 0
     print("\nDemo did not go as expected; see the replies above.")
@@ -86,7 +90,7 @@ def _say(services: Services, user: str, verb: str, args: tuple[str, ...], file: 
     attach = f" --file {file.parent.name}/{file.name}" if file else ""
     print(" ".join([f"{user}> {verb}", *args]) + attach)
     cmd = Command(verb, TENANT, user, args, Attachment(file.name, file) if file else None)
-    handler = {"validate": handle_validate, "upload": handle_upload, "train": handle_train,
+    handler = {"validate": handle_validate, "upload": handle_upload, "train": handle_train, "predict": handle_predict,
                "datasets": handle_datasets, "status": handle_status}[verb]
     reply: Reply = handler(cmd, services)
     for line in reply.text.splitlines():

@@ -44,4 +44,6 @@ def test_full_demo_trains_both_examples_with_progress_and_metrics(tmp_path: Path
     assert "fashion [" in out and "epoch 1/" in out
     assert "Trained 'fashion'" in out and "Trained 'reviews'" in out
     assert "validation accuracy" in out and "precision" in out
+    assert "demo> predict fashion --file examples/sneaker.png\n  mlbot: sneaker (" in out
+    assert "confident, model version 1" in out
     assert '"training_status": "Training Successful"' in _listing(tmp_path)

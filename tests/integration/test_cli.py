@@ -105,3 +105,13 @@ def test_another_console_user_has_separate_datasets(capsys, monkeypatch: pytest.
     code, listing = run_json(capsys, "datasets")
     assert code == 0 and listing["datasets"] == []
     assert os.environ["MLBOT_USER"] == "ben"
+
+
+def test_predict_needs_exactly_one_of_image_or_text_and_a_real_file(capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["predict", "x"])
+    assert exc.value.code == 2
+    code, text = run(capsys, "predict", "x", "--image", "no/such.png")
+    assert code == 1 and "no such file" in text
+    code, data = run_json(capsys, "predict", "ghost", "--text", "hello")
+    assert code == 1 and data["error"] == "not_found"

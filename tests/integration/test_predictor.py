@@ -74,3 +74,20 @@ def test_prediction_errors_are_clear(setup) -> None:
         predictor.predict(TENANT, "c", image=b"GIF89a not really")
     with pytest.raises(BadPredictionInput):
         predictor.predict(TENANT, "c", text="an image model gets text")
+
+
+def test_the_predict_command_answers_label_and_confidence_and_refuses_clearly(setup) -> None:
+    from handlers.predict import handle_predict
+
+    ctx, services, _, predictor = setup
+    services.predictor = predictor
+    not_yet = handle_predict(Command("predict", TENANT, "u", ("c",), Attachment("x.png", png((250, 5, 5)))), services)
+    assert not not_yet.ok and "Train it first" in not_yet.text
+    _train(ctx, services)
+    reply = handle_predict(Command("predict", TENANT, "u", ("c",), Attachment("x.png", png((250, 5, 5)))), services)
+    assert reply.ok and reply.text.startswith("red (") and reply.data["label"] == "red"
+    assert set(reply.data) >= {"label", "confidence", "top", "model_version"}
+    text_to_image_model = handle_predict(Command("predict", TENANT, "u", ("c", "hello", "there")), services)
+    assert not text_to_image_model.ok and "send an image" in text_to_image_model.text
+    usage = handle_predict(Command("predict", TENANT, "u", ()), services)
+    assert not usage.ok and usage.text.startswith("Usage: predict NAME")
