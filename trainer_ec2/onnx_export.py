@@ -8,7 +8,8 @@ from __future__ import annotations
 import io
 import os
 import warnings
-from typing import Mapping, Sequence
+from contextlib import contextmanager
+from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 import onnxruntime as ort
@@ -25,6 +26,19 @@ class OnnxMismatch(RuntimeError):
         super().__init__(f"ONNX and torch probabilities differ by {difference:.2e} (tolerance {tolerance:.0e})")
 
 
+@contextmanager
+def evaluating(module: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """Eval mode inside; afterwards every submodule's own mode back (frozen BatchNorm stays frozen)."""
+    modes = [(m, m.training) for m in module.modules()]
+    module.eval()
+    try:
+        with torch.no_grad():
+            yield module
+    finally:
+        for m, training in modes:
+            m.training = training
+
+
 def export_onnx(module: torch.nn.Module, example_inputs: Sequence[torch.Tensor], input_names: Sequence[str],
                 output_names: Sequence[str], *, dynamic_axes: Mapping[str, Mapping[int, str]] | None = None,
                 opset: int = OPSET) -> bytes:
@@ -34,19 +48,14 @@ def export_onnx(module: torch.nn.Module, example_inputs: Sequence[torch.Tensor],
     """
     if len(example_inputs) != len(input_names):
         raise ValueError("one name per example input")
-    was_training = module.training
-    module.eval()
-    try:
-        axes = {name: {0: "batch", **(dynamic_axes or {}).get(name, {})} for name in [*input_names, *output_names]}
-        out = io.BytesIO()
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # the legacy exporter is deprecated, and chosen
-            torch.onnx.export(module, tuple(example_inputs), out, input_names=list(input_names),
-                              output_names=list(output_names), dynamic_axes=axes, opset_version=opset,
-                              do_constant_folding=True, dynamo=False)
-        return out.getvalue()
-    finally:
-        module.train(was_training)
+    axes = {name: {0: "batch", **(dynamic_axes or {}).get(name, {})} for name in [*input_names, *output_names]}
+    out = io.BytesIO()
+    with evaluating(module), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the legacy exporter is deprecated, and chosen
+        torch.onnx.export(module, tuple(example_inputs), out, input_names=list(input_names),
+                          output_names=list(output_names), dynamic_axes=axes, opset_version=opset,
+                          do_constant_folding=True, dynamo=False)
+    return out.getvalue()
 
 
 def cpu_cores() -> int:
@@ -87,15 +96,12 @@ def max_probability_difference(onnx_bytes: bytes, torch_module: torch.nn.Module,
         raise ValueError(f"the graph takes {expected}, given {sorted(inputs)}")
     ordered = {name: inputs[name] for name in expected}
     onnx_out = run_batched(sess, ordered, batch_size)
-    was_training = torch_module.training
-    torch_module.eval()
-    try:
-        n = len(onnx_out)
-        with torch.no_grad():
-            torch_out = np.concatenate([
-                torch_module(*(torch.from_numpy(np.ascontiguousarray(v[i:i + batch_size])) for v in ordered.values()))
-                .detach().numpy() for i in range(0, n, batch_size)])
-    finally:
-        torch_module.train(was_training)
-    return float(np.max(np.abs(onnx_out.astype(np.float64) - torch_out.astype(np.float64)))) if n else 0.0
+    n = len(onnx_out)
+    if not n:
+        return 0.0
+    with evaluating(torch_module):
+        torch_out = np.concatenate([
+            torch_module(*(torch.from_numpy(np.ascontiguousarray(v[i:i + batch_size])) for v in ordered.values()))
+            .numpy() for i in range(0, n, batch_size)])
+    return float(np.max(np.abs(onnx_out.astype(np.float64) - torch_out.astype(np.float64))))
 

@@ -251,3 +251,12 @@ def test_export_helpers_take_several_named_inputs_of_any_dtype():
     assert onnx_export.max_probability_difference(graph, module, inputs, batch_size=3) < 1e-6
     with pytest.raises(ValueError, match="input_ids"):
         onnx_export.max_probability_difference(graph, module, {"ids": inputs["input_ids"]})
+
+
+def test_export_leaves_each_submodule_in_its_own_mode():
+    model = backbone.mobilenet_v2()
+    backbone.freeze(model.features[:5])
+    backbone.train_mode(model)
+    before = [m.training for m in model.modules()]
+    onnx_export.export_onnx(model, [torch.zeros(1, 3, 64, 64)], ["image"], ["logits"])
+    assert [m.training for m in model.modules()] == before and not model.features[0][1].training
