@@ -77,6 +77,7 @@ def table(rows: list[dict]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run fast, then seed, each in a child process, and print the markdown table."""
     parser = argparse.ArgumentParser(prog="python -m bench.image_training", description=__doc__)
     parser.add_argument("--child", choices=["fast", "seed"], help=argparse.SUPPRESS)
     parser.add_argument("--seed-epochs", type=int, default=None, help="seed epochs (default: its 10)")

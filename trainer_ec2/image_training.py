@@ -14,10 +14,10 @@ Measured here (2 cores; 10 classes x 100 real Fashion-MNIST, 700/300 split):
 - Heads on cached features, mean validation accuracy over 5 seeded splits: linear on the pooled features
   0.829-0.836 (AdamW or L-BFGS; flipped-image features and an MLP head no better); last block tuned 0.838;
   last two blocks tuned 0.853 (16 s); the same in 5-6 epochs 0.837-0.845.
-- Whole runs, jemalloc, splits 0/1/2: seed 0.860/0.860/0.850 in 340-390 s; fast (two blocks) 0.853/0.863/
-  0.837 in 27 s (13x; 38 s without jemalloc); a linear head alone 0.857/0.827/0.827 in 11.5 s (30x, but two
-  points lower on average). Accuracy decided. On 5 look-alike classes x 25, scored on held-out test images:
-  fast 0.75, seed 0.48 (40 SGD steps are too few to fine-tune everything).
+- Whole runs, splits 0/1/2: seed 0.860/0.860/0.850 in 339 s with jemalloc, 468 s without; fast (two
+  blocks) 0.853/0.850/0.847 in 27 s and 31 s (12-15x); a linear head alone 0.857/0.827/0.827 in 11.5 s
+  (30x, but two points lower on average). Accuracy decided. On 5 look-alike classes x 25, scored on held-out
+  test images: fast 0.75, seed 0.48 (40 SGD steps are too few to fine-tune everything).
 """
 from __future__ import annotations
 
@@ -89,6 +89,7 @@ class Data:
 
 
 def chunks(indices: np.ndarray, size: int) -> list[np.ndarray]:
+    """Consecutive slices of at most ``size`` indices."""
     return [indices[i:i + size] for i in range(0, len(indices), size)]
 
 

@@ -11,6 +11,10 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image, ImageOps
 
+# The flattening stored datasets went through (transparency on white, 16-bit scaled to 8), so a photo
+# sent for prediction is seen as the training images were.
+from platform_core.validation.images import to_plain_mode as flatten
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 IMAGE_SPEC_DEFAULT: dict[str, Any] = {
@@ -37,7 +41,7 @@ def preprocess_image(img: Image.Image, spec: dict[str, Any]) -> np.ndarray:
     """One image as float32 (3, size, size): RGB, bilinear resize, scaled to [0, 1], normalised."""
     size = _check(spec)
     if img.mode != "RGB":
-        img = img.convert("RGB")
+        img = flatten(img).convert("RGB")
     if img.size != (size, size):
         img = img.resize((size, size), Image.Resampling.BILINEAR)
     # (x / 255 - mean) / std folded into one multiply and one subtract per pixel

@@ -53,7 +53,7 @@ def _reencode(img: Image.Image, width: int, height: int) -> DecodedImage:
     """Rotate by EXIF, flatten to RGB or L, shrink, and save with no metadata at all."""
     source_format = img.format
     img = ImageOps.exif_transpose(img)
-    img = _to_plain_mode(img)
+    img = to_plain_mode(img)
     if max(img.size) > MAX_STORED_SIDE:
         img.thumbnail((MAX_STORED_SIDE, MAX_STORED_SIDE))
     img.info = {}  # Pillow copies some of info (JPEG comment, PNG ICC profile) into what it saves
@@ -67,7 +67,8 @@ def _reencode(img: Image.Image, width: int, height: int) -> DecodedImage:
     return DecodedImage(out.getvalue(), ext, width, height)
 
 
-def _to_plain_mode(img: Image.Image) -> Image.Image:
+def to_plain_mode(img: Image.Image) -> Image.Image:
+    """RGB or L: transparency composited on white, 16-bit and float greys scaled to 8 bits."""
     if img.mode in ("RGB", "L"):
         return img
     if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):

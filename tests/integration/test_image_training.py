@@ -212,6 +212,24 @@ def test_preprocessing_matches_torchvision_transforms(fashion_mnist):
     np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
+@pytest.mark.parametrize("mode", ["RGBA", "I;16"])
+def test_a_photo_sent_for_prediction_is_seen_as_the_stored_training_images_were(mode):
+    from platform_core.validation.images import decode_and_normalise
+
+    rng = np.random.default_rng(0)
+    if mode == "RGBA":  # half transparent: the stored copy sits on white
+        pixels = rng.integers(0, 256, (40, 40, 4), dtype=np.uint8)
+        pixels[:20, :, 3] = 0
+    else:  # 16-bit greyscale
+        pixels = rng.integers(0, 65536, (40, 40), dtype=np.uint16)
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, "PNG")
+    stored = decode_and_normalise(out.getvalue(), 10**6).data
+    spec = image_spec(32)
+    np.testing.assert_allclose(preprocess_image_bytes(out.getvalue(), spec), preprocess_image_bytes(stored, spec),
+                               atol=1e-6)
+
+
 def test_a_large_jpeg_is_decoded_at_reduced_scale_to_the_same_result():
     ramp = np.linspace(0, 255, 3000, dtype=np.float32)
     pixels = np.stack([ramp[None, :].repeat(2000, 0), ramp[::-1][None, :].repeat(2000, 0),
