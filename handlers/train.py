@@ -7,11 +7,10 @@ from handlers.commands import Command, Reply
 from handlers.replies import error_reply
 from handlers.services import Services
 from platform_core.errors import ConcurrentUpdate, DatasetNotFound, MlbotError, UsageError
-from platform_core.jobs import Job, JobState
+from platform_core.jobs import RECIPES, Job, JobState
 from platform_core.recordkeeping import update_record
 from platform_core.records import DatasetRecord, TrainingStatus, normalise_name, utc_now
 
-RECIPES = {"image": ("fast", "seed"), "sentiment": ("encoder", "seed")}
 
 
 def handle_train(cmd: Command, services: Services, *, reply_to: dict | None = None) -> Reply:

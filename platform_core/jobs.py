@@ -14,6 +14,8 @@ class JobState(str, Enum):
 
 
 ACTIVE_STATES = (JobState.QUEUED.value, JobState.RUNNING.value)
+# Training recipes per dataset kind; the first is the default.
+RECIPES: dict[str, tuple[str, ...]] = {"image": ("fast", "seed"), "sentiment": ("encoder", "seed")}
 
 
 @dataclass

@@ -17,14 +17,12 @@ from flask import Flask, jsonify, request
 
 from lambda_predict.predictor import Predictor
 from platform_core.errors import DatasetNotFound, InvalidDatasetName, MlbotError
-from platform_core.jobs import Job
+from platform_core.jobs import RECIPES, Job
 from platform_core.records import normalise_name
 from trainer_ec2.runner import TrainerContext, drain, enqueue
 
 log = logging.getLogger(__name__)
 ENDPOINT_KIND = {"train_image_classification": "image", "train_sentiment_analysis": "sentiment"}
-DEFAULT_RECIPE = {"image": "fast", "sentiment": "encoder"}
-RECIPES = {"image": ("fast", "seed"), "sentiment": ("encoder", "seed")}
 
 
 class Drainer:
@@ -119,7 +117,7 @@ def _job_from(body: dict[str, Any], kind: str, ctx: TrainerContext) -> Job:
         raise DatasetNotFound(name)
     if record.kind != kind:
         raise _WrongKind(name, record.kind)
-    recipe = str(body.get("recipe") or DEFAULT_RECIPE[kind]).lower()
+    recipe = str(body.get("recipe") or RECIPES[kind][0]).lower()
     if recipe not in RECIPES[kind]:
         raise _WrongKind(name, f"{kind} (recipes: {', '.join(RECIPES[kind])})")
     job_id = str(body.get("job_id") or uuid.uuid4().hex[:12])

@@ -4,10 +4,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-IMAGE_RECIPES = ("fast", "seed")
-TEXT_RECIPES = ("encoder", "seed")
-DEFAULT_RECIPE = {"image": "fast", "sentiment": "encoder"}
-
 
 @dataclass(frozen=True)
 class TrainConfig:

@@ -102,20 +102,16 @@ class LocalBlobStore:
         return sorted(keys)
 
 
-class SqliteDatasetRepository:
-    """DatasetRepository in SQLite: one connection per call, WAL so processes can share the file."""
+class SqliteFile:
+    """One SQLite database file: WAL on first open, a connection per transaction, errors wrapped."""
 
-    _SCHEMA = (
-        "CREATE TABLE IF NOT EXISTS datasets (tenant TEXT NOT NULL, name TEXT NOT NULL, "
-        "revision INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (tenant, name))"
-    )
-
-    def __init__(self, path: Path, *, busy_timeout_s: float = 30.0) -> None:
+    def __init__(self, path: Path, schema: tuple[str, ...], busy_timeout_s: float) -> None:
         self._path = Path(path)
         self._timeout = busy_timeout_s
-        with self._connect("init", str(self._path)) as conn:
+        with self.transaction("init", str(self._path)) as conn:
             self._use_wal(conn)
-            conn.execute(self._SCHEMA)
+            for statement in schema:
+                conn.execute(statement)
 
     def _use_wal(self, conn: sqlite3.Connection) -> None:
         # Switching to WAL needs the file to itself and SQLite fails at once instead of
@@ -123,28 +119,46 @@ class SqliteDatasetRepository:
         deadline = time.monotonic() + self._timeout
         while True:
             try:
-                mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                mode = str(conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]).lower()
             except sqlite3.OperationalError:
                 mode = ""
-                if time.monotonic() > deadline:
-                    raise
-            if str(mode).lower() == "wal":
+            if mode == "wal":
                 return
             if time.monotonic() > deadline:
-                raise sqlite3.OperationalError(f"could not switch to WAL (mode {mode})")
+                raise sqlite3.OperationalError(f"could not switch to WAL (mode {mode!r})")
             time.sleep(0.02)
 
     @contextmanager
-    def _connect(self, operation: str, key: str) -> Iterator[sqlite3.Connection]:
+    def transaction(self, operation: str, key: str,
+                    keep: tuple[type[Exception], ...] = ()) -> Iterator[sqlite3.Connection]:
+        """A connection inside one transaction: committed on success, rolled back on error.
+
+        SQLite and OS errors become StorageError, except those in ``keep``, which the caller maps."""
         try:
             self._path.parent.mkdir(parents=True, exist_ok=True)
             with closing(sqlite3.connect(self._path, timeout=self._timeout)) as conn:
-                with conn:  # commits on success, rolls back on error
+                with conn:
                     yield conn
-        except sqlite3.IntegrityError:
-            raise  # create() turns it into DatasetExists
+        except keep:
+            raise
         except (sqlite3.Error, OSError) as exc:
             raise StorageError(operation, key, f"{type(exc).__name__}: {exc}") from exc
+
+
+class SqliteDatasetRepository:
+    """DatasetRepository in SQLite: one connection per call, WAL so processes can share the file."""
+
+    _SCHEMA = (
+        "CREATE TABLE IF NOT EXISTS datasets (tenant TEXT NOT NULL, name TEXT NOT NULL, "
+        "revision INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (tenant, name))",
+    )
+
+    def __init__(self, path: Path, *, busy_timeout_s: float = 30.0) -> None:
+        self._db = SqliteFile(path, self._SCHEMA, busy_timeout_s)
+
+    def _connect(self, operation: str, key: str):
+        # create() turns an IntegrityError into DatasetExists.
+        return self._db.transaction(operation, key, keep=(sqlite3.IntegrityError,))
 
     def get(self, tenant: str, name: str) -> DatasetRecord | None:
         """The record, or None."""

@@ -6,57 +6,16 @@ a single ``UPDATE ... WHERE <condition>`` whose rowcount says whether it won.
 from __future__ import annotations
 
 import json
-import sqlite3
-import time
-from contextlib import closing, contextmanager
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from platform_core.errors import StorageError
+from platform_core.adapters.local import SqliteFile
 from platform_core.jobs import Job, JobState, MachineStatus
 
 _JOB_COLUMNS = tuple(f.name for f in fields(Job))
 _SELECT_JOB = f"SELECT {', '.join(_JOB_COLUMNS)} FROM jobs"
 _FINAL_STATES = (JobState.SUCCEEDED, JobState.FAILED)
-
-
-class _SqliteFile:
-    """One SQLite database file: WAL on first open, a connection per transaction, errors wrapped."""
-
-    def __init__(self, path: Path, schema: tuple[str, ...], busy_timeout_s: float) -> None:
-        self._path = Path(path)
-        self._timeout = busy_timeout_s
-        with self.transaction("init", str(self._path)) as conn:
-            self._use_wal(conn)
-            for statement in schema:
-                conn.execute(statement)
-
-    def _use_wal(self, conn: sqlite3.Connection) -> None:
-        # Switching to WAL needs the file to itself and fails at once instead of waiting,
-        # so a second process opening a new database retries within the timeout.
-        deadline = time.monotonic() + self._timeout
-        while True:
-            try:
-                mode = str(conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]).lower()
-            except sqlite3.OperationalError:
-                mode = ""
-            if mode == "wal":
-                return
-            if time.monotonic() > deadline:
-                raise sqlite3.OperationalError(f"could not switch to WAL (mode {mode!r})")
-            time.sleep(0.02)
-
-    @contextmanager
-    def transaction(self, operation: str, key: str) -> Iterator[sqlite3.Connection]:
-        """A connection inside one transaction: committed on success, rolled back on error."""
-        try:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            with closing(sqlite3.connect(self._path, timeout=self._timeout)) as conn:
-                with conn:
-                    yield conn
-        except (sqlite3.Error, OSError) as exc:
-            raise StorageError(operation, key, f"{type(exc).__name__}: {exc}") from exc
 
 
 class SqliteJobQueue:
@@ -73,7 +32,7 @@ class SqliteJobQueue:
     )
 
     def __init__(self, path: Path, *, busy_timeout_s: float = 30.0) -> None:
-        self._db = _SqliteFile(path, self._SCHEMA, busy_timeout_s)
+        self._db = SqliteFile(path, self._SCHEMA, busy_timeout_s)
 
     def submit(self, job: Job) -> Job:
         """Insert the job unless its job_id exists; return what is stored either way."""
@@ -161,7 +120,7 @@ class SqliteMachineLock:
     )
 
     def __init__(self, path: Path, *, busy_timeout_s: float = 30.0) -> None:
-        self._db = _SqliteFile(path, self._SCHEMA, busy_timeout_s)
+        self._db = SqliteFile(path, self._SCHEMA, busy_timeout_s)
 
     def acquire(self, machine: str, owner: str, lease_s: float, now: float) -> bool:
         """Busy for ``owner`` until now + lease_s if absent, Free, or expired before now."""
