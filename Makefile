@@ -15,7 +15,7 @@ export HF_HUB_OFFLINE := 1
 FAST_MALLOC = $(if $(wildcard $(JEMALLOC)),LD_PRELOAD=$(JEMALLOC) MALLOC_CONF=dirty_decay_ms:-1$(comma)muzzy_decay_ms:-1)
 comma := ,
 
-.PHONY: setup data demo test test-fast bench lint clean
+.PHONY: setup data demo test test-fast bench lint package clean
 
 setup: $(STAMP)
 
@@ -52,8 +52,12 @@ test-fast: $(STAMP) data
 bench: $(STAMP) data
 	$(PY) -m bench.run
 
+# The inference Lambda as dist/predict.zip (manylinux wheels for template.yaml's python3.12); prints its size.
+package: $(STAMP)
+	$(PY) -m tools.package --python-version 3.12 --out dist
+
 lint: $(STAMP)
 	$(VENV)/bin/cfn-lint template.yaml
 
 clean:
-	rm -rf .mlbot $(DATA_DIR) .pytest_cache
+	rm -rf .mlbot $(DATA_DIR) .pytest_cache dist

@@ -3,37 +3,39 @@ from __future__ import annotations
 
 from handlers.services import Services, TrainerLauncher
 from platform_core.config import Settings
+from platform_core.storage import build_storage
 
 
 def build_services(settings: Settings, *, launcher: TrainerLauncher | None = None) -> Services:
     """Local: files and SQLite under $MLBOT_HOME. AWS: S3 and DynamoDB (adapters imported lazily)."""
     if settings.backend == "aws":
-        from platform_core.adapters.aws import DynamoDatasetRepository, S3BlobStore, make_boto3_client
+        from platform_core.adapters.aws import make_boto3_client
         from platform_core.adapters.aws_jobs import DynamoJobQueue
+        from platform_core.adapters.aws_predict import LambdaPredictions
         from platform_core.adapters.launchers import HttpLauncher
 
         dynamodb = make_boto3_client("dynamodb", settings)
+        blobs, records = build_storage(settings, dynamodb=dynamodb)
         if launcher is None and settings.trainer_url:
             launcher = HttpLauncher(settings.trainer_url)
-        return Services(
-            blobs=S3BlobStore(bucket=settings.bucket, client=make_boto3_client("s3", settings)),
-            records=DynamoDatasetRepository(table_name=settings.dataset_table, client=dynamodb),
-            jobs=DynamoJobQueue(table_name=settings.job_table, client=dynamodb),
-            launcher=launcher, limits=settings.limits,
-        )
+        predictor = (LambdaPredictions(function=settings.predict_function, blobs=blobs,
+                                       client=make_boto3_client("lambda", settings))
+                     if settings.predict_function else None)
+        return Services(blobs=blobs, records=records,
+                        jobs=DynamoJobQueue(table_name=settings.job_table, client=dynamodb),
+                        launcher=launcher, predictor=predictor, limits=settings.limits)
     from platform_core.adapters.launchers import ProcessLauncher
-    from platform_core.adapters.local import LocalBlobStore, SqliteDatasetRepository
     from platform_core.adapters.local_jobs import SqliteJobQueue
 
+    from lambda_predict.handler import InProcessPredictions
     from lambda_predict.predictor import Predictor
 
-    settings.home.mkdir(parents=True, exist_ok=True)
-    blobs = LocalBlobStore(settings.home / "blobs")
-    records = SqliteDatasetRepository(settings.home / "mlbot.sqlite3")
+    blobs, records = build_storage(settings)
     return Services(
         blobs=blobs, records=records,
         jobs=SqliteJobQueue(settings.home / "jobs.sqlite3"),
         launcher=launcher or ProcessLauncher(log_path=settings.home / "trainer.log"),
-        predictor=Predictor(blobs=blobs, records=records),  # in process, as DESIGN.md's local backend says
+        # DESIGN.md: locally the inference handler function is called in process
+        predictor=InProcessPredictions(Predictor(blobs=blobs, records=records), blobs),
         limits=settings.limits,
     )

@@ -6,9 +6,8 @@ from pathlib import Path
 from handlers.commands import Command, Reply
 from handlers.replies import error_reply
 from handlers.services import Services
-from platform_core.errors import BadPredictionInput, MlbotError, UsageError
-
-MAX_IMAGE_BYTES = 20 * 1024 * 1024
+from platform_core.errors import MlbotError, UsageError
+from platform_core.prediction import check_image_size
 
 
 def handle_predict(cmd: Command, services: Services) -> Reply:
@@ -33,9 +32,7 @@ def _image(cmd: Command) -> bytes | None:
         return None
     data = cmd.attachment.data
     if isinstance(data, Path):
-        if data.stat().st_size > MAX_IMAGE_BYTES:
-            raise BadPredictionInput("the image is larger than 20 MB")
+        check_image_size(data.stat().st_size)  # before reading it
         data = data.read_bytes()
-    if len(data) > MAX_IMAGE_BYTES:
-        raise BadPredictionInput("the image is larger than 20 MB")
+    check_image_size(len(data))
     return data

@@ -9,19 +9,13 @@ from typing import Callable, Protocol
 from platform_core.config import Limits
 from platform_core.jobs import Job, JobQueue
 from platform_core.ports import BlobStore, DatasetRepository
+from platform_core.prediction import PredictionService
 
 
 class TrainerLauncher(Protocol):
     """Makes sure a trainer will run a queued job (local: in process or a child; AWS: start EC2, POST)."""
 
     def __call__(self, job: Job) -> None: ...
-
-
-class PredictorPort(Protocol):
-    """Answers label, confidence and top classes from a dataset's current model."""
-
-    def predict(self, tenant: str, name: str, *, image: bytes | None = None,
-                text: str | None = None) -> dict: ...
 
 
 @dataclass
@@ -31,6 +25,6 @@ class Services:
     limits: Limits = field(default_factory=Limits)
     jobs: JobQueue | None = None
     launcher: TrainerLauncher | None = None
-    predictor: PredictorPort | None = None
+    predictor: PredictionService | None = None  # platform_core.prediction's contract
     new_id: Callable[[], str] = field(default=lambda: uuid.uuid4().hex[:12])
     clock: Callable[[], float] = time.time

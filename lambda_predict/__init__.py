@@ -1,4 +1,5 @@
 """The inference Lambda: onnxruntime, numpy, Pillow and tokenizers; never torch.
 
-Prediction arrives with issue 4; this package exists so the layout and its import rules hold from the start.
+``handler.handler`` is the Lambda entry point; ``handler.answer`` is the same function for in-process
+callers; ``predictor.Predictor`` loads and caches the stored models.
 """

@@ -14,9 +14,13 @@ import numpy as np
 from platform_core.errors import BadPredictionInput, DatasetNotFound, ModelNotTrained
 from platform_core.models import load_file, load_manifest
 from platform_core.ports import BlobStore, DatasetRepository
+from platform_core.prediction import MAX_TEXT_CHARS
 from platform_core.records import normalise_name
 
-MAX_TEXT_CHARS = 5000
+# What a prediction image may be: the formats chats send, and at most this many pixels once a JPEG is
+# decoded at reduced scale (a 200-megapixel JPEG is 3 megapixels in draft mode; a PNG has no such mode).
+IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP")
+MAX_DECODED_PIXELS = 40_000_000
 
 
 @dataclass
@@ -24,6 +28,7 @@ class LoadedModel:
     model_path: str
     version: int
     kind: str
+    dataset: str
     classes: list[str]
     spec: dict[str, Any]
     files: dict[str, bytes]
@@ -42,21 +47,25 @@ class Predictor:
     def predict(self, tenant: str, name: str, *, image: bytes | None = None, text: str | None = None,
                 top: int = 3) -> dict[str, Any]:
         """One prediction; raises an MlbotError with a user sentence for every bad input."""
+        model = self.model(tenant, name)
+        probabilities = self.probabilities(model, image=image, text=text)
+        order = np.argsort(-probabilities)[:max(1, top)]
+        best = int(order[0])
+        return {"label": model.classes[best], "confidence": float(probabilities[best]),
+                "top": [[model.classes[int(i)], float(probabilities[int(i)])] for i in order],
+                "model_version": model.version, "dataset": model.dataset}
+
+    def model(self, tenant: str, name: str) -> LoadedModel:
+        """The dataset's current model: looked up on every call, loaded only when its version is new."""
         name = normalise_name(name)
         record = self._records.get(tenant, name)
         if record is None:
             raise DatasetNotFound(name)
         if not record.model_path:
             raise ModelNotTrained(name, record.training_status)
-        model = self._load(record.model_path, record.kind)
-        probabilities = self._run(model, image=image, text=text)
-        order = np.argsort(-probabilities)[:max(1, top)]
-        best = int(order[0])
-        return {"label": model.classes[best], "confidence": float(probabilities[best]),
-                "top": [[model.classes[int(i)], float(probabilities[int(i)])] for i in order],
-                "model_version": model.version, "dataset": name}
+        return self._load(record.model_path, record.kind, name)
 
-    def _load(self, model_path: str, kind: str) -> LoadedModel:
+    def _load(self, model_path: str, kind: str, dataset: str) -> LoadedModel:
         with self._lock:
             cached = self._cache.get(model_path)
             if cached is not None:
@@ -70,8 +79,8 @@ class Predictor:
             options.log_severity_level = 3
             session = ort.InferenceSession(load_file(self._blobs, model_path, "model.onnx", manifest),
                                            options, providers=["CPUExecutionProvider"])
-            model = LoadedModel(model_path, int(manifest["version"]), kind, json.loads(files["classes.json"]),
-                                manifest["preprocess"], files, session)
+            model = LoadedModel(model_path, int(manifest["version"]), kind, dataset,
+                                json.loads(files["classes.json"]), manifest["preprocess"], files, session)
             # A new version replaces the old one: keep one model per dataset folder.
             prefix = model_path.rsplit("/v", 1)[0]
             for key in [k for k in self._cache if k.rsplit("/v", 1)[0] == prefix]:
@@ -79,16 +88,21 @@ class Predictor:
             self._cache[model_path] = model
             return model
 
-    def _run(self, model: LoadedModel, *, image: bytes | None, text: str | None) -> np.ndarray:
+    def probabilities(self, model: LoadedModel, *, image: bytes | None = None,
+                      text: str | None = None) -> np.ndarray:
+        """Class probabilities for one image or text: the shared preprocessing, then onnxruntime."""
         if model.kind == "image":
             if not image:
                 raise BadPredictionInput("this dataset classifies images: send an image")
-            from platform_core.preprocess.image import preprocess_image_bytes
+            from platform_core.preprocess.image import ImageTooLarge, preprocess_image_bytes
 
             try:
-                array = preprocess_image_bytes(image, model.spec)[None, ...]
-            except (OSError, ValueError, SyntaxError) as exc:
-                raise BadPredictionInput("the file is not a readable JPEG or PNG image") from exc
+                array = preprocess_image_bytes(image, model.spec, max_pixels=MAX_DECODED_PIXELS,
+                                               formats=IMAGE_FORMATS)[None, ...]
+            except ImageTooLarge as exc:
+                raise BadPredictionInput(f"the image is too large to read ({exc}); send a smaller one") from None
+            except (OSError, ValueError, SyntaxError, EOFError) as exc:
+                raise BadPredictionInput("the file is not a readable image (JPEG, PNG, WebP, GIF or BMP)") from exc
             feeds = {model.session.get_inputs()[0].name: array.astype(np.float32)}
         else:
             if text is None or not text.strip():

@@ -46,6 +46,7 @@ class Settings:
     topic_arn: str = ""
     machine_id: str = "local"  # this trainer's MachineStatus row (the EC2 instance id on AWS)
     trainer_url: str = ""  # where handlers POST jobs when the trainer is remote
+    predict_function: str = ""  # the inference Lambda's name or ARN (AWS backend)
     bucket: str = ""
     region: str = "us-east-1"
     aws_endpoint_url: str | None = None
@@ -74,6 +75,7 @@ class Settings:
             topic_arn=env.get("MLBOT_TOPIC_ARN", ""),
             machine_id=env.get("MLBOT_MACHINE_ID", "local"),
             trainer_url=env.get("MLBOT_TRAINER_URL", "").rstrip("/"),
+            predict_function=env.get("MLBOT_PREDICT_FUNCTION", ""),
             bucket=bucket,
             region=env.get("AWS_REGION", env.get("AWS_DEFAULT_REGION", "us-east-1")),
             aws_endpoint_url=env.get("AWS_ENDPOINT_URL") or None,

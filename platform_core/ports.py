@@ -18,6 +18,9 @@ class BlobStore(Protocol):
     def exists(self, key: str) -> bool:
         """True when ``key`` holds a blob."""
 
+    def size(self, key: str) -> int:
+        """The blob's length in bytes, without reading it. Raises BlobNotFound if absent."""
+
     def delete(self, key: str) -> None:
         """Remove ``key``; removing a missing key is not an error."""
 

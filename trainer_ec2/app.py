@@ -5,8 +5,6 @@ thread drains the queue under the machine lock.
 """
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 import threading
 import time
@@ -15,6 +13,7 @@ from typing import Any, Callable
 
 from flask import Flask, jsonify, request
 
+from lambda_predict.handler import answer
 from lambda_predict.predictor import Predictor
 from platform_core.errors import DatasetNotFound, InvalidDatasetName, MlbotError
 from platform_core.jobs import RECIPES, Job
@@ -90,18 +89,18 @@ def create_app(ctx: TrainerContext, *, drainer: Drainer | None = None) -> Flask:
     @app.post("/predict_image_classification")
     @app.post("/predict_sentiment_analysis")
     def predict():
+        """The inference Lambda's handler function, over HTTP: {"tenant", "name", "image" (base64) | "text"}."""
         body = request.get_json(silent=True)
         if not isinstance(body, dict) or not body.get("tenant") or not body.get("name"):
             return _error(400, "bad_request", "send a JSON object with tenant, name and image (base64) or text")
-        try:
-            image = base64.b64decode(body["image"], validate=True) if body.get("image") else None
-        except (binascii.Error, TypeError):
-            return _error(400, "bad_input", "image must be base64")
-        try:
-            answer = predictor.predict(str(body["tenant"]), str(body["name"]), image=image, text=body.get("text"))
-        except MlbotError as exc:
-            return _error(404 if isinstance(exc, DatasetNotFound) else 400, exc.code, exc.user_message())
-        return jsonify(answer)
+        event = {"tenant": body["tenant"], "dataset": body["name"], "image_base64": body.get("image"),
+                 "text": body.get("text")}
+        reply = answer({k: v for k, v in event.items() if v is not None}, predictor, ctx.blobs)
+        if reply["ok"]:
+            return jsonify({k: v for k, v in reply.items() if k != "ok"})
+        error = reply["error"]
+        status = {"not_found": 404, "internal": 500}.get(error["code"], 400)
+        return _error(status, error["code"], error["message"])
 
     return app
 

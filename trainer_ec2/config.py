@@ -30,6 +30,9 @@ class TrainingResult:
     metrics: dict[str, Any]  # see trainer_ec2.metrics.summarise
     confusion_png: bytes
     extra_files: dict[str, bytes] = field(default_factory=dict)  # vocab.json, tokenizer.json ...
+    # The trained torch module (preprocessed input -> probabilities), in memory only, never stored:
+    # what the exported graph was checked against; benchmarks time it against onnxruntime.
+    module: Any = None
 
 
 # (epoch, total_epochs, figures of that epoch) -> None; raising stops the run.

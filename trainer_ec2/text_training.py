@@ -95,7 +95,7 @@ def train_sentiment_classifier(csv_bytes: bytes, config: TrainConfig,
     summary["onnx_max_probability_difference"] = difference
     return TrainingResult(classes=classes, onnx_model=fitted.onnx_model, preprocess=fitted.preprocess,
                           metrics=summary, confusion_png=metrics.confusion_png(summary["confusion_matrix"], classes),
-                          extra_files=fitted.extra_files)
+                          extra_files=fitted.extra_files, module=fitted.module)
 
 
 def _cores() -> int:

@@ -102,6 +102,16 @@ class S3BlobStore:
                 raise
             return True
 
+    def size(self, key: str) -> int:
+        """ContentLength from HEAD; a missing object is BlobNotFound."""
+        with _aws_errors("size", key):
+            try:
+                return int(self._s3().head_object(Bucket=self._bucket, Key=key)["ContentLength"])
+            except ClientError as exc:
+                if _code(exc) in _MISSING_OBJECT:
+                    raise BlobNotFound(key) from None
+                raise
+
     def delete(self, key: str) -> None:
         """Delete the object; S3 does not mind a missing one."""
         with _aws_errors("delete", key):

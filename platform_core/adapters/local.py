@@ -78,6 +78,14 @@ class LocalBlobStore:
         with _os_errors("exists", key):
             return path.is_file()
 
+    def size(self, key: str) -> int:
+        """The file's length; a missing file (or a directory) is BlobNotFound."""
+        path = self._path(key)
+        with _os_errors("size", key):
+            if not path.is_file():
+                raise BlobNotFound(key)
+            return path.stat().st_size
+
     def delete(self, key: str) -> None:
         """Remove the file if present."""
         path = self._path(key)

@@ -52,13 +52,32 @@ def preprocess_image(img: Image.Image, spec: dict[str, Any]) -> np.ndarray:
     return np.ascontiguousarray(pixels.transpose(2, 0, 1))
 
 
-def preprocess_image_bytes(data: bytes, spec: dict[str, Any]) -> np.ndarray:
-    """Decode a JPEG or PNG (EXIF rotation applied) and preprocess it as ``preprocess_image`` does."""
+class ImageTooLarge(ValueError):
+    """The image would decode to more pixels than allowed."""
+
+    def __init__(self, max_pixels: int, width: int | None = None, height: int | None = None) -> None:
+        self.width, self.height, self.max_pixels = width, height, max_pixels
+        found = f"{width}x{height} pixels" if width and height else "more pixels than Pillow will open"
+        super().__init__(f"{found}, over the {max_pixels:,} allowed")
+
+
+def preprocess_image_bytes(data: bytes, spec: dict[str, Any], *, max_pixels: int | None = None,
+                           formats: Sequence[str] | None = None) -> np.ndarray:
+    """Decode an image (EXIF rotation applied) and preprocess it as ``preprocess_image`` does.
+
+    ``formats`` limits which decoders may run (Pillow names: "JPEG", "PNG" ...). ``max_pixels`` bounds
+    what is decoded: a JPEG is decoded at a reduced scale first (libjpeg's draft mode), so a 20 MB phone
+    photo never lands in memory whole; anything still over the bound raises ImageTooLarge undecoded.
+    """
     size = _check(spec)
-    img = Image.open(io.BytesIO(data))
+    try:
+        img = Image.open(io.BytesIO(data), formats=list(formats) if formats else None)
+    except Image.DecompressionBombError:
+        raise ImageTooLarge(max_pixels or 2 * (Image.MAX_IMAGE_PIXELS or 0)) from None
     if img.format == "JPEG":
-        # Let libjpeg decode at a reduced scale: a 12-megapixel phone photo never lands in memory whole.
         img.draft("RGB", (size * 2, size * 2))
+    if max_pixels is not None and img.width * img.height > max_pixels:
+        raise ImageTooLarge(max_pixels, img.width, img.height)
     img = ImageOps.exif_transpose(img)
     return preprocess_image(img, spec)
 

@@ -90,6 +90,17 @@ def test_an_empty_blob_is_stored_and_exists(stores: Stores) -> None:
     assert stores.blobs.exists("models/t/empty.bin")
 
 
+def test_size_is_the_stored_length_and_a_missing_key_has_none(stores: Stores) -> None:
+    stores.blobs.put("predict-inputs/t/photo.bin", b"x" * 1234)
+    stores.blobs.put("models/t/empty.bin", b"")
+    assert stores.blobs.size("predict-inputs/t/photo.bin") == 1234
+    assert stores.blobs.size("models/t/empty.bin") == 0
+    with pytest.raises(BlobNotFound):
+        stores.blobs.size("predict-inputs/t/missing.bin")
+    with pytest.raises(BlobNotFound):
+        stores.blobs.size("predict-inputs/t")  # a prefix, not a blob
+
+
 def test_putting_an_existing_key_replaces_its_bytes(stores: Stores) -> None:
     stores.blobs.put("a/key", b"first version, longer")
     stores.blobs.put("a/key", b"second")

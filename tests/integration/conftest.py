@@ -8,9 +8,15 @@ import pytest
 from moto import mock_aws
 
 from bot.wiring import build_services
+from handlers.commands import Attachment, Command
 from handlers.services import Services
+from handlers.train import handle_train
+from handlers.upload import handle_upload
 from platform_core.config import Settings
 from tests import infra
+from tools import realdata
+from trainer_ec2.runner import drain
+from trainer_ec2.wiring import build_trainer_context
 
 
 @pytest.fixture(params=["local", "aws"])
@@ -30,3 +36,22 @@ def services(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Service
                                      bucket=settings.bucket)
         assert names["DatasetTable"] == settings.dataset_table
         yield built
+
+
+TRAINED_TENANT = "console:tester"
+
+
+@pytest.fixture(scope="session")
+def trained_home(tmp_path_factory, fashion_mnist, vader_reviews) -> Path:
+    """One image and one sentiment dataset, uploaded and trained with the default recipes."""
+    home = tmp_path_factory.mktemp("predict-real") / "home"
+    settings = Settings(backend="local", home=home)
+    services = build_services(settings, launcher=lambda job: None)
+    uploads = {"clothes.zip": realdata.build_image_zip(["trouser", "sneaker", "bag"], 20),
+               "reviews.csv": realdata.build_sentiment_csv(100)}
+    for filename, data in uploads.items():
+        name = filename.split(".")[0]
+        assert handle_upload(Command("upload", TRAINED_TENANT, "u", (name,), Attachment(filename, data)), services).ok
+        assert handle_train(Command("train", TRAINED_TENANT, "u", (name,)), services).ok
+    assert drain(build_trainer_context(settings)) == 2
+    return home

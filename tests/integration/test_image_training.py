@@ -20,7 +20,7 @@ from tools import realdata
 from trainer_ec2 import backbone, onnx_export
 from trainer_ec2.config import TrainConfig
 from trainer_ec2.failures import TrainingDataError
-from trainer_ec2.image_training import train_image_classifier
+from trainer_ec2.image_training import Data, Probabilities, onnx_difference, train_image_classifier
 from trainer_ec2.splits import stratified_split, validation_fraction
 
 FIGURES = {"train_loss", "train_accuracy", "validation_accuracy"}
@@ -107,6 +107,25 @@ def test_seed_recipe_fine_tunes_everything_for_one_epoch(fashion_mnist):
     assert m["recipe"] == "seed" and len(m["history"]) == 1 and set(m["history"][0]) == FIGURES | {"epoch"}
     assert [(e, n) for e, n, _ in reports] == [(1, 1)]
     assert m["onnx_max_probability_difference"] < 1e-3 and (m["n_train"], m["n_validation"]) == (16, 4)
+
+
+def test_graph_check_catches_a_graph_that_drifts_from_torch(fashion_mnist):
+    """The check compares the whole torch model on a sample and the recipe's own reference on every image;
+    a wrong reference, or a torch model the graph no longer matches, is caught."""
+    data = Data(stored_zip(["sneaker", "bag"], 10), seed=0, size=224)
+    torch.manual_seed(0)
+    model, _ = backbone.mobilenet_v2_pretrained(TrainConfig(recipe="fast"))
+    backbone.replace_head(model, 2)
+    net = Probabilities(model).eval()
+    graph = onnx_export.export_onnx(net, [torch.zeros(1, 3, 224, 224)], ["image"], ["probabilities"])
+    with torch.no_grad():
+        exact = net(torch.from_numpy(data.images(data.val))).numpy()
+    assert onnx_difference(graph, net, data, None) < 1e-4
+    assert onnx_difference(graph, net, data, exact) < 1e-4
+    assert onnx_difference(graph, net, data, exact + 0.01) == pytest.approx(0.01, abs=1e-4)
+    with torch.no_grad():
+        model.classifier[-1].bias += 5 * torch.tensor([1.0, -1.0])  # torch moves on, the graph does not
+    assert onnx_difference(graph, net, data, exact) > 0.1
 
 
 def test_unknown_recipe_and_unreadable_data_are_refused():

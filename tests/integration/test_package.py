@@ -1,0 +1,60 @@
+"""`make package`: the predict Lambda zip holds everything the handler imports, and nothing of torch.
+
+The zip is built for this interpreter's Python version (the deployed one targets template.yaml's runtime)
+and run with the standard library and the zip's contents only (``python -I -S``), on really trained models.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import TRAINED_TENANT
+from tools import package
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_the_pins_come_from_requirements_txt() -> None:
+    pinned = package.pins()
+    assert [p.split("==")[0].lower() for p in pinned] == list(package.RUNTIME_PACKAGES)
+    assert all("==" in p and p.split("==")[1] for p in pinned)
+
+
+@pytest.mark.slow
+def test_the_zip_alone_runs_the_handler_on_trained_models(trained_home: Path, tmp_path: Path) -> None:
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    archive, zipped, unzipped = package.build(tmp_path / "dist", version)
+    assert unzipped < package.LAMBDA_UNZIPPED_LIMIT and zipped < unzipped
+    with zipfile.ZipFile(archive) as zf:
+        top = {n.split("/")[0] for n in zf.namelist()}
+        zf.extractall(tmp_path / "unzipped")
+    assert {"lambda_predict", "platform_core", "onnxruntime", "numpy", "PIL", "tokenizers"} <= top
+    assert not top & {"torch", "torchvision", "transformers", "boto3", "tests", "trainer_ec2", "bot"}
+    image = base64.b64encode((REPO / "examples" / "sneaker.png").read_bytes()).decode()
+    code = textwrap.dedent(f"""
+        import json, sys
+        sys.path.insert(0, {str(tmp_path / "unzipped")!r})
+        from lambda_predict.handler import handler
+        answers = [handler({{"tenant": {TRAINED_TENANT!r}, "dataset": "clothes", "image_base64": {image!r}}}),
+                   handler({{"tenant": {TRAINED_TENANT!r}, "dataset": "reviews", "text": "A lovely, moving film."}})]
+        elsewhere = sorted(name for name, m in list(sys.modules.items())
+                           if "site-packages" in (getattr(m, "__file__", None) or ""))
+        print(json.dumps({{"answers": answers, "elsewhere": elsewhere}}))
+        """)
+    env = {"PATH": os.environ.get("PATH", ""), "MLBOT_BACKEND": "local", "MLBOT_HOME": str(trained_home)}
+    run = subprocess.run([sys.executable, "-I", "-S", "-c", code], env=env, capture_output=True, text=True,
+                         timeout=120, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout.strip().splitlines()[-1])
+    image_answer, text_answer = report["answers"]
+    assert image_answer["ok"] and image_answer["label"] == "sneaker", image_answer
+    assert text_answer["ok"] and text_answer["label"] == "positive", text_answer
+    assert report["elsewhere"] == []  # nothing came from the virtual environment's site-packages
