@@ -39,3 +39,28 @@ def build_services(settings: Settings, *, launcher: TrainerLauncher | None = Non
         predictor=InProcessPredictions(Predictor(blobs=blobs, records=records), blobs),
         limits=settings.limits,
     )
+
+
+def build_idempotency(settings: Settings):
+    """Webhook keys already handled: SQLite under $MLBOT_HOME, or the Idempotency table on AWS."""
+    if settings.backend == "aws":
+        from platform_core.adapters.aws import make_boto3_client
+        from platform_core.adapters.aws_chat import DynamoIdempotency
+
+        return DynamoIdempotency(table_name=settings.idempotency_table,
+                                 client=make_boto3_client("dynamodb", settings))
+    from platform_core.adapters.local_chat import SqliteIdempotency
+
+    return SqliteIdempotency(settings.home / "chat.sqlite3")
+
+
+def build_notification_log(settings: Settings):
+    """What the notifier sent per job: SQLite beside the jobs, or a map on the job's item on AWS."""
+    if settings.backend == "aws":
+        from platform_core.adapters.aws import make_boto3_client
+        from platform_core.adapters.aws_chat import DynamoNotificationLog
+
+        return DynamoNotificationLog(table_name=settings.job_table, client=make_boto3_client("dynamodb", settings))
+    from platform_core.adapters.local_chat import SqliteNotificationLog
+
+    return SqliteNotificationLog(settings.home / "jobs.sqlite3")

@@ -25,11 +25,23 @@ class Command:
     attachment: Attachment | None = None
 
 
+@dataclass(frozen=True)
+class Button:
+    """A choice shown under a reply; pressing it sends ``command`` as if the user had typed it."""
+
+    label: str
+    command: str
+
+
 @dataclass
 class Reply:
-    """What the channel shows the user; ``data`` is the machine-readable form (CLI --json)."""
+    """What the channel shows the user; ``data`` is the machine-readable form (CLI --json).
+
+    ``image`` (PNG bytes, e.g. a confusion matrix) is sent beside the text as ``image_name``."""
 
     text: str
     ok: bool = True
     data: dict[str, Any] = field(default_factory=dict)
     image: bytes | None = None
+    image_name: str = "image.png"
+    buttons: tuple[Button, ...] = ()

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
-from handlers.commands import Command, Reply
+from handlers.commands import Button, Command, Reply
 from handlers.replies import error_reply
 from handlers.services import Services
 from platform_core.errors import (
@@ -33,7 +33,8 @@ def handle_upload(cmd: Command, services: Services) -> Reply:
     lines += [f"Note: {w.message}" for w in report.warnings]
     lines.append(f"Next: train {record.name}")
     return Reply("\n".join(lines), data={"stored": True, "dataset": record.as_dict(),
-                                         "validation": report.as_dict()})
+                                         "validation": report.as_dict()},
+                 buttons=(Button(f"Train {record.name}", f"train {record.name}"),))
 
 
 def upload(cmd: Command, services: Services) -> tuple[DatasetRecord, ValidationReport]:

@@ -43,6 +43,7 @@ class Settings:
     dataset_table: str = "Dataset"
     machine_table: str = "MachineStatus"
     job_table: str = "Job"
+    idempotency_table: str = "Idempotency"
     topic_arn: str = ""
     machine_id: str = "local"  # this trainer's MachineStatus row (the EC2 instance id on AWS)
     trainer_url: str = ""  # where handlers POST jobs when the trainer is remote
@@ -51,6 +52,22 @@ class Settings:
     region: str = "us-east-1"
     aws_endpoint_url: str | None = None
     limits: Limits = field(default_factory=Limits)
+    # Chat channels (DESIGN.md names): unset means the channel is off.
+    slack_signing_secret: str = ""
+    slack_bot_token: str = ""
+    slack_app_token: str = ""
+    slack_api_url: str = "https://slack.com/api/"
+    telegram_bot_token: str = ""
+    telegram_webhook_secret: str = ""
+    telegram_api_url: str = "https://api.telegram.org/bot"
+    telegram_file_url: str = "https://api.telegram.org/file/bot"
+
+    def __repr__(self) -> str:  # settings get logged; tokens and secrets never do
+        hidden = {"slack_signing_secret", "slack_bot_token", "slack_app_token", "telegram_bot_token",
+                  "telegram_webhook_secret"}
+        shown = ", ".join(f"{f}={'***' if f in hidden and getattr(self, f) else getattr(self, f)!r}"
+                          for f in self.__dataclass_fields__)
+        return f"Settings({shown})"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -72,6 +89,7 @@ class Settings:
             dataset_table=env.get("MLBOT_DATASET_TABLE", "Dataset"),
             machine_table=env.get("MLBOT_MACHINE_TABLE", "MachineStatus"),
             job_table=env.get("MLBOT_JOB_TABLE", "Job"),
+            idempotency_table=env.get("MLBOT_IDEMPOTENCY_TABLE", "Idempotency"),
             topic_arn=env.get("MLBOT_TOPIC_ARN", ""),
             machine_id=env.get("MLBOT_MACHINE_ID", "local"),
             trainer_url=env.get("MLBOT_TRAINER_URL", "").rstrip("/"),
@@ -80,6 +98,14 @@ class Settings:
             region=env.get("AWS_REGION", env.get("AWS_DEFAULT_REGION", "us-east-1")),
             aws_endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
             limits=limits,
+            slack_signing_secret=env.get("SLACK_SIGNING_SECRET", ""),
+            slack_bot_token=env.get("SLACK_BOT_TOKEN", ""),
+            slack_app_token=env.get("SLACK_APP_TOKEN", ""),
+            slack_api_url=env.get("SLACK_API_URL") or "https://slack.com/api/",
+            telegram_bot_token=env.get("TELEGRAM_BOT_TOKEN", ""),
+            telegram_webhook_secret=env.get("TELEGRAM_WEBHOOK_SECRET", ""),
+            telegram_api_url=env.get("TELEGRAM_API_URL") or "https://api.telegram.org/bot",
+            telegram_file_url=env.get("TELEGRAM_FILE_URL") or "https://api.telegram.org/file/bot",
         )
 
 

@@ -48,3 +48,21 @@ class DatasetRepository(Protocol):
 
     def list(self, tenant: str) -> list[DatasetRecord]:
         """The tenant's records sorted by name; never another tenant's."""
+
+
+class Idempotency(Protocol):
+    """Keys seen recently (webhook event ids, file ids, Telegram update ids), with expiry."""
+
+    def first(self, key: str, ttl_s: float, now: float) -> bool:
+        """True exactly once per key until it expires: a conditional write, safe across processes."""
+
+
+class NotificationLog(Protocol):
+    """Per training job, what the notifier sent: the progress message it edits, what was delivered,
+    and any failure to deliver (recorded, never raised into the job)."""
+
+    def get(self, job_id: str) -> dict:
+        """The job's notes; an empty dict if there are none."""
+
+    def update(self, job_id: str, **fields) -> dict:
+        """Merge ``fields`` into the job's notes and return them."""

@@ -123,7 +123,7 @@ def run_job(ctx: TrainerContext, job: Job) -> None:
             training_accuracy=metrics["train_accuracy"], validation_accuracy=metrics["validation_accuracy"]))
         if ctx.jobs.finish(job.job_id, JobState.SUCCEEDED, ctx.clock(), model_version=stored.version):
             _publish(ctx, job, FINISHED, {
-                "model_version": stored.version, "model_path": stored.model_path,
+                "kind": job.kind, "model_version": stored.version, "model_path": stored.model_path,
                 "confusion_png_key": stored.model_path + "confusion.png", "classes": result.classes,
                 **{k: metrics[k] for k in ("recipe", "train_accuracy", "validation_accuracy", "per_class",
                                            "duration_s", "n_train", "n_validation")}})

@@ -57,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="serve the trainer's HTTP routes and train in this process")
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--host", default="127.0.0.1")
+    sub.add_parser("chat", help="an interactive console chat with the same commands as Slack and Telegram")
     p = sub.add_parser("demo", help="the whole flow on the local backend with the bundled examples")
     p.add_argument("--examples", type=Path, default=None, help="folder of sample datasets (default: the repo's)")
     p.add_argument("--no-train", action="store_true", help="validate and upload only")
@@ -80,6 +81,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_serve(settings, args.port, args.host)
     tenant, user = console_tenant()
+    if args.command == "chat":
+        from bot.console.chat import run_chat
+
+        return run_chat(settings, tenant=tenant, user=user)
     if args.command == "train":
         from bot.console.train_cmd import run_train
 

@@ -5,37 +5,18 @@ import sys
 import threading
 from typing import TextIO
 
+from handlers.notify import failed_reply, finished_reply, progress_reply
 from platform_core.events import FAILED, FINISHED, PROGRESS, TrainingEvent
-
-WIDTH = 24
 
 
 def progress_line(event: TrainingEvent) -> str:
-    """'fashion [#####.....] epoch 3/10  loss 0.41  val 91.2%  ~12 s left'."""
-    p = event.payload
-    done = WIDTH * p["epoch"] // max(p["total"], 1)
-    bar = "#" * done + "." * (WIDTH - done)
-    parts = [f"{event.name} [{bar}] epoch {p['epoch']}/{p['total']}"]
-    if p.get("train_loss") is not None:
-        parts.append(f"loss {p['train_loss']:.3f}")
-    if p.get("validation_accuracy") is not None:
-        parts.append(f"val {p['validation_accuracy'] * 100:.1f}%")
-    if p.get("eta_s") is not None and p["epoch"] < p["total"]:
-        parts.append(f"~{p['eta_s']:.0f} s left")
-    return "  ".join(parts)
+    """The progress message a chat shows (handlers.notify), as one terminal line."""
+    return progress_reply(event).text
 
 
 def finished_text(event: TrainingEvent) -> str:
-    """The summary a user reads when training ends."""
-    p = event.payload
-    if event.type == FAILED:
-        return f"Training '{event.name}' failed: {p['reason']}."
-    lines = [f"Trained '{event.name}' (model version {p['model_version']}, {p['recipe']} recipe) "
-             f"in {p['duration_s']:.0f} s: train accuracy {p['train_accuracy'] * 100:.1f}%, "
-             f"validation accuracy {p['validation_accuracy'] * 100:.1f}% on {p['n_validation']} held-out examples."]
-    for cls, figures in p["per_class"].items():
-        lines.append(f"  {cls}: precision {figures['precision'] * 100:.0f}%, recall {figures['recall'] * 100:.0f}%")
-    return "\n".join(lines)
+    """The summary a chat receives when training ends (handlers.notify)."""
+    return (failed_reply(event) if event.type == FAILED else finished_reply(event, None)).text
 
 
 class ConsoleProgress:

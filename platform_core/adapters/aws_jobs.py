@@ -231,3 +231,4 @@ class SnsEventBus:
                 Message=event.to_json(),
                 MessageAttributes={"type": {"DataType": "String", "StringValue": event.type}},
             )
+

@@ -1,0 +1,138 @@
+"""Training notifications: what the chat that asked is told, and the notifier that tells it.
+
+The trainer publishes TrainingProgress / TrainingFinished / TrainingFailed events carrying the job's
+``reply_to`` (which channel, which chat or thread). The notifier turns each into a Reply and hands it to
+that channel's sender: progress edits one message per job (with a bar and the time left), the end posts
+a summary with the confusion matrix, or the failure's reason. A delivery failure is logged and recorded
+in the notification log; it never reaches the job. Repeated deliveries of the final event (SNS retries)
+post once.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Mapping, Protocol
+
+from handlers.commands import Button, Reply
+from handlers.replies import format_accuracy
+from platform_core.errors import MlbotError
+from platform_core.events import FAILED, FINISHED, PROGRESS, TrainingEvent
+from platform_core.ports import BlobStore, NotificationLog
+
+log = logging.getLogger(__name__)
+BAR = 12
+
+
+class ChatSender(Protocol):
+    """One channel's outbound side (Slack Web API, Telegram Bot API, the console)."""
+
+    def send(self, reply_to: Mapping[str, Any], reply: Reply) -> str | None:
+        """Post the reply (text, image, buttons) where ``reply_to`` says; return a reference to edit it."""
+
+    def edit(self, reply_to: Mapping[str, Any], ref: str, reply: Reply) -> None:
+        """Replace the text of the message ``ref``."""
+
+
+def duration(seconds: float | None) -> str:
+    """'45 s', '3 min 5 s', '1 h 2 min'."""
+    if seconds is None:
+        return "-"
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60} s" if s % 60 else f"{s // 60} min"
+    return f"{s // 3600} h {s % 3600 // 60} min"
+
+
+def progress_bar(done: int, total: int, width: int = BAR) -> str:
+    filled = 0 if total <= 0 else min(width, round(width * done / total))
+    return "[" + "#" * filled + "-" * (width - filled) + "]"
+
+
+def progress_reply(event: TrainingEvent) -> Reply:
+    p = event.payload
+    epoch, total = int(p.get("epoch", 0)), int(p.get("total", 0))
+    parts = [f"Training '{event.name}' {progress_bar(epoch, total)} epoch {epoch}/{total}"]
+    if p.get("validation_accuracy") is not None:
+        parts.append(f"validation accuracy {format_accuracy(p['validation_accuracy'])}")
+    if epoch < total and p.get("eta_s") is not None:
+        parts.append(f"about {duration(p['eta_s'])} left")
+    return Reply(", ".join(parts), data={"event": event.type, **p})
+
+
+def finished_reply(event: TrainingEvent, blobs: BlobStore | None) -> Reply:
+    p = event.payload
+    lines = [f"Training '{event.name}' finished: validation accuracy {format_accuracy(p.get('validation_accuracy'))}"
+             f" (train {format_accuracy(p.get('train_accuracy'))}), {p.get('recipe', '')} recipe, "
+             f"{duration(p.get('duration_s'))}, model version {p.get('model_version')}."]
+    per_class = p.get("per_class") or {}
+    if per_class:
+        lines.append("Per class, precision / recall: " + "; ".join(
+            f"{c} {format_accuracy(v.get('precision'))} / {format_accuracy(v.get('recall'))}"
+            for c, v in per_class.items()))
+    lines.append(f"Try it: predict {event.name} " + ("some text" if p.get("kind") == "sentiment" else "(with an image)"))
+    image = None
+    if blobs is not None and p.get("confusion_png_key"):
+        try:
+            image = blobs.get(p["confusion_png_key"])
+        except MlbotError:
+            log.warning("confusion matrix missing for job %s", event.job_id)
+    return Reply("\n".join(lines), data={"event": event.type, **p}, image=image,
+                 image_name=f"{event.name}-confusion-matrix.png",
+                 buttons=(Button(f"Status of {event.name}", f"status {event.name}"),))
+
+
+def failed_reply(event: TrainingEvent) -> Reply:
+    reason = event.payload.get("reason") or "the trainer stopped unexpectedly"
+    return Reply(f"Training '{event.name}' failed: {reason}. The last good model, if any, is still in use; "
+                 f"fix the data and upload it again, or try: train {event.name}", ok=False,
+                 data={"event": event.type, **event.payload})
+
+
+class Notifier:
+    """Subscriber to training events: renders each and sends it to the chat in its ``reply_to``."""
+
+    def __init__(self, senders: Mapping[str, ChatSender], log_: NotificationLog, blobs: BlobStore | None) -> None:
+        self.senders, self.log, self.blobs = dict(senders), log_, blobs
+
+    def __call__(self, event: TrainingEvent) -> None:
+        channel = str(event.reply_to.get("channel", ""))
+        sender = self.senders.get(channel)
+        if sender is None:
+            if channel:
+                log.warning("no sender for channel %r (job %s)", channel, event.job_id)
+            return
+        try:
+            self._deliver(sender, event)
+        except Exception as exc:  # rate limits, a bot removed from the chat, an outage: never the job's problem
+            log.exception("notification %s for job %s failed", event.type, event.job_id)
+            try:
+                self.log.update(event.job_id, last_error=f"{event.type}: {type(exc).__name__}: {exc}"[:500])
+            except Exception:
+                log.exception("could not record the failed notification of job %s", event.job_id)
+
+    def _deliver(self, sender: ChatSender, event: TrainingEvent) -> None:
+        notes = self.log.get(event.job_id)
+        if event.type == PROGRESS:
+            if notes.get("final_sent"):
+                return  # a late progress event after the summary
+            reply = progress_reply(event)
+            ref = notes.get("progress_ref")
+            if ref:
+                sender.edit(event.reply_to, ref, reply)
+            else:
+                ref = sender.send(event.reply_to, reply)
+            self.log.update(event.job_id, progress_ref=ref, progress_epoch=event.payload.get("epoch"))
+            return
+        if event.type not in (FINISHED, FAILED) or notes.get("final_sent"):
+            return
+        if notes.get("progress_ref"):
+            done = "finished" if event.type == FINISHED else "stopped"
+            try:
+                sender.edit(event.reply_to, notes["progress_ref"],
+                            Reply(f"Training '{event.name}' {progress_bar(1, 1)} {done}"))
+            except Exception:
+                log.warning("could not close the progress message of job %s", event.job_id)
+        reply = finished_reply(event, self.blobs) if event.type == FINISHED else failed_reply(event)
+        sender.send(event.reply_to, reply)
+        self.log.update(event.job_id, final_sent=event.type)

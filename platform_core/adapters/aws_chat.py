@@ -1,0 +1,67 @@
+"""AWS adapters for the chat side: webhook idempotency keys (their own table, with TTL) and the
+notification log (a map on the job's item in the Job table)."""
+from __future__ import annotations
+
+from typing import Any
+
+# aws.py stays the one module importing boto3; its plumbing is shared rather than copied.
+from platform_core.adapters.aws import _DESERIALIZER, _aws_errors, _from_dynamo, _LazyClient
+from platform_core.adapters.aws_jobs import _value
+
+
+class DynamoIdempotency:
+    """Idempotency over a table keyed by ``key`` with a TTL attribute ``expires_at``.
+
+    DynamoDB's TTL deletes expired rows lazily (within days), so the condition also lets an expired row
+    be taken again."""
+
+    def __init__(self, *, table_name: str, client: Any = None) -> None:
+        self._table = table_name
+        self._dynamodb = _LazyClient("dynamodb", client)
+
+    def first(self, key: str, ttl_s: float, now: float) -> bool:
+        with _aws_errors("first", key):
+            dynamodb = self._dynamodb()
+            try:
+                dynamodb.put_item(
+                    TableName=self._table,
+                    Item={"key": {"S": key}, "expires_at": {"N": str(int(now + ttl_s))}},
+                    ConditionExpression="attribute_not_exists(#k) OR expires_at < :now",
+                    ExpressionAttributeNames={"#k": "key"},
+                    ExpressionAttributeValues={":now": {"N": str(int(now))}},
+                )
+            except dynamodb.exceptions.ConditionalCheckFailedException:
+                return False
+        return True
+
+
+class DynamoNotificationLog:
+    """NotificationLog as a ``notifications`` map on the job's own item in the Job table."""
+
+    def __init__(self, *, table_name: str, client: Any = None) -> None:
+        self._table = table_name
+        self._dynamodb = _LazyClient("dynamodb", client)
+
+    def get(self, job_id: str) -> dict:
+        with _aws_errors("get", job_id):
+            item = self._dynamodb().get_item(TableName=self._table, Key={"job_id": {"S": job_id}},
+                                              ConsistentRead=True, ProjectionExpression="notifications").get("Item")
+        notes = (item or {}).get("notifications")
+        return _from_dynamo(_DESERIALIZER.deserialize(notes)) if notes else {}
+
+    def update(self, job_id: str, **fields) -> dict:
+        if not fields:
+            return self.get(job_id)
+        key = {"job_id": {"S": job_id}}
+        names = {f"#f{i}": name for i, name in enumerate(fields)}
+        values = {f":v{i}": _value(value) for i, value in enumerate(fields.values())}
+        with _aws_errors("update", job_id):
+            dynamodb = self._dynamodb()
+            dynamodb.update_item(TableName=self._table, Key=key,
+                                 UpdateExpression="SET notifications = if_not_exists(notifications, :empty)",
+                                 ExpressionAttributeValues={":empty": {"M": {}}})
+            response = dynamodb.update_item(
+                TableName=self._table, Key=key, ReturnValues="ALL_NEW",
+                UpdateExpression="SET " + ", ".join(f"notifications.{n} = {v}" for n, v in zip(names, values)),
+                ExpressionAttributeNames=names, ExpressionAttributeValues=values)
+        return _from_dynamo(_DESERIALIZER.deserialize(response["Attributes"]["notifications"]))

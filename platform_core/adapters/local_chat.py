@@ -1,0 +1,48 @@
+"""Local adapters for the chat side: webhook idempotency keys and the notification log, in SQLite."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from platform_core.adapters.local import SqliteFile
+
+
+class SqliteIdempotency:
+    """Idempotency in one table: a key is taken by an INSERT that only an expired row lets through."""
+
+    _SCHEMA = ("CREATE TABLE IF NOT EXISTS seen (key TEXT PRIMARY KEY, expires_at REAL NOT NULL)",)
+
+    def __init__(self, path: Path, *, busy_timeout_s: float = 30.0) -> None:
+        self._db = SqliteFile(path, self._SCHEMA, busy_timeout_s)
+
+    def first(self, key: str, ttl_s: float, now: float) -> bool:
+        with self._db.transaction("first", key) as conn:
+            taken = conn.execute(
+                "INSERT INTO seen (key, expires_at) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at WHERE seen.expires_at < ?",
+                (key, now + ttl_s, now)).rowcount
+        return taken == 1
+
+
+class SqliteNotificationLog:
+    """NotificationLog as one JSON document per job, merged inside a write transaction."""
+
+    _SCHEMA = ("CREATE TABLE IF NOT EXISTS notifications (job_id TEXT PRIMARY KEY, notes TEXT NOT NULL)",)
+
+    def __init__(self, path: Path, *, busy_timeout_s: float = 30.0) -> None:
+        self._db = SqliteFile(path, self._SCHEMA, busy_timeout_s)
+
+    def get(self, job_id: str) -> dict:
+        with self._db.transaction("get", job_id) as conn:
+            row = conn.execute("SELECT notes FROM notifications WHERE job_id=?", (job_id,)).fetchone()
+        return {} if row is None else json.loads(row[0])
+
+    def update(self, job_id: str, **fields) -> dict:
+        with self._db.transaction("update", job_id) as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            row = conn.execute("SELECT notes FROM notifications WHERE job_id=?", (job_id,)).fetchone()
+            notes = {**({} if row is None else json.loads(row[0])), **fields}
+            conn.execute("INSERT INTO notifications (job_id, notes) VALUES (?, ?) "
+                         "ON CONFLICT (job_id) DO UPDATE SET notes = excluded.notes",
+                         (job_id, json.dumps(notes, sort_keys=True, default=str)))
+        return notes
