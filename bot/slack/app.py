@@ -1,0 +1,168 @@
+"""The Slack channel: a Bolt app with `process_before_response=True` and lazy listeners.
+
+Every request is acknowledged at once (on Lambda, Bolt re-invokes the function asynchronously for the
+lazy part; locally it runs in a thread). What is handled:
+- `/ml <verb> ...`: the chat commands of handlers.chat, answered through the command's response_url;
+- a file shared in a `message` (subtype `file_share`) whose text is `upload NAME [description]` or
+  `predict NAME`, or arriving as `file_shared` with such a comment: downloaded (declared size first, token
+  only to Slack's file host) and processed once per file id, the answer in the file's thread;
+- a direct message with a command; the buttons under replies.
+Retries of one event (`X-Slack-Retry-Num`, same `event_id`) cause one side effect: the id is taken by a
+conditional write with expiry. Signatures, `url_verification` and `ssl_check` are Bolt's.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import time
+from typing import Any, Callable, Mapping
+
+from slack_bolt import App, BoltResponse
+from slack_sdk import WebClient
+
+from bot.slack.blocks import BUTTON_ACTION, escape, message
+from bot.slack.files import FileRefused, download
+from bot.slack.sender import web_client
+from handlers.chat import dispatch, parse
+from handlers.commands import Attachment, Command, Reply
+from handlers.services import Services
+from platform_core.config import Settings
+from platform_core.ports import Idempotency
+from platform_core.prediction import MAX_IMAGE_BYTES
+
+log = logging.getLogger(__name__)
+SEEN_TTL_S = 24 * 3600  # Slack retries within minutes; ids are kept for a day
+FILE_VERBS = ("upload", "predict")
+IGNORED_SUBTYPES = {"bot_message", "message_changed", "message_deleted", "channel_join", "channel_leave",
+                    "thread_broadcast"}
+SORRY = "Something went wrong on our side; nothing was changed. Try again in a minute."
+
+
+class SlackBot:
+    """The listeners' logic, separate from Bolt's registration so each piece reads on its own."""
+
+    def __init__(self, settings: Settings, services: Services, seen: Idempotency, *,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.settings, self.services, self.seen, self.clock = settings, services, seen, clock
+
+    # --- ingress ----------------------------------------------------------------------------------
+
+    def dedupe_retries(self, request, body: dict, next: Callable[[], BoltResponse]) -> BoltResponse | None:
+        """A repeated event_id (Slack's retry of a slow or lost acknowledgement) is acknowledged, not redone."""
+        event_id = body.get("event_id") if isinstance(body, dict) else None
+        if event_id and not request.lazy_only:
+            if not self.seen.first(f"slack:event:{event_id}", SEEN_TTL_S, self.clock()):
+                log.info("slack event %s already handled (retry %s)", event_id,
+                         request.headers.get("x-slack-retry-num", ["?"])[0])
+                return BoltResponse(status=200, body="")
+        return next()
+
+    def ack_command(self, body: dict, ack: Callable[..., None]) -> None:
+        text = escape(" ".join(str(body.get("text", "")).split())[:200])
+        ack(text=f"Working on `/ml {text}`..." if text else "Working on it...")
+
+    # --- lazy work --------------------------------------------------------------------------------
+
+    def run_command(self, body: dict, respond: Callable[..., Any]) -> None:
+        """`/ml <verb> ...`, answered in the channel (refusals only to the user who typed them)."""
+        verb, args = parse(str(body.get("text", "")))
+        reply_to = {"channel": "slack", "channel_id": body.get("channel_id"), "team_id": body.get("team_id")}
+        cmd = Command(verb, tenant(body.get("team_id")), str(body.get("user_id")), args)
+        reply = self._safely(cmd, reply_to)
+        respond(response_type="in_channel" if reply.ok else "ephemeral", replace_original=False, **message(reply))
+
+    def on_message(self, body: dict, event: dict, client: WebClient) -> None:
+        if event.get("bot_id") or event.get("subtype") in IGNORED_SUBTYPES:
+            return
+        team, user, channel = tenant(body.get("team_id")), str(event.get("user")), str(event.get("channel"))
+        thread = event.get("thread_ts") or event.get("ts")
+        verb, args = parse(str(event.get("text") or ""))
+        if event.get("subtype") == "file_share":
+            for file in event.get("files") or []:
+                self._file(client, file, verb, args, team, user, channel, thread, direct=_is_dm(event))
+        elif event.get("subtype") is None and _is_dm(event):
+            reply_to = {"channel": "slack", "channel_id": channel}
+            self._post(client, channel, None, self._safely(Command(verb, team, user, args), reply_to))
+
+    def on_file_shared(self, body: dict, event: dict, client: WebClient) -> None:
+        """A `file_shared` event carries ids only: its comment, if any, says what to do."""
+        file = client.files_info(file=str(event.get("file_id")))["file"]
+        comment = (file.get("initial_comment") or {}).get("comment") or ""
+        verb, args = parse(comment)
+        if verb in FILE_VERBS:  # otherwise the `message` event of the same share carries the text
+            self._file(client, file, verb, args, tenant(body.get("team_id")),
+                       str(event.get("user_id") or file.get("user")), str(event.get("channel_id")), None,
+                       direct=False)
+
+    def on_button(self, body: dict, client: WebClient, respond: Callable[..., Any]) -> None:
+        action = (body.get("actions") or [{}])[0]
+        verb, args = parse(str(action.get("value") or ""))
+        channel = str((body.get("channel") or {}).get("id"))
+        cmd = Command(verb, tenant((body.get("team") or {}).get("id")), str((body.get("user") or {}).get("id")), args)
+        reply = self._safely(cmd, {"channel": "slack", "channel_id": channel})
+        respond(response_type="in_channel", replace_original=False, **message(reply))
+
+    # --- helpers ----------------------------------------------------------------------------------
+
+    def _file(self, client: WebClient, file: Mapping[str, Any], verb: str, args: tuple[str, ...], team: str,
+              user: str, channel: str, thread: str | None, *, direct: bool) -> None:
+        if verb not in FILE_VERBS:
+            if direct:
+                self._post(client, channel, thread, Reply(
+                    "To use this file, send it with the text `upload NAME` (a dataset) or `predict NAME` "
+                    "(an image to classify).", ok=False))
+            return
+        if not self.seen.first(f"slack:file:{file.get('id')}", SEEN_TTL_S, self.clock()):
+            return  # the same share, seen through the other event
+        limit = max(self.services.limits.max_archive_bytes, self.services.limits.max_csv_bytes) \
+            if verb == "upload" else MAX_IMAGE_BYTES
+        try:
+            data = download(file, token=self.settings.slack_bot_token, api_url=self.settings.slack_api_url,
+                            max_bytes=limit)
+        except FileRefused as exc:
+            self._post(client, channel, thread, Reply(exc.user_message(), ok=False))
+            return
+        cmd = Command(verb, team, user, args, Attachment(str(file.get("name") or "upload"), data))
+        self._post(client, channel, thread, self._safely(cmd, {"channel": "slack", "channel_id": channel,
+                                                               "thread_ts": thread}))
+
+    def _safely(self, cmd: Command, reply_to: dict) -> Reply:
+        try:
+            return dispatch(cmd, self.services, reply_to=reply_to)
+        except Exception:  # a bug or an outage: logged with its trace, told plainly
+            log.exception("slack command %s failed", cmd.verb)
+            return Reply(SORRY, ok=False)
+
+    def _post(self, client: WebClient, channel: str, thread: str | None, reply: Reply) -> None:
+        client.chat_postMessage(channel=channel, thread_ts=thread, **message(reply))
+        if reply.image:
+            client.files_upload_v2(channel=channel, thread_ts=thread, content=reply.image,
+                                   filename=reply.image_name, title=reply.image_name)
+
+
+def tenant(team_id: Any) -> str:
+    """A Slack workspace is `slack:<team_id>` (DESIGN.md)."""
+    return f"slack:{team_id}"
+
+
+def _is_dm(event: Mapping[str, Any]) -> bool:
+    return event.get("channel_type") == "im"
+
+
+def _ack(ack: Callable[..., None]) -> None:
+    ack()
+
+
+def build_app(settings: Settings, services: Services, seen: Idempotency, *, client: WebClient | None = None,
+              clock: Callable[[], float] = time.time) -> App:
+    """The Bolt app; Lambda wraps it in Bolt's SlackRequestHandler, `mlbot serve` in its own route."""
+    bot = SlackBot(settings, services, seen, clock=clock)
+    app = App(signing_secret=settings.slack_signing_secret, client=client or web_client(settings),
+              process_before_response=True, token_verification_enabled=False,  # auth.test on first use
+              logger=logging.getLogger("bot.slack.bolt"))
+    app.middleware(bot.dedupe_retries)
+    app.command("/ml")(ack=bot.ack_command, lazy=[bot.run_command])
+    app.event("message")(ack=_ack, lazy=[bot.on_message])
+    app.event("file_shared")(ack=_ack, lazy=[bot.on_file_shared])
+    app.action(re.compile(rf"^{BUTTON_ACTION}_\d+$"))(ack=_ack, lazy=[bot.on_button])
+    return app

@@ -1,0 +1,55 @@
+"""Downloading a file a user shared: declared size checked first, the bot token sent only to Slack's own
+file host (or, when SLACK_API_URL points elsewhere, to that host), the body read with a hard cap."""
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+from typing import Any, Mapping
+from urllib.parse import urlsplit
+
+from platform_core.errors import MlbotError
+
+SLACK_FILE_HOSTS = frozenset({"files.slack.com"})
+CHUNK = 1024 * 1024
+
+
+class FileRefused(MlbotError):
+    """A shared file that will not be downloaded, with the reason in the user's terms."""
+
+    code = "file_refused"
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+    def user_message(self) -> str:
+        return self.reason
+
+
+def allowed_hosts(api_url: str) -> frozenset[str]:
+    host = urlsplit(api_url).hostname or ""
+    return SLACK_FILE_HOSTS if host in ("", "slack.com") else SLACK_FILE_HOSTS | {host}
+
+
+def download(file: Mapping[str, Any], *, token: str, api_url: str, max_bytes: int, timeout_s: float = 30) -> bytes:
+    """The file's bytes; FileRefused for an oversized file, a foreign host or a failed download."""
+    name = str(file.get("name") or "the file")
+    size = int(file.get("size") or 0)
+    if size > max_bytes:
+        raise FileRefused(f"{name} is {size / 2**20:.1f} MB; the limit is {max_bytes // 2**20} MB.")
+    url = str(file.get("url_private_download") or file.get("url_private") or "")
+    if urlsplit(url).scheme not in ("https", "http") or urlsplit(url).hostname not in allowed_hosts(api_url):
+        raise FileRefused(f"{name} could not be fetched from Slack; share it again.")
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310 - host checked above
+            body = bytearray()
+            while chunk := response.read(CHUNK):
+                body += chunk
+                if len(body) > max_bytes:
+                    raise FileRefused(f"{name} is larger than {max_bytes // 2**20} MB.")
+    except (urllib.error.URLError, OSError, ValueError):
+        raise FileRefused(f"{name} could not be downloaded from Slack; share it again.") from None
+    if body[:15].lower().startswith(b"<!doctype html") or body[:6].lower() == b"<html>":
+        raise FileRefused(f"{name} could not be downloaded (Slack sent a login page); reinstall the app.")
+    return bytes(body)

@@ -1,0 +1,144 @@
+"""A local stand-in for Slack: the Web API methods mlbot calls, file downloads, upload URLs and response_urls.
+
+The SDKs reach it through their own settings (``WebClient(base_url=...)``, the response_url and file URLs
+in the payloads). Every call is recorded so tests assert on what the user would see.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+BOT_TOKEN = "xoxb-test-1234-abcdefSECRET"
+LOGIN_PAGE = b"<!DOCTYPE html><html><body>Sign in to Slack</body></html>"
+
+
+@dataclass
+class Call:
+    method: str
+    params: dict[str, Any]
+    authorization: str | None
+
+
+@dataclass
+class FakeSlack:
+    token: str = BOT_TOKEN
+    calls: list[Call] = field(default_factory=list)
+    responses: list[dict] = field(default_factory=list)  # bodies posted to response_urls
+    uploads: list[bytes] = field(default_factory=list)  # bytes sent to upload URLs
+    downloads: list[tuple[str, str | None]] = field(default_factory=list)  # (path, Authorization)
+    file_infos: dict[str, dict] = field(default_factory=dict)
+    rate_limit_next: dict[str, int] = field(default_factory=dict)  # method -> Retry-After seconds, once
+
+    def __post_init__(self) -> None:
+        self._blobs: dict[str, bytes] = {}
+        self._ts = itertools.count(1)
+        self._lock = threading.Lock()
+        self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True)
+        self.base = f"http://127.0.0.1:{self._server.server_port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def api_url(self) -> str:
+        return self.base + "/api/"
+
+    def close(self) -> None:
+        self._server.shutdown()
+
+    # --- what tests set up -----------------------------------------------------------------------
+
+    def add_file(self, file_id: str, name: str, data: bytes, *, user: str = "U1", comment: str | None = None,
+                 size: int | None = None, host: str | None = None) -> dict:
+        """A file as files.info and events describe it, downloadable from this server."""
+        self._blobs[f"/files/{file_id}/{name}"] = data
+        url = f"{host or self.base}/files/{file_id}/{name}"
+        info = {"id": file_id, "name": name, "title": name, "user": user, "size": len(data) if size is None else size,
+                "mimetype": "application/octet-stream", "filetype": name.rsplit(".", 1)[-1],
+                "url_private": url, "url_private_download": url}
+        if comment:
+            info["initial_comment"] = {"comment": comment}
+        self.file_infos[file_id] = info
+        return info
+
+    def response_url(self, key: str = "1") -> str:
+        return f"{self.base}/respond/{key}"
+
+    # --- what tests read -------------------------------------------------------------------------
+
+    def methods(self) -> list[str]:
+        return [c.method for c in self.calls]
+
+    def posted(self) -> list[str]:
+        """Texts the user saw: chat.postMessage, chat.update and response_url bodies, in order."""
+        with self._lock:
+            return [str(c.params.get("text", "")) for c in self.calls if c.method in ("chat.postMessage", "chat.update")]
+
+    # --- the server ------------------------------------------------------------------------------
+
+    @Request.application
+    def _wsgi(self, request: Request) -> Response:
+        path = request.path
+        if path.startswith("/api/"):
+            return self._api(path[len("/api/"):], request)
+        if path.startswith("/files/"):
+            with self._lock:
+                self.downloads.append((path, request.headers.get("Authorization")))
+            if request.headers.get("Authorization") != f"Bearer {self.token}":
+                return Response(LOGIN_PAGE, 200, content_type="text/html")  # what Slack does without a token
+            data = self._blobs.get(path)
+            return Response(data, 200) if data is not None else Response(b"not found", 404)
+        if path.startswith("/upload/"):
+            with self._lock:
+                self.uploads.append(request.get_data())
+            return Response(f"OK - {len(self.uploads[-1])}", 200)
+        if path.startswith("/respond/"):
+            with self._lock:
+                self.responses.append(request.get_json(silent=True) or {})
+            return Response("ok", 200)
+        return Response("not found", 404)
+
+    def _api(self, method: str, request: Request) -> Response:
+        params: dict[str, Any] = dict(request.form)
+        params.update(request.get_json(silent=True) or {})
+        params.update(dict(request.args))
+        with self._lock:
+            self.calls.append(Call(method, params, request.headers.get("Authorization")))
+            retry_after = self.rate_limit_next.pop(method, None)
+        if retry_after is not None:
+            return Response(json.dumps({"ok": False, "error": "ratelimited"}), 429,
+                            headers={"Retry-After": str(retry_after)}, content_type="application/json")
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            return _json({"ok": False, "error": "not_authed"})
+        return _json(self._answer(method, params))
+
+    def _answer(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        if method == "auth.test":
+            return {"ok": True, "url": "https://example.slack.com/", "team": "Example", "user": "mlbot",
+                    "team_id": "T1", "user_id": "UBOT", "bot_id": "BBOT"}
+        if method == "chat.postMessage":
+            ts = f"{1700000000 + next(self._ts)}.000100"
+            return {"ok": True, "channel": params.get("channel"), "ts": ts,
+                    "message": {"text": params.get("text"), "ts": ts}}
+        if method == "chat.update":
+            return {"ok": True, "channel": params.get("channel"), "ts": params.get("ts"), "text": params.get("text")}
+        if method == "files.info":
+            info = self.file_infos.get(str(params.get("file")))
+            return {"ok": True, "file": info} if info else {"ok": False, "error": "file_not_found"}
+        if method == "files.getUploadURLExternal":
+            file_id = f"FUP{next(self._ts)}"
+            return {"ok": True, "upload_url": f"{self.base}/upload/{file_id}", "file_id": file_id}
+        if method == "files.completeUploadExternal":
+            files = params.get("files")
+            files = json.loads(files) if isinstance(files, str) else files
+            return {"ok": True, "files": [{"id": f["id"], "title": f.get("title", "")} for f in files or []]}
+        return {"ok": True}
+
+
+def _json(body: dict[str, Any]) -> Response:
+    return Response(json.dumps(body), 200, content_type="application/json")

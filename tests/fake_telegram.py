@@ -1,0 +1,186 @@
+"""A local fake of the Telegram Bot API, for tests without internet.
+
+It answers ``POST /bot<token>/<method>`` for the methods mlbot uses (sendMessage, sendPhoto, editMessageText,
+getFile, answerCallbackQuery) with the Bot API's ``{"ok": true, "result": ...}`` shapes, serves files at
+``/file/bot<token>/<file_path>``, and records every call so tests assert on what the user would see.
+python-telegram-bot reaches it through ``Bot(base_url=server.api_url, base_file_url=server.file_url)``.
+Requests are not logged: their paths carry the token.
+"""
+from __future__ import annotations
+
+import io
+import itertools
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from PIL import Image
+from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.wrappers import Request, Response
+
+JSON_PARAMS = {"reply_markup", "reply_parameters", "entities", "caption_entities", "link_preview_options"}
+BOT_USER = {"id": 7000001, "is_bot": True, "first_name": "mlbot", "username": "mlbot_test_bot"}
+
+
+@dataclass
+class Call:
+    """One request the bot made: the method, its parameters (JSON values decoded) and uploaded files."""
+
+    method: str
+    params: dict[str, Any]
+    files: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+
+
+@dataclass
+class StoredFile:
+    data: bytes
+    file_path: str
+
+
+class _Quiet(WSGIRequestHandler):
+    def log(self, *args: Any) -> None:  # werkzeug would log each path, and each path holds the token
+        pass
+
+
+class FakeTelegram:
+    """The Bot API for one token, on 127.0.0.1 and a free port; use as a context manager."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+        self.calls: list[Call] = []
+        self.files: dict[str, StoredFile] = {}
+        self.messages: dict[tuple[str, int], str] = {}  # (chat id, message id) -> current text
+        self._failures: dict[str, int] = {}  # method -> retry_after for its next call
+        self._ids = itertools.count(500)
+        self._lock = threading.Lock()
+        self._server = make_server("127.0.0.1", 0, self._app, threaded=True, request_handler=_Quiet)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-telegram", daemon=True)
+
+    @property
+    def api_url(self) -> str:
+        """TELEGRAM_API_URL for this server (the token is appended by python-telegram-bot)."""
+        return f"http://127.0.0.1:{self._server.port}/bot"
+
+    @property
+    def file_url(self) -> str:
+        """TELEGRAM_FILE_URL for this server."""
+        return f"http://127.0.0.1:{self._server.port}/file/bot"
+
+    def __enter__(self) -> "FakeTelegram":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._thread.join(timeout=5)
+
+    # -- test controls ------------------------------------------------------------------------------
+
+    def add_file(self, file_id: str, data: bytes, *, file_path: str | None = None) -> None:
+        """Make ``file_id`` downloadable; ``file_path`` is what getFile answers (default documents/<id>)."""
+        self.files[file_id] = StoredFile(data, file_path or f"documents/{file_id}")
+
+    def fail_next(self, method: str, retry_after: int) -> None:
+        """Answer the next call of ``method`` with 429 Too Many Requests and this ``retry_after``."""
+        self._failures[method] = retry_after
+
+    def sent(self, *methods: str) -> list[Call]:
+        """The recorded calls of these methods, in order."""
+        return [c for c in self.calls if c.method in methods]
+
+    def texts(self) -> list[str]:
+        """Every text and caption the user was shown, in order."""
+        return [str(c.params.get("text", c.params.get("caption", ""))) for c in self.calls
+                if c.method in ("sendMessage", "sendPhoto", "editMessageText")]
+
+    # -- the API ------------------------------------------------------------------------------------
+
+    @Request.application
+    def _app(self, request: Request) -> Response:
+        parts = request.path.strip("/").split("/")
+        if request.method == "GET" and parts[:1] == ["file"] and len(parts) > 2:
+            return self._download(parts[1], "/".join(parts[2:]))
+        if request.method != "POST" or len(parts) != 2 or not parts[0].startswith("bot"):
+            return _error(404, "Not Found")
+        if parts[0] != f"bot{self.token}":
+            return _error(401, "Unauthorized")
+        method = parts[1]
+        params = {k: json.loads(v) if k in JSON_PARAMS else v for k, v in request.form.items()}
+        files = {k: (f.filename or "", f.read()) for k, f in request.files.items()}
+        with self._lock:
+            self.calls.append(Call(method, params, files))
+            retry_after = self._failures.pop(method, None)
+            if retry_after is not None:
+                return _error(429, f"Too Many Requests: retry after {retry_after}",
+                              parameters={"retry_after": retry_after})
+            handler: Callable[[dict, dict], Response] | None = getattr(self, f"_{method}", None)
+            return handler(params, files) if handler else _error(404, "Not Found")
+
+    def _download(self, token_part: str, file_path: str) -> Response:
+        if token_part != f"bot{self.token}":
+            return _error(401, "Unauthorized")
+        with self._lock:
+            self.calls.append(Call("download", {"file_path": file_path}))
+            stored = next((f for f in self.files.values() if f.file_path == file_path), None)
+        if stored is None:
+            return _error(404, "Not Found")
+        return Response(stored.data, content_type="application/octet-stream")
+
+    def _message(self, chat_id: Any, **content: Any) -> dict:
+        message_id = next(self._ids)
+        chat = {"id": int(chat_id), "type": "private" if int(chat_id) > 0 else "group"}
+        self.messages[(str(chat_id), message_id)] = str(content.get("text", ""))
+        return {"message_id": message_id, "from": BOT_USER, "chat": chat, "date": int(time.time()),
+                **{k: v for k, v in content.items() if v is not None}}
+
+    def _sendMessage(self, params: dict, files: dict) -> Response:
+        if not str(params.get("text", "")).strip():
+            return _error(400, "Bad Request: message text is empty")
+        if len(str(params["text"]).encode("utf-16-le")) // 2 > 4096:
+            return _error(400, "Bad Request: message is too long")
+        return _ok(self._message(params["chat_id"], text=params["text"], reply_markup=params.get("reply_markup")))
+
+    def _sendPhoto(self, params: dict, files: dict) -> Response:
+        if "photo" not in files:
+            return _error(400, "Bad Request: there is no photo in the request")
+        try:
+            width, height = Image.open(io.BytesIO(files["photo"][1])).size
+        except Exception:
+            return _error(400, "Bad Request: IMAGE_PROCESS_FAILED")
+        size = {"file_id": f"AgACAgQAAxk-{next(self._ids)}", "file_unique_id": f"AQAD{next(self._ids)}",
+                "width": width, "height": height, "file_size": len(files["photo"][1])}
+        return _ok(self._message(params["chat_id"], photo=[size], caption=params.get("caption"),
+                                 reply_markup=params.get("reply_markup")))
+
+    def _editMessageText(self, params: dict, files: dict) -> Response:
+        key = (str(params.get("chat_id")), int(params.get("message_id", 0)))
+        if key not in self.messages:
+            return _error(400, "Bad Request: message to edit not found")
+        if self.messages[key] == params.get("text"):
+            return _error(400, "Bad Request: message is not modified: specified new message content and reply "
+                               "markup are exactly the same as a current content and reply markup of the message")
+        self.messages[key] = str(params.get("text"))
+        chat = {"id": int(key[0]), "type": "private" if int(key[0]) > 0 else "group"}
+        return _ok({"message_id": key[1], "from": BOT_USER, "chat": chat, "date": int(time.time()) - 5,
+                    "edit_date": int(time.time()), "text": params.get("text")})
+
+    def _getFile(self, params: dict, files: dict) -> Response:
+        stored = self.files.get(str(params.get("file_id")))
+        if stored is None:
+            return _error(400, "Bad Request: invalid file_id")
+        return _ok({"file_id": params["file_id"], "file_unique_id": f"AgAD{next(self._ids)}",
+                    "file_size": len(stored.data), "file_path": stored.file_path})
+
+    def _answerCallbackQuery(self, params: dict, files: dict) -> Response:
+        return _ok(True)
+
+
+def _ok(result: Any) -> Response:
+    return Response(json.dumps({"ok": True, "result": result}), content_type="application/json")
+
+
+def _error(code: int, description: str, **extra: Any) -> Response:
+    body = {"ok": False, "error_code": code, "description": description, **extra}
+    return Response(json.dumps(body), status=code, content_type="application/json")

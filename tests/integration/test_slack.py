@@ -1,0 +1,318 @@
+"""The Slack channel through its Lambda entry: signed real-format payloads in, a local fake Slack out.
+
+Bolt's lazy listeners re-invoke the function asynchronously; here a fake Lambda client records those
+invocations and the test plays them, so what is acknowledged at once and what happens later are seen apart.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import io
+import json
+import logging
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+import pytest
+
+from bot.slack import app as slack_app
+from bot.slack.blocks import escape, message
+from bot.slack.lambda_entry import build_handler
+from bot.slack.sender import SlackSender, web_client
+from bot.wiring import build_notification_log, build_services
+from handlers.commands import Button, Reply
+from handlers.notify import Notifier
+from platform_core.config import Settings
+from platform_core.events import LocalEventBus
+from tests.fake_slack import BOT_TOKEN, FakeSlack
+from tests.fakes import FakeTrainer, png
+from tests.integration.test_trainer_runner import _zip
+from trainer_ec2.runner import drain
+from trainer_ec2.wiring import build_trainer_context
+
+EVENTS = Path(__file__).resolve().parents[1] / "events"
+SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+
+
+class LambdaContext:
+    function_name = "mlbot-slack"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:mlbot-slack"
+
+
+class FakeLambda:
+    """boto3's Lambda client as Bolt's lazy runner uses it: records the asynchronous self-invocations."""
+
+    def __init__(self) -> None:
+        self.pending: list[dict] = []
+
+    def invoke(self, FunctionName: str, InvocationType: str, Payload: str) -> dict:
+        assert InvocationType == "Event" and FunctionName == LambdaContext.invoked_function_arn
+        self.pending.append(json.loads(Payload))
+        return {"StatusCode": 202}
+
+
+def sign(body: str, *, secret: str = SECRET, timestamp: str | None = None) -> dict[str, str]:
+    timestamp = str(int(time.time())) if timestamp is None else timestamp
+    digest = hmac.new(secret.encode(), f"v0:{timestamp}:{body}".encode(), hashlib.sha256).hexdigest()
+    return {"X-Slack-Request-Timestamp": timestamp, "X-Slack-Signature": f"v0={digest}"}
+
+
+def gateway_event(body: str, headers: dict[str, str], *, encode: bool = False) -> dict:
+    """An API Gateway HTTP API (payload 2.0) request as the Lambda receives it."""
+    return {"version": "2.0", "routeKey": "POST /slack/events", "rawPath": "/slack/events", "headers": headers,
+            "requestContext": {"http": {"method": "POST", "path": "/slack/events"}},
+            "body": base64.b64encode(body.encode()).decode() if encode else body, "isBase64Encoded": encode}
+
+
+class World:
+    def __init__(self, tmp_path: Path, fake: FakeSlack) -> None:
+        self.fake = fake
+        self.settings = Settings(backend="local", home=tmp_path / "home", slack_signing_secret=SECRET,
+                                 slack_bot_token=BOT_TOKEN, slack_api_url=fake.api_url)
+        self.trainer = FakeTrainer(["red", "green", "blue"])
+        self.bus = LocalEventBus()
+        self.ctx = build_trainer_context(self.settings, events=self.bus,
+                                         trainers={"image": self.trainer, "sentiment": self.trainer})
+        self.services = build_services(self.settings, launcher=lambda job: None)
+        self.lambda_client = FakeLambda()
+        self.deliveries = 0
+        self.handler = build_handler(self.settings, self.services, client=web_client(self.settings),
+                                     lambda_client=self.lambda_client)
+        self.bus.subscribe(Notifier({"slack": SlackSender(web_client(self.settings))},
+                                    build_notification_log(self.settings), self.services.blobs))
+
+    def post(self, body: str, *, content_type: str, headers: dict[str, str] | None = None,
+             encode: bool = False) -> dict:
+        sent = {"Content-Type": content_type, **(sign(body) if headers is None else headers)}
+        return self.handler.handle(gateway_event(body, sent, encode=encode), LambdaContext())
+
+    def command(self, text: str, *, team: str = "T0001", user: str = "U2147483697") -> dict:
+        fields = dict(parse_qsl((EVENTS / "slack_slash_command.txt").read_text().strip()))
+        fields.update(text=text, team_id=team, user_id=user, response_url=self.fake.response_url(text.split()[0] if text.split() else "empty"))
+        return self.post(urlencode(fields), content_type="application/x-www-form-urlencoded")
+
+    def event(self, name: str, **changes: Any) -> dict:
+        """A recorded event with changes to its ``event``; each call is a new delivery (its own event_id)."""
+        payload = json.loads((EVENTS / name).read_text())
+        self.deliveries += 1
+        payload["event_id"] = f"{payload['event_id']}{self.deliveries}"
+        for key, value in changes.items():
+            payload["event"][key] = value
+        return self.post(json.dumps(payload), content_type="application/json")
+
+    def run_lazy(self) -> int:
+        """Play the asynchronous invocations Bolt asked for, as Lambda would."""
+        ran = 0
+        while self.lambda_client.pending:
+            response = self.handler.handle(self.lambda_client.pending.pop(0), LambdaContext())
+            assert response["statusCode"] == 200, response
+            ran += 1
+        return ran
+
+    def share(self, text: str, data: bytes, name: str, file_id: str = "F0123ABCD", **file_changes: Any) -> dict:
+        info = {**self.fake.add_file(file_id, name, data), **file_changes}
+        return self.event("slack_event_file_share.json", text=text, files=[info])
+
+
+@pytest.fixture
+def world(tmp_path: Path):
+    fake = FakeSlack()
+    try:
+        yield World(tmp_path, fake)
+    finally:
+        fake.close()
+
+
+def test_url_verification_answers_the_challenge_only_when_signed(world: World) -> None:
+    body = (EVENTS / "slack_url_verification.json").read_text()
+    answer = world.post(body, content_type="application/json")
+    assert answer["statusCode"] == 200 and json.loads(answer["body"])["challenge"].startswith("3eZbrw1aBm2")
+    forged = world.post(body, content_type="application/json", headers={})
+    assert forged["statusCode"] == 401
+
+
+@pytest.mark.parametrize("case", ["altered body", "missing", "empty", "v1 prefix", "old timestamp",
+                                  "future timestamp", "non-numeric timestamp", "wrong secret"])
+def test_a_bad_signature_is_refused_with_401_and_does_nothing(world: World, case: str) -> None:
+    body = (EVENTS / "slack_message_im.json").read_text()
+    headers = sign(body)
+    if case == "altered body":
+        body = body.replace("datasets", "status x")
+    elif case == "missing":
+        headers = {}
+    elif case == "empty":
+        headers["X-Slack-Signature"] = ""
+    elif case == "v1 prefix":
+        headers["X-Slack-Signature"] = headers["X-Slack-Signature"].replace("v0=", "v1=")
+    elif case == "old timestamp":
+        headers = sign(body, timestamp=str(int(time.time()) - 301))
+    elif case == "future timestamp":
+        headers = sign(body, timestamp=str(int(time.time()) + 301))
+    elif case == "non-numeric timestamp":
+        headers = {**sign(body), "X-Slack-Request-Timestamp": "yesterday"}
+    elif case == "wrong secret":
+        headers = sign(body, secret="not-the-secret")
+    answer = world.post(body, content_type="application/json", headers=headers)
+    assert answer["statusCode"] == 401
+    assert world.lambda_client.pending == [] and world.fake.calls == []
+
+
+def test_header_names_in_any_case_and_a_base64_body_are_accepted(world: World) -> None:
+    body = (EVENTS / "slack_message_im.json").read_text()
+    headers = {k.lower(): v for k, v in sign(body).items()}
+    assert world.post(body, content_type="application/json", headers=headers, encode=True)["statusCode"] == 200
+    assert world.run_lazy() == 1
+    assert world.fake.posted() == ["No datasets yet. Send a zip of images or a CSV with: upload NAME"]
+
+
+def test_ssl_check_gets_200(world: World) -> None:
+    body = (EVENTS / "slack_ssl_check.txt").read_text().strip()
+    assert world.post(body, content_type="application/x-www-form-urlencoded")["statusCode"] == 200
+
+
+def test_a_command_is_acknowledged_at_once_even_when_the_work_is_slow(world: World, monkeypatch) -> None:
+    real = slack_app.dispatch
+
+    def slow(*args, **kwargs):
+        time.sleep(2.0)
+        return real(*args, **kwargs)
+    monkeypatch.setattr(slack_app, "dispatch", slow)
+    start = time.perf_counter()
+    answer = world.command("datasets")
+    acknowledged = time.perf_counter() - start
+    assert answer["statusCode"] == 200 and "Working on" in answer["body"]
+    assert acknowledged < 1.5 and world.fake.responses == []  # nothing done yet: the work is a second invocation
+    assert world.run_lazy() == 1
+    assert world.fake.responses[-1]["text"].startswith("No datasets yet")
+
+
+def test_slash_commands_answer_through_the_response_url(world: World) -> None:
+    world.command("help")
+    world.command("status nothing")
+    world.command("frobnicate")
+    world.run_lazy()
+    help_, missing, unknown = world.fake.responses
+    assert help_["response_type"] == "in_channel" and "upload NAME" in help_["text"]
+    assert missing["response_type"] == "ephemeral" and "nothing" in missing["text"]
+    assert unknown["text"].startswith("I don't know 'frobnicate'")
+    assert help_["blocks"][-1]["type"] == "actions"  # the reply's buttons
+
+
+def test_an_upload_is_downloaded_with_the_token_stored_and_answered_in_its_thread(world: World) -> None:
+    world.share("upload colours my colour swatches", _zip(), "colours.zip")
+    world.run_lazy()
+    record = world.services.records.get("slack:T0001", "colours")
+    assert record is not None and record.owner == "U2147483697" and record.description == "my colour swatches"
+    assert world.fake.downloads == [("/files/F0123ABCD/colours.zip", f"Bearer {BOT_TOKEN}")]
+    reply = next(c for c in world.fake.calls if c.method == "chat.postMessage")
+    assert reply.params["thread_ts"] == "1700000000.000200" and reply.params["channel"] == "C2147483705"
+    assert reply.params["text"].startswith("Stored image dataset 'colours'")
+
+
+def test_one_file_seen_as_file_shared_and_as_a_message_is_processed_once(world: World) -> None:
+    world.fake.add_file("F0123ABCD", "colours.zip", _zip(), comment="upload colours")
+    world.event("slack_file_shared.json")
+    world.share("upload colours", _zip(), "colours.zip")
+    world.run_lazy()
+    assert len(world.fake.downloads) == 1
+    assert sum(text.startswith("Stored") for text in world.fake.posted()) == 1
+
+
+def test_a_retried_event_causes_one_side_effect(world: World) -> None:
+    world.fake.add_file("F0123ABCD", "colours.zip", _zip())
+    payload = json.loads((EVENTS / "slack_event_file_share.json").read_text())
+    payload["event"]["files"] = [world.fake.file_infos["F0123ABCD"]]
+    body = json.dumps(payload)
+    first = world.post(body, content_type="application/json")
+    retry = world.post(body, content_type="application/json", headers={**sign(body), "X-Slack-Retry-Num": "1",
+                                                                       "X-Slack-Retry-Reason": "http_timeout"})
+    assert first["statusCode"] == retry["statusCode"] == 200
+    assert world.run_lazy() == 1 and len(world.fake.downloads) == 1
+
+
+def test_the_bots_own_messages_and_edits_are_ignored(world: World) -> None:
+    world.event("slack_message_im.json", bot_id="BBOT", user="UBOT")
+    world.event("slack_message_im.json", subtype="message_changed")
+    world.run_lazy()
+    assert [m for m in world.fake.methods() if m.startswith("chat.")] == []
+
+
+def test_an_image_shared_with_predict_is_classified(world: World) -> None:
+    world.share("upload colours", _zip(), "colours.zip")
+    world.run_lazy()
+    world.command("train colours")
+    world.run_lazy()
+    drain(world.ctx)
+    world.share("predict colours", png((240, 10, 10)), "red.png", file_id="F0PHOTO")
+    world.run_lazy()
+    assert world.fake.posted()[-1].startswith("red (")
+
+
+def test_a_file_declared_too_large_or_on_a_foreign_host_is_never_downloaded(world: World) -> None:
+    world.share("upload big", b"x", "big.zip", size=900 * 2**20)
+    world.share("upload evil", _zip(), "evil.zip", file_id="F0EVIL",
+                url_private_download="https://attacker.example/steal.zip")
+    world.run_lazy()
+    assert world.fake.downloads == []
+    big, evil = [t for t in world.fake.posted()]
+    assert "900.0 MB" in big and "limit is 50 MB" in big
+    assert "could not be fetched" in evil
+
+
+def test_user_text_echoed_into_slack_is_escaped(world: World) -> None:
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("<b>&co/notes.txt", b"not an image")
+    world.share("upload tricky", archive.getvalue(), "x<y>&z.zip")
+    world.run_lazy()
+    text = world.fake.posted()[-1]
+    assert "&lt;b&gt;&amp;co" in text and "<b>" not in text
+    assert escape("a<b>&c") == "a&lt;b&gt;&amp;c"
+
+
+def test_training_notifications_edit_one_message_then_post_the_summary_and_matrix(world: World) -> None:
+    world.share("upload colours", _zip(), "colours.zip")
+    world.command("train colours")
+    world.run_lazy()
+    world.fake.rate_limit_next["chat.postMessage"] = 1  # the first notification meets a 429 and is retried
+    assert drain(world.ctx) == 1
+    methods = [m for m in world.fake.methods() if m.startswith(("chat.", "files."))]
+    assert methods.count("chat.update") >= 2  # progress edits one message
+    final = [c for c in world.fake.calls if c.method == "chat.postMessage"][-1].params["text"]
+    assert final.startswith("Training 'colours' finished: validation accuracy 90.0%")
+    assert {"files.getUploadURLExternal", "files.completeUploadExternal"} <= set(methods)
+    assert world.fake.uploads and world.fake.uploads[-1].startswith(b"\x89PNG")  # the confusion matrix
+
+
+def test_another_workspace_cannot_see_or_use_a_dataset(world: World) -> None:
+    world.share("upload colours", _zip(), "colours.zip")
+    world.run_lazy()
+    for text in ("status colours", "train colours", "datasets"):
+        world.command(text, team="T0OTHER")
+    world.run_lazy()
+    status, train, datasets = world.fake.responses[-3:]
+    assert "colours" in status["text"] and status["response_type"] == "ephemeral"
+    assert train["response_type"] == "ephemeral"
+    assert datasets["text"].startswith("No datasets yet")
+    assert world.services.jobs.active_for("slack:T0001", "colours") is None
+
+
+def test_no_token_or_secret_reaches_a_log_line(world: World, caplog) -> None:
+    with caplog.at_level(logging.DEBUG):
+        world.share("upload colours", _zip(), "colours.zip")
+        world.command("train colours")
+        world.run_lazy()
+        drain(world.ctx)
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert text and BOT_TOKEN not in text and SECRET not in text
+    assert BOT_TOKEN not in repr(world.settings)
+
+
+def test_blocks_carry_escaped_text_and_command_buttons() -> None:
+    built = message(Reply("a <b> & c", buttons=(Button("Train x", "train x"),)))
+    assert built["text"] == "a &lt;b&gt; &amp; c"
+    assert built["blocks"][1]["elements"][0]["value"] == "train x"
