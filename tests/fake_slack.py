@@ -34,6 +34,7 @@ class FakeSlack:
     downloads: list[tuple[str, str | None]] = field(default_factory=list)  # (path, Authorization)
     file_infos: dict[str, dict] = field(default_factory=dict)
     rate_limit_next: dict[str, int] = field(default_factory=dict)  # method -> Retry-After seconds, once
+    error_next: dict[str, str] = field(default_factory=dict)  # method -> Slack error code, once
 
     def __post_init__(self) -> None:
         self._blobs: dict[str, bytes] = {}
@@ -110,11 +111,14 @@ class FakeSlack:
         with self._lock:
             self.calls.append(Call(method, params, request.headers.get("Authorization")))
             retry_after = self.rate_limit_next.pop(method, None)
+            error = self.error_next.pop(method, None)
         if retry_after is not None:
             return Response(json.dumps({"ok": False, "error": "ratelimited"}), 429,
                             headers={"Retry-After": str(retry_after)}, content_type="application/json")
         if request.headers.get("Authorization") != f"Bearer {self.token}":
             return _json({"ok": False, "error": "not_authed"})
+        if error is not None:
+            return _json({"ok": False, "error": error})
         return _json(self._answer(method, params))
 
     def _answer(self, method: str, params: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,64 @@
+"""The notifier Lambda: training events from the SNS topic, told to the chat that asked.
+
+Each SNS record's message is one TrainingEvent (platform_core.events); the Notifier (handlers.notify)
+renders it and sends it through the channel named in its ``reply_to``. Locally the same Notifier is an
+in-process subscriber (bot.console.chat, `mlbot serve`). A failed delivery is logged and recorded and the
+invocation still succeeds, so SNS does not redeliver into a chat that refuses it; a malformed record is
+logged and skipped.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from bot.wiring import build_notification_log
+from handlers.notify import ChatSender, Notifier
+from platform_core.config import Settings
+from platform_core.events import TrainingEvent
+from platform_core.storage import build_storage
+
+log = logging.getLogger(__name__)
+
+
+def chat_senders(settings: Settings) -> dict[str, ChatSender]:
+    """A sender per channel whose token is configured."""
+    senders: dict[str, ChatSender] = {}
+    if settings.slack_bot_token:
+        from bot.slack.sender import SlackSender, web_client
+
+        senders["slack"] = SlackSender(web_client(settings))
+    if settings.telegram_bot_token:
+        from bot.telegram.sender import TelegramSender
+
+        senders["telegram"] = TelegramSender(settings)
+    return senders
+
+
+def build_notifier(settings: Settings) -> Notifier:
+    blobs, _ = build_storage(settings)
+    return Notifier(chat_senders(settings), build_notification_log(settings), blobs)
+
+
+def notify_records(event: dict[str, Any], notifier: Notifier) -> int:
+    """Deliver every SNS record of one invocation; returns how many were training events."""
+    delivered = 0
+    for record in event.get("Records") or []:
+        try:
+            training_event = TrainingEvent.from_json(record["Sns"]["Message"])
+        except (KeyError, TypeError, ValueError):
+            log.error("skipping a record that is not a training event: %s", str(record)[:300])
+            continue
+        notifier(training_event)
+        delivered += 1
+    return delivered
+
+
+_notifier: Notifier | None = None
+
+
+def handler(event: dict, context: Any = None) -> dict:
+    """AWS Lambda entry point (template.yaml: bot.notifier.handler), subscribed to the events topic."""
+    global _notifier
+    if _notifier is None:
+        _notifier = build_notifier(Settings.from_env())
+    return {"delivered": notify_records(event, _notifier)}

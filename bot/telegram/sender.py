@@ -1,0 +1,214 @@
+"""Telegram's outbound side: replies, progress edits, button answers and file downloads over the Bot API.
+
+python-telegram-bot is async and its HTTP client belongs to the event loop that first used it, so each
+sender owns one private loop in a daemon thread and every call is submitted there: the webhook path, the
+notifier's worker threads and the Lambda entry all call the same synchronous methods.
+
+The bot token sits inside every Bot API and file URL. python-telegram-bot logs the URLs at DEBUG and httpx
+logs each request at INFO, so the token is redacted from those loggers' records before any handler sees
+them; file URLs are never stored or logged here.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import threading
+import time
+import warnings
+from typing import Any, Callable, Coroutine, Mapping, TypeVar
+
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, ReplyParameters
+from telegram.error import BadRequest, RetryAfter
+from telegram.warnings import PTBDeprecationWarning
+
+from handlers.commands import Button, Reply
+from platform_core.config import Settings
+from platform_core.errors import ConfigError, MlbotError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+MAX_TEXT = 4096  # UTF-16 code units in one message
+MAX_CALLBACK_DATA = 64  # bytes
+REDACTED = "<bot-token>"
+TOKEN_LOGGERS = ("httpx", "telegram.Bot", "bot.telegram.sender", "bot.telegram.webhook")
+
+
+class FileUnavailable(MlbotError):
+    """Telegram would not hand over a file the user sent (too large, gone, or not under the file URL)."""
+
+    code = "file_unavailable"
+
+    def __init__(self, size: int | None = None, limit: int | None = None) -> None:
+        self.size, self.limit = size, limit
+        super().__init__("file unavailable")
+
+    def user_message(self) -> str:
+        if self.size is not None and self.limit is not None:
+            return (f"That file is {self.size / 2**20:.1f} MB, and Telegram lets bots download at most "
+                    f"{self.limit // 2**20} MB. Send a smaller file.")
+        return "I could not fetch that file from Telegram. Please send it again."
+
+
+class _RedactToken(logging.Filter):
+    """Replaces the token in a record's message and traceback; never drops the record."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__()
+        self.token = token
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if self.token in message:
+            record.msg, record.args = message.replace(self.token, REDACTED), None
+        if record.exc_info and not record.exc_text:
+            text = logging.Formatter().formatException(record.exc_info)
+            if self.token in text:
+                record.exc_text = text.replace(self.token, REDACTED)
+        return True
+
+
+def hide_token(token: str) -> None:
+    """Install the redacting filter (once per token) on every logger that can see the token."""
+    for name in TOKEN_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _RedactToken) and f.token == token for f in logger.filters):
+            logger.addFilter(_RedactToken(token))
+
+
+class TelegramSender:
+    """ChatSender for Telegram; ``reply_to`` holds ``chat_id`` and optionally ``reply_to_message_id``
+    and ``message_thread_id``. Texts are sent plain (no parse_mode), so user text cannot break formatting."""
+
+    def __init__(self, settings: Settings, *, max_wait_s: float = 30.0,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        if not settings.telegram_bot_token:
+            raise ConfigError("TELEGRAM_BOT_TOKEN")
+        hide_token(settings.telegram_bot_token)
+        self.bot = Bot(settings.telegram_bot_token, base_url=settings.telegram_api_url,
+                       base_file_url=settings.telegram_file_url)
+        self.max_wait_s, self._sleep = max_wait_s, sleep
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="telegram-sender", daemon=True)
+        self._thread.start()
+
+    def send(self, reply_to: Mapping[str, Any], reply: Reply) -> str:
+        """Post the text (in several messages if long), then the image; buttons go under the last one.
+        Returns the first text message's id, the one progress edits replace."""
+        chat_id, thread = reply_to["chat_id"], reply_to.get("message_thread_id")
+        answered = reply_to.get("reply_to_message_id")
+        quote = ReplyParameters(int(answered), allow_sending_without_reply=True) if answered else None
+        keyboard = keyboard_for(reply.buttons)
+        pieces = split_text(reply.text)
+        ids: list[int] = []
+        for i, piece in enumerate(pieces):
+            last = i == len(pieces) - 1 and reply.image is None
+            message: Message = self._call(lambda: self.bot.send_message(
+                chat_id, piece, message_thread_id=thread, reply_parameters=None if ids else quote,
+                reply_markup=keyboard if last else None))
+            ids.append(message.message_id)
+        if reply.image is not None:
+            self._call(lambda: self.bot.send_photo(
+                chat_id, reply.image, caption=caption_for(reply.image_name), filename=reply.image_name,
+                message_thread_id=thread, reply_markup=keyboard))
+        return str(ids[0])
+
+    def edit(self, reply_to: Mapping[str, Any], ref: str, reply: Reply) -> None:
+        """Replace the text of message ``ref``; an unchanged text is not an error."""
+        try:
+            self._call(lambda: self.bot.edit_message_text(
+                split_text(reply.text)[0], chat_id=reply_to["chat_id"], message_id=int(ref),
+                reply_markup=keyboard_for(reply.buttons)))
+        except BadRequest as exc:
+            if "not modified" not in exc.message.lower():
+                raise
+
+    def answer_callback(self, query_id: str) -> None:
+        """Stop the button's spinner; a query too old to answer is only logged."""
+        try:
+            self._call(lambda: self.bot.answer_callback_query(query_id))
+        except BadRequest as exc:
+            log.warning("could not answer callback query: %s", exc.message)
+
+    def download(self, file_id: str, max_bytes: int) -> bytes:
+        """The file's bytes via getFile, refusing one over ``max_bytes`` or outside TELEGRAM_FILE_URL."""
+        file = self._call(lambda: self.bot.get_file(file_id))
+        if file.file_size is not None and file.file_size > max_bytes:
+            raise FileUnavailable(file.file_size, max_bytes)
+        # python-telegram-bot keeps a file_path that names an existing local file as it is and would read
+        # it from disk; only paths under our file URL are downloaded.
+        if not str(file.file_path or "").startswith(self.bot.base_file_url + "/"):
+            log.warning("getFile for %s answered a path outside the file URL; not downloading", file_id)
+            raise FileUnavailable()
+        data = self._call(file.download_as_bytearray)
+        if len(data) > max_bytes:
+            raise FileUnavailable(len(data), max_bytes)
+        return bytes(data)
+
+    def close(self) -> None:
+        """Close the HTTP client and stop the loop thread."""
+        self._run(self.bot.request.shutdown())  # Bot.shutdown() skips a bot never initialize()d
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+        self._loop.close()
+
+    def _call(self, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        """Run one API call; after a 429 wait its ``retry_after`` (when within the bound) and try once more."""
+        try:
+            return self._run(make())
+        except RetryAfter as exc:
+            wait = retry_seconds(exc)
+            if wait > self.max_wait_s:
+                raise
+            log.warning("Telegram rate limit: retrying in %.0f s", wait)
+            self._sleep(wait)
+            return self._run(make())
+
+    def _run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
+
+def retry_seconds(exc: RetryAfter) -> float:
+    """``retry_after`` in seconds: python-telegram-bot 22 gives an int (with a deprecation warning) or,
+    with PTB_TIMEDELTA set, a timedelta."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        value = exc.retry_after
+    return value.total_seconds() if isinstance(value, dt.timedelta) else float(value)
+
+
+def keyboard_for(buttons: tuple[Button, ...]) -> InlineKeyboardMarkup | None:
+    """One button a row; pressing one sends its command back as callback data."""
+    if not buttons:
+        return None
+    return InlineKeyboardMarkup([[InlineKeyboardButton(b.label, callback_data=callback_data(b.command))]
+                                 for b in buttons])
+
+
+def callback_data(command: str) -> str:
+    """The command cut to Telegram's 64 bytes, never inside a character."""
+    return command.encode()[:MAX_CALLBACK_DATA].decode(errors="ignore")
+
+
+def caption_for(image_name: str) -> str:
+    """'colours-confusion-matrix.png' -> 'colours confusion matrix'."""
+    return image_name.rsplit(".", 1)[0].replace("-", " ")
+
+
+def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
+    """Pieces Telegram accepts, split at line ends where possible (an overlong line is cut)."""
+    pieces, current = [], ""
+    for line in text.splitlines(keepends=True):
+        parts = [line[i:i + limit // 2] for i in range(0, len(line), limit // 2)] if _units(line) > limit else [line]
+        for part in parts:
+            if current and _units(current + part) > limit:
+                pieces.append(current)
+                current = ""
+            current += part
+    pieces.append(current)
+    return [p.rstrip("\n") for p in pieces if p.strip()] or ["-"]
+
+
+def _units(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2

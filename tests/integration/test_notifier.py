@@ -1,0 +1,76 @@
+"""The notifier Lambda: SNS records in (the recorded Lambda event shape), chat messages out at a fake Slack."""
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from bot.notifier import build_notifier, notify_records
+from bot.wiring import build_notification_log
+from platform_core.config import Settings
+from platform_core.events import FAILED, TrainingEvent
+from platform_core.storage import build_storage
+from tests.fake_slack import BOT_TOKEN, FakeSlack
+from tests.fakes import png
+
+EVENTS = Path(__file__).resolve().parents[1] / "events"
+
+
+@pytest.fixture
+def slack(tmp_path: Path):
+    fake = FakeSlack()
+    settings = Settings(backend="local", home=tmp_path / "home", slack_bot_token=BOT_TOKEN,
+                        slack_api_url=fake.api_url)
+    blobs, _ = build_storage(settings)
+    blobs.put("models/slack:T0001/colours/v1/confusion.png", png((1, 2, 3)))
+    try:
+        yield fake, settings
+    finally:
+        fake.close()
+
+
+def sns_event() -> dict:
+    return json.loads((EVENTS / "sns_training_finished.json").read_text())
+
+
+def test_a_finished_event_posts_the_summary_and_the_matrix_once(slack) -> None:
+    fake, settings = slack
+    notifier = build_notifier(settings)
+    assert notify_records(sns_event(), notifier) == 1
+    assert notify_records(sns_event(), notifier) == 1  # SNS delivers at least once
+    posts = [c for c in fake.calls if c.method == "chat.postMessage"]
+    assert len(posts) == 1 and posts[0].params["channel"] == "C2147483705"
+    assert posts[0].params["text"].startswith("Training 'colours' finished: validation accuracy 90.0% (train 100.0%)")
+    assert "red 50.0% / 100.0%" in posts[0].params["text"]
+    assert fake.uploads == [png((1, 2, 3))]
+
+
+def test_a_refusing_chat_is_recorded_and_never_raises(slack, caplog) -> None:
+    fake, settings = slack
+    fake.error_next["chat.postMessage"] = "channel_not_found"
+    with caplog.at_level(logging.ERROR):
+        assert notify_records(sns_event(), build_notifier(settings)) == 1
+    notes = build_notification_log(settings).get("job1")
+    assert "channel_not_found" in notes["last_error"] and "final_sent" not in notes
+    assert BOT_TOKEN not in caplog.text
+
+
+def test_a_failure_is_told_in_plain_words_and_junk_records_are_skipped(slack) -> None:
+    fake, settings = slack
+    event = sns_event()
+    failed = TrainingEvent(FAILED, "job2", "slack:T0001", "colours", {"channel": "slack", "channel_id": "C1"},
+                           {"reason": "the dataset has only one class left after decoding"})
+    junk = copy.deepcopy(event["Records"][0])
+    junk["Sns"]["Message"] = "not json"
+    event["Records"] = [junk, {**event["Records"][0], "Sns": {**event["Records"][0]["Sns"], "Message": failed.to_json()}}]
+    assert notify_records(event, build_notifier(settings)) == 1
+    text = fake.posted()[-1]
+    assert text.startswith("Training 'colours' failed: the dataset has only one class left after decoding.")
+
+
+def test_an_event_for_a_channel_without_a_token_is_dropped_quietly(tmp_path: Path) -> None:
+    settings = Settings(backend="local", home=tmp_path / "home")
+    assert notify_records(sns_event(), build_notifier(settings)) == 1  # nothing to send with, nothing raised
