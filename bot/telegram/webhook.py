@@ -1,0 +1,147 @@
+"""Telegram webhook: the secret check, one update -> one chat command, the reply through the sender.
+
+``handle_webhook`` knows no HTTP framework: the Lambda entry and `mlbot serve` hand it headers and the raw
+body and send back its (status, JSON body). Telegram redelivers an update on any answer other than 2xx, so
+after the secret and JSON checks every update gets 200: duplicates, edits, member updates and faults too.
+"""
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import time
+from typing import Any, Callable, Mapping
+
+from telegram import CallbackQuery, Message, Update
+from telegram.constants import ChatType
+
+from bot.telegram.sender import FileUnavailable, TelegramSender
+from handlers.chat import VERBS, dispatch, parse
+from handlers.commands import Attachment, Command, Reply
+from handlers.replies import error_reply
+from handlers.services import Services
+from platform_core.config import Settings
+from platform_core.errors import ConfigError, MlbotError
+from platform_core.ports import Idempotency
+from platform_core.prediction import MAX_IMAGE_BYTES
+
+log = logging.getLogger(__name__)
+
+SECRET_HEADER = "x-telegram-bot-api-secret-token"
+UPDATE_TTL_S = 24 * 3600
+MAX_DOWNLOAD_BYTES = MAX_IMAGE_BYTES  # Telegram's getFile limit for bots is the same 20 MB
+APOLOGY = "Sorry, something went wrong on our side. Please try again in a minute."
+FILE_VERBS = frozenset({"upload", "predict"})
+KNOWN_VERBS = frozenset(VERBS) | {"train"}
+
+
+class TelegramChannel:
+    """What handling an update needs: the use cases' services, the idempotency port, the sender, settings."""
+
+    def __init__(self, services: Services, idempotency: Idempotency, sender: TelegramSender, settings: Settings,
+                 *, clock: Callable[[], float] = time.time) -> None:
+        if not settings.telegram_webhook_secret:
+            raise ConfigError("TELEGRAM_WEBHOOK_SECRET")
+        self.services, self.idempotency, self.sender, self.settings = services, idempotency, sender, settings
+        self.clock = clock
+
+    def process(self, data: Mapping[str, Any]) -> None:
+        """Handle one update once; a fault is logged and the chat gets a short apology."""
+        update = Update.de_json(dict(data), self.sender.bot)
+        if not self.idempotency.first(f"telegram:update:{update.update_id}", UPDATE_TTL_S, self.clock()):
+            log.info("update %s was already handled", update.update_id)
+            return
+        try:
+            if update.message is not None:
+                self._on_message(update.message)
+            elif update.callback_query is not None:
+                self._on_callback(update.callback_query)
+            else:
+                log.debug("update %s needs no answer", update.update_id)
+        except Exception:
+            log.exception("update %s failed", update.update_id)
+            self._apologise(update)
+
+    def _on_message(self, message: Message) -> None:
+        text = message.text or message.caption or ""
+        if message.from_user is not None and message.from_user.is_bot:
+            return
+        if not text and not (message.document or message.photo):
+            return  # stickers, voice, service messages
+        if not text.startswith("/") and message.chat.type != ChatType.PRIVATE:
+            return  # group conversation not addressed to the bot
+        reply_to = _reply_to(message)
+        verb, args = parse(text)
+        try:
+            attachment = self._attachment(message) if verb in FILE_VERBS else None
+        except MlbotError as exc:
+            self.sender.send(reply_to, error_reply(exc))
+            return
+        user = message.from_user.id if message.from_user else message.chat.id
+        self._run(Command(verb, _tenant(message), str(user), args, attachment), reply_to)
+
+    def _on_callback(self, query: CallbackQuery) -> None:
+        """A pressed button runs its command as if typed."""
+        self.sender.answer_callback(query.id)
+        verb, args = parse(query.data or "")
+        if query.message is None or not query.data or verb not in KNOWN_VERBS:
+            return  # an inline-mode message or a button that is not ours
+        cmd = Command(verb, _tenant(query.message), str(query.from_user.id), args)
+        self._run(cmd, _reply_to(query.message))
+
+    def _run(self, cmd: Command, reply_to: dict[str, Any]) -> None:
+        self.sender.send(reply_to, dispatch(cmd, self.services, reply_to=reply_to))
+
+    def _attachment(self, message: Message) -> Attachment | None:
+        """The photo (its largest size) or document, after checking the declared size."""
+        if message.photo:
+            size = max(message.photo, key=lambda p: (p.width * p.height, p.file_size or 0))
+            file_id, declared, filename = size.file_id, size.file_size, "photo.jpg"
+        elif message.document is not None:
+            doc = message.document
+            file_id, declared, filename = doc.file_id, doc.file_size, doc.file_name or "document"
+        else:
+            return None
+        if declared is not None and declared > MAX_DOWNLOAD_BYTES:
+            raise FileUnavailable(declared, MAX_DOWNLOAD_BYTES)
+        return Attachment(filename, self.sender.download(file_id, MAX_DOWNLOAD_BYTES))
+
+    def _apologise(self, update: Update) -> None:
+        chat = update.effective_chat
+        if chat is None:
+            return
+        try:
+            self.sender.send({"channel": "telegram", "chat_id": chat.id}, Reply(APOLOGY, ok=False))
+        except Exception:
+            log.exception("could not apologise to chat %s", chat.id)
+
+
+def handle_webhook(headers: Mapping[str, str], body: bytes, channel: TelegramChannel) -> tuple[int, dict]:
+    """(status, JSON body) for one webhook request; ``body`` is the raw (already base64-decoded) bytes."""
+    given = next((v for k, v in headers.items() if k.lower() == SECRET_HEADER), "")
+    if not hmac.compare_digest(given.encode(), channel.settings.telegram_webhook_secret.encode()):
+        log.warning("webhook request with a wrong or missing secret token refused")
+        return 401, {"ok": False, "error": "unauthorized"}
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return 400, {"ok": False, "error": "the body is not JSON"}
+    if not isinstance(data, dict) or type(data.get("update_id")) is not int:
+        return 400, {"ok": False, "error": "the body is not a Telegram update"}
+    try:
+        channel.process(data)
+    except Exception:
+        log.exception("update %s could not be handled", data["update_id"])
+    return 200, {"ok": True}
+
+
+def _tenant(message: Any) -> str:
+    return f"telegram:{message.chat.id}"
+
+
+def _reply_to(message: Any) -> dict[str, Any]:
+    """Where the answer and any training notifications go: this chat, as a reply to this message."""
+    reply_to = {"channel": "telegram", "chat_id": message.chat.id, "reply_to_message_id": message.message_id}
+    if getattr(message, "is_topic_message", False):
+        reply_to["message_thread_id"] = message.message_thread_id
+    return reply_to
