@@ -16,7 +16,12 @@ def build_services(settings: Settings, *, launcher: TrainerLauncher | None = Non
 
         dynamodb = make_boto3_client("dynamodb", settings)
         blobs, records = build_storage(settings, dynamodb=dynamodb)
-        if launcher is None and settings.trainer_url:
+        if launcher is None and settings.trainer_instances:
+            from platform_core.adapters.aws_ec2 import Ec2Launcher
+
+            launcher = Ec2Launcher(instance_ids=settings.trainer_instances, port=settings.trainer_port,
+                                   client=make_boto3_client("ec2", settings))
+        elif launcher is None and settings.trainer_url:
             launcher = HttpLauncher(settings.trainer_url)
         predictor = (LambdaPredictions(function=settings.predict_function, blobs=blobs,
                                        client=make_boto3_client("lambda", settings))

@@ -48,6 +48,9 @@ class Settings:
     machine_id: str = "local"  # this trainer's MachineStatus row (the EC2 instance id on AWS)
     trainer_url: str = ""  # where handlers POST jobs when the trainer is remote
     predict_function: str = ""  # the inference Lambda's name or ARN (AWS backend)
+    trainer_instances: tuple[str, ...] = ()  # EC2 trainer instance ids the platform starts on demand
+    trainer_port: int = 80
+    idle_stop_s: float = 0.0  # a trainer stops its own instance after this long without work (0: never)
     bucket: str = ""
     region: str = "us-east-1"
     aws_endpoint_url: str | None = None
@@ -94,6 +97,9 @@ class Settings:
             machine_id=env.get("MLBOT_MACHINE_ID", "local"),
             trainer_url=env.get("MLBOT_TRAINER_URL", "").rstrip("/"),
             predict_function=env.get("MLBOT_PREDICT_FUNCTION", ""),
+            trainer_instances=tuple(i.strip() for i in env.get("MLBOT_TRAINER_INSTANCES", "").split(",") if i.strip()),
+            trainer_port=_int_env(env, "MLBOT_TRAINER_PORT", 80),
+            idle_stop_s=60.0 * _int_env(env, "MLBOT_IDLE_STOP_MINUTES", 30) if backend == "aws" else 0.0,
             bucket=bucket,
             region=env.get("AWS_REGION", env.get("AWS_DEFAULT_REGION", "us-east-1")),
             aws_endpoint_url=env.get("AWS_ENDPOINT_URL") or None,

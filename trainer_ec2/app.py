@@ -16,6 +16,7 @@ from flask import Flask, jsonify, request
 from lambda_predict.handler import answer
 from lambda_predict.predictor import Predictor
 from platform_core.errors import DatasetNotFound, InvalidDatasetName, MlbotError
+from platform_core.config import Settings
 from platform_core.jobs import RECIPES, Job
 from platform_core.records import normalise_name
 from trainer_ec2.runner import TrainerContext, drain, enqueue
@@ -103,6 +104,30 @@ def create_app(ctx: TrainerContext, *, drainer: Drainer | None = None) -> Flask:
         return _error(status, error["code"], error["message"])
 
     return app
+
+
+def start_idle_stopper(settings: Settings, ctx: TrainerContext, drainer: Drainer, *,
+                       every_s: float = 60.0) -> threading.Thread | None:
+    """On AWS, a daemon thread that stops this instance once idle for settings.idle_stop_s."""
+    if settings.backend != "aws" or settings.idle_stop_s <= 0:
+        return None
+    from platform_core.adapters.aws import make_boto3_client
+    from platform_core.adapters.aws_ec2 import IdleStopper
+
+    stopper = IdleStopper(instance_id=ctx.machine, idle_s=settings.idle_stop_s,
+                          busy=lambda: drainer.busy() or bool(ctx.jobs.queued()),
+                          client=make_boto3_client("ec2", settings))
+
+    def watch() -> None:
+        while True:
+            time.sleep(every_s)
+            try:
+                stopper.check()
+            except Exception:  # an API hiccup: look again next minute
+                log.exception("idle check failed")
+    thread = threading.Thread(target=watch, name="idle-stopper", daemon=True)
+    thread.start()
+    return thread
 
 
 def _job_from(body: dict[str, Any], kind: str, ctx: TrainerContext) -> Job:
