@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from bot.wiring import build_notification_log
+from bot.wiring import build_notification_log, settings_from_env
 from handlers.notify import ChatSender, Notifier
 from platform_core.config import Settings
 from platform_core.events import TrainingEvent
@@ -60,5 +60,5 @@ def handler(event: dict, context: Any = None) -> dict:
     """AWS Lambda entry point (template.yaml: bot.notifier.handler), subscribed to the events topic."""
     global _notifier
     if _notifier is None:
-        _notifier = build_notifier(Settings.from_env())
+        _notifier = build_notifier(settings_from_env())
     return {"delivered": notify_records(event, _notifier)}

@@ -1,6 +1,9 @@
 """Builds the use cases' dependencies from settings: the local backend or AWS."""
 from __future__ import annotations
 
+import os
+from typing import Mapping
+
 from handlers.services import Services, TrainerLauncher
 from platform_core.config import Settings
 from platform_core.storage import build_storage
@@ -69,3 +72,17 @@ def build_notification_log(settings: Settings):
     from platform_core.adapters.local_chat import SqliteNotificationLog
 
     return SqliteNotificationLog(settings.home / "jobs.sqlite3")
+
+
+def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
+    """Settings for a deployed function: the environment, plus the chat secrets from Secrets Manager when
+    MLBOT_SECRETS_ARN names a secret (values already in the environment win)."""
+    env = dict(os.environ if env is None else env)
+    secret = env.get("MLBOT_SECRETS_ARN")
+    if secret:
+        from platform_core.adapters.aws import make_boto3_client
+        from platform_core.adapters.aws_secrets import read_chat_secrets
+
+        client = make_boto3_client("secretsmanager", Settings.from_env(env))
+        env = {**read_chat_secrets(secret, client=client), **env}
+    return Settings.from_env(env)

@@ -10,7 +10,7 @@ from typing import Any
 from slack_bolt.adapter.aws_lambda import SlackRequestHandler
 
 from bot.slack.app import build_app
-from bot.wiring import build_idempotency, build_services
+from bot.wiring import build_idempotency, build_services, settings_from_env
 from handlers.services import Services
 from platform_core.config import Settings
 
@@ -52,5 +52,5 @@ def handler(event: dict, context: Any) -> dict:
     """AWS Lambda entry point (template.yaml: bot.slack.lambda_entry.handler)."""
     global _handler
     if _handler is None:
-        _handler = build_handler(Settings.from_env())
+        _handler = build_handler(settings_from_env())
     return _handler.handle(event, context)
