@@ -52,7 +52,7 @@ test-fast: $(STAMP) data
 bench: $(STAMP) data
 	$(PY) -m bench.run
 
-# The inference Lambda as dist/predict.zip (manylinux wheels for template.yaml's python3.12); prints its size.
+# dist/predict.zip and dist/bot.zip (manylinux wheels for template.yaml's python3.12) and dist/trainer.tar.gz; prints sizes.
 package: $(STAMP)
 	$(PY) -m tools.package --python-version 3.12 --out dist
 

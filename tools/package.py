@@ -1,13 +1,19 @@
-"""`make package`: the inference Lambda as a deployment zip, from manylinux wheels for the Lambda runtime.
+"""`make package`: one deployment zip per Lambda, from manylinux wheels for the runtime, and the trainer's
+source bundle.
 
-    python -m tools.package [--python-version 3.12] [--out dist]
+    python -m tools.package [predict|bot|trainer ...] [--python-version 3.12] [--out dist]
 
-Contents: ``lambda_predict/`` and ``platform_core/`` (our code), and onnxruntime, numpy, Pillow and tokenizers
-at the versions requirements.txt pins, as manylinux x86_64 wheels for the runtime's Python (pip download
-with --platform, --only-binary and --no-deps, so nothing is built and no dependency of theirs is dragged in:
-none is imported at inference; boto3 comes with the Lambda runtime). Parts of onnxruntime only used offline
-(its tools, transformers optimiser and quantisation packages) and every __pycache__ are left out. Prints
-the zipped and unzipped sizes and fails if the unzipped size passes Lambda's 250 MB limit or torch is in it.
+- ``predict.zip`` (the inference Lambda): ``lambda_predict/`` and ``platform_core/``, with onnxruntime,
+  numpy, Pillow and tokenizers installed with --no-deps (none of their dependencies is imported at
+  inference). Parts of onnxruntime only used offline (tools, transformers optimiser, quantisation) are
+  left out.
+- ``bot.zip`` (the Slack, Telegram and notifier Lambdas): ``bot/``, ``handlers/`` and ``platform_core/``,
+  with slack-bolt, python-telegram-bot and Pillow (upload validation) and their dependencies; neither torch
+  nor onnxruntime.
+- ``trainer.tar.gz``: the repository's sources for the EC2 trainer's user data (`make setup` there).
+Versions are requirements.txt's pins (a constraints file); wheels are manylinux x86_64 for the runtime's
+Python, so nothing is built; boto3 comes with the Lambda runtime. Prints each size and fails if a zip's
+unzipped size passes Lambda's 250 MB or it holds a forbidden package.
 """
 from __future__ import annotations
 
@@ -16,17 +22,36 @@ import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 REPO = Path(__file__).resolve().parents[1]
-RUNTIME_PACKAGES = ("onnxruntime", "numpy", "pillow", "tokenizers")
+RUNTIME_PACKAGES = ("onnxruntime", "numpy", "pillow", "tokenizers")  # predict.zip, installed --no-deps
 OUR_PACKAGES = ("lambda_predict", "platform_core")
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
 OFFLINE_ONLY = ("onnxruntime/tools", "onnxruntime/transformers", "onnxruntime/quantization", "onnxruntime/datasets")
 FORBIDDEN = ("torch", "torchvision", "sentence_transformers", "transformers")
+
+
+@dataclass(frozen=True)
+class Function:
+    requirements: tuple[str, ...]  # names pinned in requirements.txt
+    sources: tuple[str, ...]
+    with_deps: bool
+    forbidden: tuple[str, ...]
+
+
+FUNCTIONS = {
+    "predict": Function(RUNTIME_PACKAGES, OUR_PACKAGES, False, FORBIDDEN),
+    "bot": Function(("slack_bolt", "slack_sdk", "python-telegram-bot", "httpx", "pillow"),
+                    ("bot", "handlers", "platform_core"), True, (*FORBIDDEN, "onnxruntime", "lambda_predict")),
+}
+TRAINER_SOURCES = ("Makefile", "pyproject.toml", "requirements.txt", "requirements-torch.txt", "bot", "handlers",
+                   "platform_core", "lambda_predict", "trainer_ec2", "tools")
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
 MB = 1024 * 1024
 
@@ -35,33 +60,38 @@ class PackageError(RuntimeError):
     """The package could not be built, or breaks a Lambda limit."""
 
 
-def pins(requirements: Path = REPO / "requirements.txt") -> list[str]:
-    """``name==version`` for each runtime package, as requirements.txt pins it (one source of versions)."""
+def _key(name: str) -> str:
+    return name.lower().replace("_", "-")
+
+
+def pins(names: Sequence[str] = RUNTIME_PACKAGES, requirements: Path = REPO / "requirements.txt") -> list[str]:
+    """``name==version`` for each package, as requirements.txt pins it (one source of versions)."""
     found = {}
     for line in requirements.read_text().splitlines():
         match = re.match(r"^\s*([A-Za-z0-9_.\-]+)\s*==\s*([^\s;#]+)", line)
-        if match and match.group(1).lower() in RUNTIME_PACKAGES:
-            found[match.group(1).lower()] = f"{match.group(1)}=={match.group(2)}"
-    missing = [p for p in RUNTIME_PACKAGES if p not in found]
+        if match:
+            found[_key(match.group(1))] = f"{match.group(1)}=={match.group(2)}"
+    missing = [p for p in names if _key(p) not in found]
     if missing:
         raise PackageError(f"requirements.txt pins no version of {', '.join(missing)}")
-    return [found[p] for p in RUNTIME_PACKAGES]
+    return [found[_key(p)] for p in names]
 
 
-def install_wheels(target: Path, python_version: str) -> None:
-    """The runtime packages' manylinux wheels for ``python_version``, unpacked into ``target``."""
+def install_wheels(target: Path, python_version: str, function: Function = FUNCTIONS["predict"]) -> None:
+    """The function's manylinux wheels for ``python_version``, unpacked into ``target``."""
     args = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
-            "--target", str(target), "--only-binary=:all:", "--no-deps", "--implementation", "cp",
+            "--target", str(target), "--only-binary=:all:", "--implementation", "cp",
             "--python-version", python_version]
+    args += ["--constraint", str(REPO / "requirements.txt")] if function.with_deps else ["--no-deps"]
     for platform in PLATFORMS:
         args += ["--platform", platform]
-    run = subprocess.run(args + pins(), capture_output=True, text=True)
+    run = subprocess.run(args + pins(function.requirements), capture_output=True, text=True)
     if run.returncode:
         raise PackageError(f"pip could not fetch the wheels:\n{run.stderr.strip()}")
 
 
-def copy_sources(target: Path) -> None:
-    for package in OUR_PACKAGES:
+def copy_sources(target: Path, sources: Sequence[str] = OUR_PACKAGES) -> None:
+    for package in sources:
         shutil.copytree(REPO / package, target / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
 
 
@@ -79,12 +109,13 @@ def folder_size(folder: Path) -> int:
 
 def build(out: Path, python_version: str = "3.12", name: str = "predict") -> tuple[Path, int, int]:
     """Build ``out/<name>.zip``; returns its path, zipped size and unzipped size in bytes."""
+    function = FUNCTIONS[name]
     with tempfile.TemporaryDirectory(prefix="mlbot-package-") as tmp:
         root = Path(tmp) / "package"
-        install_wheels(root, python_version)
-        copy_sources(root)
+        install_wheels(root, python_version, function)
+        copy_sources(root, function.sources)
         prune(root)
-        bad = sorted({p.relative_to(root).parts[0] for p in root.iterdir()} & set(FORBIDDEN))
+        bad = sorted({p.relative_to(root).parts[0] for p in root.iterdir()} & set(function.forbidden))
         if bad:
             raise PackageError(f"the package must not contain {', '.join(bad)}")
         unzipped = folder_size(root)
@@ -101,21 +132,50 @@ def build(out: Path, python_version: str = "3.12", name: str = "predict") -> tup
     return archive, archive.stat().st_size, unzipped
 
 
+def trainer_bundle(out: Path) -> Path:
+    """The sources the trainer's user data unpacks and installs (`make setup`), as out/trainer.tar.gz."""
+    out.mkdir(parents=True, exist_ok=True)
+    bundle = out / "trainer.tar.gz"
+
+    def clean(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+        if "__pycache__" in info.name or info.name.endswith(".pyc"):
+            return None
+        info.uid = info.gid = 0
+        info.uname = info.gname = ""
+        return info
+    with tarfile.open(bundle, "w:gz") as tar:
+        for name in TRAINER_SOURCES:
+            tar.add(REPO / name, arcname=name, filter=clean)
+    return bundle
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.package", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("what", nargs="*", help=f"any of {', '.join([*FUNCTIONS, 'trainer'])} (default: all)")
     parser.add_argument("--python-version", default="3.12", help="the Lambda runtime's Python (template.yaml)")
     parser.add_argument("--out", type=Path, default=REPO / "dist")
     args = parser.parse_args(argv)
-    try:
-        archive, zipped, unzipped = build(args.out, args.python_version)
-    except PackageError as exc:
-        print(f"package: {exc}", file=sys.stderr)
-        return 1
-    print(f"{archive.relative_to(Path.cwd()) if archive.is_relative_to(Path.cwd()) else archive}: "
-          f"{zipped / MB:.1f} MB zipped, {unzipped / MB:.1f} MB unzipped "
-          f"(Lambda allows 250 MB unzipped; python{args.python_version}, manylinux x86_64)")
+    unknown = [w for w in args.what if w not in (*FUNCTIONS, "trainer")]
+    if unknown:
+        parser.error(f"unknown: {', '.join(unknown)}")
+    for what in args.what or [*FUNCTIONS, "trainer"]:
+        if what == "trainer":
+            bundle = trainer_bundle(args.out)
+            print(f"{_shown(bundle)}: {bundle.stat().st_size / MB:.1f} MB (the EC2 trainer's sources)")
+            continue
+        try:
+            archive, zipped, unzipped = build(args.out, args.python_version, what)
+        except PackageError as exc:
+            print(f"package {what}: {exc}", file=sys.stderr)
+            return 1
+        print(f"{_shown(archive)}: {zipped / MB:.1f} MB zipped, {unzipped / MB:.1f} MB unzipped "
+              f"(Lambda allows 250 MB unzipped; python{args.python_version}, manylinux x86_64)")
     return 0
+
+
+def _shown(path: Path) -> Path:
+    return path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
 
 
 if __name__ == "__main__":

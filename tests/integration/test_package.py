@@ -58,3 +58,34 @@ def test_the_zip_alone_runs_the_handler_on_trained_models(trained_home: Path, tm
     assert image_answer["ok"] and image_answer["label"] == "sneaker", image_answer
     assert text_answer["ok"] and text_answer["label"] == "positive", text_answer
     assert report["elsewhere"] == []  # nothing came from the virtual environment's site-packages
+
+
+LAMBDA_RUNTIME = {"boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six"}  # AWS provides these
+
+
+@pytest.mark.slow
+def test_the_bot_zip_holds_the_chat_lambdas_without_torch_or_onnxruntime(tmp_path: Path) -> None:
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    archive, _, unzipped = package.build(tmp_path / "dist", version, "bot")
+    assert unzipped < package.LAMBDA_UNZIPPED_LIMIT
+    with zipfile.ZipFile(archive) as zf:
+        top = {n.split("/")[0] for n in zf.namelist()}
+        zf.extractall(tmp_path / "unzipped")
+    assert {"bot", "handlers", "platform_core", "slack_bolt", "telegram", "PIL"} <= top
+    assert not top & {"torch", "onnxruntime", "numpy", "lambda_predict", "trainer_ec2", "tests"}
+    site = next(p for p in sys.path if p.endswith("site-packages"))
+    code = textwrap.dedent(f"""
+        import json, sys
+        sys.path.insert(0, {str(tmp_path / "unzipped")!r})
+        sys.path.append({site!r})  # only for what the Lambda runtime itself provides (boto3)
+        import bot.slack.lambda_entry, bot.telegram.lambda_entry, bot.notifier
+        from handlers.chat import dispatch
+        elsewhere = sorted({{name.split(".")[0] for name, m in list(sys.modules.items())
+                            if {site!r} in (getattr(m, "__file__", None) or "")}})
+        print(json.dumps(elsewhere))
+        """)
+    env = {"PATH": os.environ.get("PATH", "")}
+    run = subprocess.run([sys.executable, "-I", "-S", "-c", code], env=env, capture_output=True, text=True,
+                         timeout=120, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert set(json.loads(run.stdout.strip().splitlines()[-1])) <= LAMBDA_RUNTIME

@@ -1,0 +1,143 @@
+"""One real run of the AWS deployment, with AWS played by the moto server over HTTP.
+
+A signed Slack upload reaches the Slack bot's Lambda entry (called as a function; Bolt's lazy
+self-invocations played back as Lambda would), the dataset lands in S3 and DynamoDB (moto, tables from
+template.yaml), `/ml train` starts the stopped EC2 trainer (moto), which is the real trainer Flask app on
+localhost training for real on a tiny Fashion-MNIST set; its events go through SNS (to an SQS queue
+standing in for the notifier's subscription) to the notifier Lambda, whose messages arrive at the fake
+Slack API; then an image shared with `predict` is answered by the inference Lambda.
+"""
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from moto.server import ThreadedMotoServer
+from werkzeug.serving import make_server
+
+from bot import notifier
+from bot.slack.lambda_entry import build_handler
+from bot.slack.sender import web_client
+from bot.wiring import build_services
+from lambda_predict import handler as predict_lambda
+from platform_core.adapters.aws import make_boto3_client
+from platform_core.adapters.aws_ec2 import Ec2Launcher
+from platform_core.adapters.aws_predict import LambdaPredictions
+from platform_core.config import Settings
+from platform_core.events import FAILED, FINISHED
+from tests import infra
+from tests.fake_slack import BOT_TOKEN, FakeSlack
+from tests.integration.test_slack import EVENTS, SECRET, FakeLambda, LambdaContext, sign, gateway_event
+from tools import realdata
+from trainer_ec2.app import create_app
+from trainer_ec2.wiring import build_trainer_context
+
+pytestmark = pytest.mark.slow
+TEAM = "T0001"
+
+
+class InvokePredict:
+    """The Lambda service for the inference function: runs lambda_predict.handler as Lambda would."""
+
+    def invoke(self, FunctionName: str, InvocationType: str, Payload: bytes) -> dict:
+        out = predict_lambda.handler(json.loads(Payload), None)
+        return {"StatusCode": 200, "Payload": io.BytesIO(json.dumps(out).encode())}
+
+
+@pytest.fixture
+def cloud(aws_credentials, atomic_moto_writes, monkeypatch, tmp_path: Path):
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    fake = FakeSlack()
+    endpoint = f"http://{host}:{port}"
+    base = Settings(backend="aws", bucket="mlbot-e2e", region="us-east-1", aws_endpoint_url=endpoint)
+    clients = {s: make_boto3_client(s, base) for s in ("dynamodb", "s3", "sns", "sqs", "ec2")}
+    infra.create_storage(clients["dynamodb"], clients["s3"], bucket=base.bucket)
+    topic = clients["sns"].create_topic(Name="mlbot-events")["TopicArn"]
+    queue = clients["sqs"].create_queue(QueueName="notifier")["QueueUrl"]
+    queue_arn = clients["sqs"].get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    clients["sns"].subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn,
+                             Attributes={"RawMessageDelivery": "true"})
+    image = clients["ec2"].describe_images()["Images"][0]["ImageId"]
+    instance = clients["ec2"].run_instances(ImageId=image, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    clients["ec2"].stop_instances(InstanceIds=[instance])
+    settings = Settings(backend="aws", bucket=base.bucket, region="us-east-1", aws_endpoint_url=endpoint,
+                        topic_arn=topic, machine_id=instance, slack_signing_secret=SECRET,
+                        slack_bot_token=BOT_TOKEN, slack_api_url=fake.api_url, predict_function="mlbot-predict")
+    for name, value in {"MLBOT_BACKEND": "aws", "MLBOT_BUCKET": base.bucket, "AWS_ENDPOINT_URL": endpoint,
+                        "AWS_REGION": "us-east-1"}.items():  # what the deployed inference Lambda reads
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(predict_lambda, "_runtime", None)
+    trainer = make_server("127.0.0.1", 0, create_app(build_trainer_context(settings)), threaded=True)
+    threading.Thread(target=trainer.serve_forever, daemon=True).start()
+    try:
+        yield settings, clients, queue, fake, instance, trainer.server_port
+    finally:
+        trainer.shutdown()
+        fake.close()
+        server.stop()
+
+
+def test_upload_train_notify_and_predict_through_the_aws_deployment(cloud, fashion_mnist) -> None:
+    settings, clients, queue, fake, instance, trainer_port = cloud
+    launcher = Ec2Launcher(instance_ids=[instance], client=clients["ec2"], port=trainer_port,
+                           address=lambda described: "127.0.0.1", poll_s=0.2)
+    services = build_services(settings, launcher=launcher)
+    services.predictor = LambdaPredictions(function="mlbot-predict", blobs=services.blobs, client=InvokePredict())
+    lazy = FakeLambda()
+    slack = build_handler(settings, services, client=web_client(settings), lambda_client=lazy)
+
+    def post(body: str, content_type: str) -> None:
+        answer = slack.handle(gateway_event(body, {"Content-Type": content_type, **sign(body)}), LambdaContext())
+        assert answer["statusCode"] == 200, answer
+        while lazy.pending:
+            assert slack.handle(lazy.pending.pop(0), LambdaContext())["statusCode"] == 200
+
+    def share(text: str, file_id: str, name: str, data: bytes) -> None:
+        event = json.loads((EVENTS / "slack_event_file_share.json").read_text())
+        event["event_id"] = f"Ev{file_id}"
+        event["event"].update(text=text, files=[fake.add_file(file_id, name, data)])
+        post(json.dumps(event), "application/json")
+
+    share("upload clothes two kinds", "F1", "clothes.zip", realdata.build_image_zip(["trouser", "bag"], 10))
+    record = services.records.get(f"slack:{TEAM}", "clothes")
+    assert record is not None and clients["s3"].head_object(Bucket=settings.bucket, Key=record.dataset_path)
+    assert fake.posted()[-1].startswith("Stored image dataset 'clothes'")
+
+    command = (EVENTS / "slack_slash_command.txt").read_text().strip()
+    post(command.replace("text=help", "text=train+clothes").replace(
+        "https%3A%2F%2Fhooks.slack.com%2Fcommands%2F1234%2F5678", fake.response_url("train")),
+        "application/x-www-form-urlencoded")
+    assert "Queued 'clothes' for training" in fake.responses[-1]["text"]
+    ec2_state = clients["ec2"].describe_instances(InstanceIds=[instance])["Reservations"][0]["Instances"][0]["State"]
+    assert ec2_state["Name"] == "running"  # the platform started the stopped trainer
+
+    delivered, final = 0, None
+    deadline = time.monotonic() + 240
+    while final is None and time.monotonic() < deadline:  # the notifier Lambda, fed as SNS would feed it
+        messages = clients["sqs"].receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+        for message in messages.get("Messages", []):
+            clients["sqs"].delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+            sns_event = {"Records": [{"EventSource": "aws:sns", "Sns": {"Message": message["Body"]}}]}
+            delivered += notifier.notify_records(sns_event, notifier.build_notifier(settings))
+            kind = json.loads(message["Body"])["type"]
+            if kind in (FINISHED, FAILED):
+                final = kind
+    assert final == FINISHED, fake.posted()[-3:]
+    assert delivered >= 3  # progress, ..., finished
+    summary = [t for t in fake.posted() if t.startswith("Training 'clothes' finished")]
+    assert len(summary) == 1 and fake.uploads[-1].startswith(b"\x89PNG")
+    assert services.records.get(f"slack:{TEAM}", "clothes").training_status == "Training Successful"
+
+    trouser = realdata.sample_images(["trouser"], 1, seed=7)["trouser"][0]
+    photo = io.BytesIO()
+    from PIL import Image
+
+    Image.fromarray(trouser).resize((96, 96)).save(photo, "PNG")
+    share("predict clothes", "F2", "trouser.png", photo.getvalue())
+    assert fake.posted()[-1].startswith("trouser ("), fake.posted()[-1]
