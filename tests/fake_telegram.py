@@ -21,16 +21,19 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 JSON_PARAMS = {"reply_markup", "reply_parameters", "entities", "caption_entities", "link_preview_options"}
+DOWNLOAD_LIMIT = 20 * 1024 * 1024  # getFile refuses larger files to bots
 BOT_USER = {"id": 7000001, "is_bot": True, "first_name": "mlbot", "username": "mlbot_test_bot"}
 
 
 @dataclass
 class Call:
-    """One request the bot made: the method, its parameters (JSON values decoded) and uploaded files."""
+    """One request the bot made: the method, its parameters (reply_markup and the like JSON-decoded), uploaded
+    files, and the result answered."""
 
     method: str
     params: dict[str, Any]
     files: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+    result: Any = None  # what the server answered in "result", when it succeeded
 
 
 @dataclass
@@ -53,6 +56,7 @@ class FakeTelegram:
         self.files: dict[str, StoredFile] = {}
         self.messages: dict[tuple[str, int], str] = {}  # (chat id, message id) -> current text
         self._failures: dict[str, int] = {}  # method -> retry_after for its next call
+        self.updates: list[dict[str, Any]] = []  # what getUpdates hands out (long polling)
         self._ids = itertools.count(500)
         self._lock = threading.Lock()
         self._server = make_server("127.0.0.1", 0, self._app, threaded=True, request_handler=_Quiet)
@@ -110,13 +114,20 @@ class FakeTelegram:
         params = {k: json.loads(v) if k in JSON_PARAMS else v for k, v in request.form.items()}
         files = {k: (f.filename or "", f.read()) for k, f in request.files.items()}
         with self._lock:
-            self.calls.append(Call(method, params, files))
+            call = Call(method, params, files)
+            self.calls.append(call)
             retry_after = self._failures.pop(method, None)
             if retry_after is not None:
                 return _error(429, f"Too Many Requests: retry after {retry_after}",
                               parameters={"retry_after": retry_after})
-            handler: Callable[[dict, dict], Response] | None = getattr(self, f"_{method}", None)
-            return handler(params, files) if handler else _error(404, "Not Found")
+            handler: Callable[[dict, dict], Any] | None = getattr(self, f"_{method}", None)
+            if handler is None:
+                return _error(404, "Not Found")
+            answer = handler(params, files)
+            if isinstance(answer, Response):
+                return answer
+            call.result = answer
+            return Response(json.dumps({"ok": True, "result": answer}), content_type="application/json")
 
     def _download(self, token_part: str, file_path: str) -> Response:
         if token_part != f"bot{self.token}":
@@ -130,19 +141,19 @@ class FakeTelegram:
 
     def _message(self, chat_id: Any, **content: Any) -> dict:
         message_id = next(self._ids)
-        chat = {"id": int(chat_id), "type": "private" if int(chat_id) > 0 else "group"}
+        chat = _chat(chat_id)
         self.messages[(str(chat_id), message_id)] = str(content.get("text", ""))
         return {"message_id": message_id, "from": BOT_USER, "chat": chat, "date": int(time.time()),
                 **{k: v for k, v in content.items() if v is not None}}
 
-    def _sendMessage(self, params: dict, files: dict) -> Response:
+    def _sendMessage(self, params: dict, files: dict) -> dict | Response:
         if not str(params.get("text", "")).strip():
             return _error(400, "Bad Request: message text is empty")
         if len(str(params["text"]).encode("utf-16-le")) // 2 > 4096:
             return _error(400, "Bad Request: message is too long")
-        return _ok(self._message(params["chat_id"], text=params["text"], reply_markup=params.get("reply_markup")))
+        return self._message(params["chat_id"], text=params["text"], reply_markup=params.get("reply_markup"))
 
-    def _sendPhoto(self, params: dict, files: dict) -> Response:
+    def _sendPhoto(self, params: dict, files: dict) -> dict | Response:
         if "photo" not in files:
             return _error(400, "Bad Request: there is no photo in the request")
         try:
@@ -151,10 +162,10 @@ class FakeTelegram:
             return _error(400, "Bad Request: IMAGE_PROCESS_FAILED")
         size = {"file_id": f"AgACAgQAAxk-{next(self._ids)}", "file_unique_id": f"AQAD{next(self._ids)}",
                 "width": width, "height": height, "file_size": len(files["photo"][1])}
-        return _ok(self._message(params["chat_id"], photo=[size], caption=params.get("caption"),
-                                 reply_markup=params.get("reply_markup")))
+        return self._message(params["chat_id"], photo=[size], caption=params.get("caption"),
+                             reply_markup=params.get("reply_markup"))
 
-    def _editMessageText(self, params: dict, files: dict) -> Response:
+    def _editMessageText(self, params: dict, files: dict) -> dict | Response:
         key = (str(params.get("chat_id")), int(params.get("message_id", 0)))
         if key not in self.messages:
             return _error(400, "Bad Request: message to edit not found")
@@ -162,23 +173,31 @@ class FakeTelegram:
             return _error(400, "Bad Request: message is not modified: specified new message content and reply "
                                "markup are exactly the same as a current content and reply markup of the message")
         self.messages[key] = str(params.get("text"))
-        chat = {"id": int(key[0]), "type": "private" if int(key[0]) > 0 else "group"}
-        return _ok({"message_id": key[1], "from": BOT_USER, "chat": chat, "date": int(time.time()) - 5,
-                    "edit_date": int(time.time()), "text": params.get("text")})
+        return {"message_id": key[1], "from": BOT_USER, "chat": _chat(key[0]), "date": int(time.time()) - 5,
+                "edit_date": int(time.time()), "text": params.get("text")}
 
-    def _getFile(self, params: dict, files: dict) -> Response:
+    def _getFile(self, params: dict, files: dict) -> dict | Response:
         stored = self.files.get(str(params.get("file_id")))
         if stored is None:
             return _error(400, "Bad Request: invalid file_id")
-        return _ok({"file_id": params["file_id"], "file_unique_id": f"AgAD{next(self._ids)}",
-                    "file_size": len(stored.data), "file_path": stored.file_path})
+        if len(stored.data) > DOWNLOAD_LIMIT:
+            return _error(400, "Bad Request: file is too big")
+        return {"file_id": params["file_id"], "file_unique_id": f"AgAD{next(self._ids)}",
+                "file_size": len(stored.data), "file_path": stored.file_path}
 
-    def _answerCallbackQuery(self, params: dict, files: dict) -> Response:
-        return _ok(True)
+    def _answerCallbackQuery(self, params: dict, files: dict) -> bool:
+        return True
+
+    def _getUpdates(self, params: dict, files: dict) -> list[dict]:
+        """Updates from ``offset`` on; those below it are confirmed and forgotten, as Telegram does."""
+        offset = int(params.get("offset") or 0)
+        self.updates = [u for u in self.updates if u["update_id"] >= offset]
+        return list(self.updates)
 
 
-def _ok(result: Any) -> Response:
-    return Response(json.dumps({"ok": True, "result": result}), content_type="application/json")
+def _chat(chat_id: Any) -> dict[str, Any]:
+    kind = "private" if int(chat_id) > 0 else "supergroup" if str(chat_id).startswith("-100") else "group"
+    return {"id": int(chat_id), "type": kind}
 
 
 def _error(code: int, description: str, **extra: Any) -> Response:

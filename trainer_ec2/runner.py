@@ -88,14 +88,19 @@ def drain(ctx: TrainerContext) -> int:
 
 
 def recover_expired(ctx: TrainerContext) -> None:
-    """A trainer that died leaves its lease to expire: its job is failed and its user told."""
-    status = ctx.lock.get(ctx.machine)
-    if status is None or not status.expired(ctx.clock()) or not status.owner:
-        return
-    job = ctx.jobs.get(status.owner)
-    if ctx.lock.release(ctx.machine, status.owner) and job is not None:
-        _fail(ctx, job, "the trainer stopped responding during training (it may have run out of memory "
-                        "or been restarted); train again to retry")
+    """A trainer that died leaves its lease to expire: its job is failed and its user told.
+
+    Any trainer looks at every running job's machine, so with several trainers a dead one's job is
+    failed by the next that drains, not only when the dead one comes back."""
+    machines = {ctx.machine} | {j.trainer for j in ctx.jobs.running() if j.trainer}
+    for machine in sorted(machines):
+        status = ctx.lock.get(machine)
+        if status is None or not status.expired(ctx.clock()) or not status.owner:
+            continue
+        job = ctx.jobs.get(status.owner)
+        if ctx.lock.release(machine, status.owner) and job is not None:
+            _fail(ctx, job, "the trainer stopped responding during training (it may have run out of memory "
+                            "or been restarted); train again to retry")
 
 
 def run_job(ctx: TrainerContext, job: Job) -> None:

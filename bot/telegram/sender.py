@@ -15,12 +15,11 @@ import datetime as dt
 import logging
 import threading
 import time
-import warnings
 from typing import Any, Callable, Coroutine, Mapping, TypeVar
+from urllib.parse import quote
 
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, ReplyParameters
-from telegram.error import BadRequest, RetryAfter
-from telegram.warnings import PTBDeprecationWarning
+from telegram.error import BadRequest, RetryAfter, TelegramError
 
 from handlers.commands import Button, Reply
 from platform_core.config import Settings
@@ -29,44 +28,56 @@ from platform_core.errors import ConfigError, MlbotError
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+MB = 1024 * 1024
 MAX_TEXT = 4096  # UTF-16 code units in one message
 MAX_CALLBACK_DATA = 64  # bytes
 REDACTED = "<bot-token>"
-TOKEN_LOGGERS = ("httpx", "telegram.Bot", "bot.telegram.sender", "bot.telegram.webhook")
+# Where the token can appear: python-telegram-bot's Bot (ExtBot when polling through an Application), httpx's
+# request lines, and this channel's own error logs.
+TOKEN_LOGGERS = ("httpx", "telegram.Bot", "telegram.ext.ExtBot", "bot.telegram.sender", "bot.telegram.webhook")
 
 
 class FileUnavailable(MlbotError):
-    """Telegram would not hand over a file the user sent (too large, gone, or not under the file URL)."""
+    """Telegram would not hand over a file the user sent: too large, gone, or not under the file URL."""
 
     code = "file_unavailable"
 
-    def __init__(self, size: int | None = None, limit: int | None = None) -> None:
-        self.size, self.limit = size, limit
-        super().__init__("file unavailable")
+    def __init__(self, message: str = "I could not fetch that file from Telegram. Please send it again.") -> None:
+        self.message = message
+        super().__init__(message)
 
     def user_message(self) -> str:
-        if self.size is not None and self.limit is not None:
-            return (f"That file is {self.size / 2**20:.1f} MB, and Telegram lets bots download at most "
-                    f"{self.limit // 2**20} MB. Send a smaller file.")
-        return "I could not fetch that file from Telegram. Please send it again."
+        return self.message
+
+
+def too_large(size: int | None, limit: int) -> FileUnavailable:
+    """The refusal for a file over Telegram's download limit, with its size when known."""
+    what = f"That file is {size / MB:.1f} MB, and" if size is not None else "That file is too large:"
+    return FileUnavailable(f"{what} Telegram lets bots download at most {limit // MB} MB. Send a smaller file.")
 
 
 class _RedactToken(logging.Filter):
-    """Replaces the token in a record's message and traceback; never drops the record."""
+    """Replaces the token, as is or URL-quoted (file URLs are), in a record's message and traceback;
+    never drops a record."""
 
     def __init__(self, token: str) -> None:
         super().__init__()
         self.token = token
+        self.forms = sorted({token, quote(token), quote(token, safe="")}, key=len, reverse=True)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if self.token in message:
-            record.msg, record.args = message.replace(self.token, REDACTED), None
+        # Rendered now: python-telegram-bot logs getFile's result dict, then writes the file URL into it.
+        record.msg, record.args = self._redact(record.getMessage()), None
         if record.exc_info and not record.exc_text:
             text = logging.Formatter().formatException(record.exc_info)
-            if self.token in text:
-                record.exc_text = text.replace(self.token, REDACTED)
+            if any(form in text for form in self.forms):
+                record.exc_text = self._redact(text)
         return True
+
+    def _redact(self, text: str) -> str:
+        for form in self.forms:
+            text = text.replace(form, REDACTED)
+        return text
 
 
 def hide_token(token: str) -> None:
@@ -98,14 +109,14 @@ class TelegramSender:
         Returns the first text message's id, the one progress edits replace."""
         chat_id, thread = reply_to["chat_id"], reply_to.get("message_thread_id")
         answered = reply_to.get("reply_to_message_id")
-        quote = ReplyParameters(int(answered), allow_sending_without_reply=True) if answered else None
+        quoted = ReplyParameters(int(answered), allow_sending_without_reply=True) if answered else None
         keyboard = keyboard_for(reply.buttons)
         pieces = split_text(reply.text)
         ids: list[int] = []
         for i, piece in enumerate(pieces):
             last = i == len(pieces) - 1 and reply.image is None
             message: Message = self._call(lambda: self.bot.send_message(
-                chat_id, piece, message_thread_id=thread, reply_parameters=None if ids else quote,
+                chat_id, piece, message_thread_id=thread, reply_parameters=None if ids else quoted,
                 reply_markup=keyboard if last else None))
             ids.append(message.message_id)
         if reply.image is not None:
@@ -133,18 +144,34 @@ class TelegramSender:
 
     def download(self, file_id: str, max_bytes: int) -> bytes:
         """The file's bytes via getFile, refusing one over ``max_bytes`` or outside TELEGRAM_FILE_URL."""
-        file = self._call(lambda: self.bot.get_file(file_id))
+        try:
+            file = self._call(lambda: self.bot.get_file(file_id))
+        except BadRequest as exc:
+            if "too big" in exc.message.lower():
+                raise too_large(None, max_bytes) from exc
+            log.warning("getFile refused a file: %s", exc.message)
+            raise FileUnavailable() from exc
         if file.file_size is not None and file.file_size > max_bytes:
-            raise FileUnavailable(file.file_size, max_bytes)
+            raise too_large(file.file_size, max_bytes)
         # python-telegram-bot keeps a file_path that names an existing local file as it is and would read
         # it from disk; only paths under our file URL are downloaded.
         if not str(file.file_path or "").startswith(self.bot.base_file_url + "/"):
-            log.warning("getFile for %s answered a path outside the file URL; not downloading", file_id)
+            log.warning("getFile answered a path outside the file URL; not downloading")
             raise FileUnavailable()
-        data = self._call(file.download_as_bytearray)
+        try:
+            data = self._call(file.download_as_bytearray)
+        except TelegramError as exc:  # a 404 on the file URL arrives as InvalidToken
+            log.warning("file download failed: %s", type(exc).__name__)
+            raise FileUnavailable() from exc
         if len(data) > max_bytes:
-            raise FileUnavailable(len(data), max_bytes)
+            raise too_large(len(data), max_bytes)
         return bytes(data)
+
+    def get_updates(self, offset: int | None, timeout_s: int = 25) -> list[dict[str, Any]]:
+        """Long polling (`mlbot serve` without a webhook): the next updates as dicts, waiting up to ``timeout_s``."""
+        updates = self._call(lambda: self.bot.get_updates(offset=offset, timeout=timeout_s,
+                                                          allowed_updates=["message", "callback_query"]))
+        return [u.to_dict() for u in updates]
 
     def close(self) -> None:
         """Close the HTTP client and stop the loop thread."""
@@ -170,11 +197,8 @@ class TelegramSender:
 
 
 def retry_seconds(exc: RetryAfter) -> float:
-    """``retry_after`` in seconds: python-telegram-bot 22 gives an int (with a deprecation warning) or,
-    with PTB_TIMEDELTA set, a timedelta."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", PTBDeprecationWarning)
-        value = exc.retry_after
+    """``retry_after`` in seconds: python-telegram-bot 22 gives an int or, with PTB_TIMEDELTA set, a timedelta."""
+    value = exc.retry_after
     return value.total_seconds() if isinstance(value, dt.timedelta) else float(value)
 
 

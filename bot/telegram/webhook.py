@@ -15,13 +15,13 @@ from typing import Any, Callable, Mapping
 from telegram import CallbackQuery, Message, Update
 from telegram.constants import ChatType
 
-from bot.telegram.sender import FileUnavailable, TelegramSender
+from bot.telegram.sender import TelegramSender, too_large
 from handlers.chat import VERBS, dispatch, parse
 from handlers.commands import Attachment, Command, Reply
 from handlers.replies import error_reply
 from handlers.services import Services
 from platform_core.config import Settings
-from platform_core.errors import ConfigError, MlbotError
+from platform_core.errors import MlbotError
 from platform_core.ports import Idempotency
 from platform_core.prediction import MAX_IMAGE_BYTES
 
@@ -40,8 +40,6 @@ class TelegramChannel:
 
     def __init__(self, services: Services, idempotency: Idempotency, sender: TelegramSender, settings: Settings,
                  *, clock: Callable[[], float] = time.time) -> None:
-        if not settings.telegram_webhook_secret:
-            raise ConfigError("TELEGRAM_WEBHOOK_SECRET")
         self.services, self.idempotency, self.sender, self.settings = services, idempotency, sender, settings
         self.clock = clock
 
@@ -103,7 +101,7 @@ class TelegramChannel:
         else:
             return None
         if declared is not None and declared > MAX_DOWNLOAD_BYTES:
-            raise FileUnavailable(declared, MAX_DOWNLOAD_BYTES)
+            raise too_large(declared, MAX_DOWNLOAD_BYTES)
         return Attachment(filename, self.sender.download(file_id, MAX_DOWNLOAD_BYTES))
 
     def _apologise(self, update: Update) -> None:
@@ -116,10 +114,16 @@ class TelegramChannel:
             log.exception("could not apologise to chat %s", chat.id)
 
 
-def handle_webhook(headers: Mapping[str, str], body: bytes, channel: TelegramChannel) -> tuple[int, dict]:
-    """(status, JSON body) for one webhook request; ``body`` is the raw (already base64-decoded) bytes."""
+def handle_webhook(headers: Mapping[str, str], body: bytes, channel: TelegramChannel,
+                   process: Callable[[dict], None] | None = None) -> tuple[int, dict]:
+    """(status, JSON body) for one webhook request; ``body`` is the raw (already base64-decoded) bytes.
+
+    ``process`` handles the verified update (default: at once, ``channel.process``); the Lambda entry hands
+    it to an asynchronous invocation instead, so Telegram is answered within its timeout. Without a
+    configured TELEGRAM_WEBHOOK_SECRET every request is refused: the webhook is off (polling may be on)."""
+    secret = channel.settings.telegram_webhook_secret
     given = next((v for k, v in headers.items() if k.lower() == SECRET_HEADER), "")
-    if not hmac.compare_digest(given.encode(), channel.settings.telegram_webhook_secret.encode()):
+    if not secret or not hmac.compare_digest(given.encode(), secret.encode()):
         log.warning("webhook request with a wrong or missing secret token refused")
         return 401, {"ok": False, "error": "unauthorized"}
     try:
@@ -129,7 +133,7 @@ def handle_webhook(headers: Mapping[str, str], body: bytes, channel: TelegramCha
     if not isinstance(data, dict) or type(data.get("update_id")) is not int:
         return 400, {"ok": False, "error": "the body is not a Telegram update"}
     try:
-        channel.process(data)
+        (process or channel.process)(data)
     except Exception:
         log.exception("update %s could not be handled", data["update_id"])
     return 200, {"ok": True}

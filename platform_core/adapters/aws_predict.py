@@ -1,4 +1,5 @@
-"""The PredictionService of the AWS backend: a synchronous invoke of the inference Lambda.
+"""Lambda invocations: the PredictionService of the AWS backend (a synchronous invoke of the inference
+Lambda), and asynchronous hand-offs of work to a second invocation.
 
 Images too large for Lambda's 6 MB request payload go through S3 (platform_core.prediction's contract).
 """
@@ -35,3 +36,17 @@ class LambdaPredictions:
             return result(json.loads(payload))
         except ValueError:
             return result(None)
+
+
+class AsyncInvocation:
+    """Hands a payload to a Lambda function asynchronously (InvocationType Event): the Telegram webhook
+    answers at once and processes the update in a second invocation of itself."""
+
+    def __init__(self, *, function: str, client: Any = None) -> None:
+        self._function = function
+        self._lambda = _LazyClient("lambda", client)
+
+    def __call__(self, payload: dict[str, Any]) -> None:
+        with _aws_errors("invoke", self._function):
+            self._lambda().invoke(FunctionName=self._function, InvocationType="Event",
+                                  Payload=json.dumps(payload).encode())

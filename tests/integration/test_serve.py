@@ -59,3 +59,22 @@ def test_other_paths_go_to_the_trainer_app(served) -> None:
     client, _, _, fallback_calls = served
     assert json.loads(client.get("/health").data) == {"status": "ok"} and fallback_calls == ["/health"]
     assert client.get("/slack/events").status_code == 405
+
+
+def test_telegram_updates_reach_the_webhook_handler(tmp_path: Path) -> None:
+    from tests.fake_telegram import FakeTelegram
+    from tests.integration.test_telegram import command
+
+    token = "123456:serve-test-token"
+    with FakeTelegram(token) as fake:
+        settings = Settings(backend="local", home=tmp_path / "home", telegram_bot_token=token,
+                            telegram_webhook_secret="s3cret", telegram_api_url=fake.api_url,
+                            telegram_file_url=fake.file_url)
+        routes = webhook_routes(settings, build_services(settings, launcher=lambda job: None))
+        assert list(routes) == ["/telegram/webhook"]
+        client = Client(combined_app(routes, lambda environ, start_response: []))
+        body = json.dumps(command("/help"))
+        assert client.post("/telegram/webhook", data=body, headers={"X-Telegram-Bot-Api-Secret-Token": "nope"}
+                           ).status_code == 401
+        ok = client.post("/telegram/webhook", data=body, headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret"})
+        assert ok.status_code == 200 and "train NAME" in fake.sent("sendMessage")[-1].params["text"]
