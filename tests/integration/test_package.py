@@ -73,15 +73,19 @@ def test_the_bot_zip_holds_the_chat_lambdas_without_torch_or_onnxruntime(tmp_pat
         zf.extractall(tmp_path / "unzipped")
     assert {"bot", "handlers", "platform_core", "slack_bolt", "telegram", "PIL"} <= top
     assert not top & {"torch", "onnxruntime", "numpy", "lambda_predict", "trainer_ec2", "tests"}
-    site = next(p for p in sys.path if p.endswith("site-packages"))
+    site = Path(next(p for p in sys.path if p.endswith("site-packages")))
+    runtime = tmp_path / "lambda-runtime"  # what the Lambda runtime itself provides, and nothing else
+    runtime.mkdir()
+    for name in ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six.py"):
+        (runtime / name).symlink_to(site / name)
     code = textwrap.dedent(f"""
         import json, sys
         sys.path.insert(0, {str(tmp_path / "unzipped")!r})
-        sys.path.append({site!r})  # only for what the Lambda runtime itself provides (boto3)
+        sys.path.append({str(runtime)!r})
         import bot.slack.lambda_entry, bot.telegram.lambda_entry, bot.notifier
         from handlers.chat import dispatch
         elsewhere = sorted({{name.split(".")[0] for name, m in list(sys.modules.items())
-                            if {site!r} in (getattr(m, "__file__", None) or "")}})
+                            if {str(runtime)!r} in (getattr(m, "__file__", None) or "")}})
         print(json.dumps(elsewhere))
         """)
     env = {"PATH": os.environ.get("PATH", "")}
