@@ -41,9 +41,11 @@ def test_full_demo_trains_both_examples_with_progress_and_metrics(tmp_path: Path
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout
     assert "Queued 'fashion' for training (image, fast recipe)" in out
-    assert "fashion [" in out and "epoch 1/" in out
-    assert "Trained 'fashion'" in out and "Trained 'reviews'" in out
-    assert "validation accuracy" in out and "precision" in out
+    assert "Training 'fashion' [" in out and "epoch 1/" in out  # the progress message, edited per epoch
+    assert "Training 'fashion' finished: validation accuracy" in out
+    assert "Training 'reviews' finished: validation accuracy" in out
+    assert "Per class, precision / recall" in out
+    assert (tmp_path / "home" / "demo" / "outbox" / "fashion-confusion-matrix.png").read_bytes()[:4] == b"\x89PNG"
     assert "demo> predict fashion --file examples/sneaker.png\n  mlbot: sneaker (" in out
     assert "confident, model version 1" in out
     assert '"training_status": "Training Successful"' in _listing(tmp_path)
