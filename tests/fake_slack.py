@@ -87,6 +87,10 @@ class FakeSlack:
         path = request.path
         if path.startswith("/api/"):
             return self._api(path[len("/api/"):], request)
+        if path.startswith("/redirect/"):  # a file URL that moves: the token must not follow it
+            with self._lock:
+                self.downloads.append((path, request.headers.get("Authorization")))
+            return Response("", 302, headers={"Location": "/files/" + path[len("/redirect/"):]})
         if path.startswith("/files/"):
             with self._lock:
                 self.downloads.append((path, request.headers.get("Authorization")))

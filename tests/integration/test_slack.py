@@ -263,6 +263,26 @@ def test_a_file_declared_too_large_or_on_a_foreign_host_is_never_downloaded(worl
     assert "could not be fetched" in evil
 
 
+def test_a_sign_in_page_instead_of_the_file_says_to_reinstall_and_stores_nothing(world: World) -> None:
+    from tests.fake_slack import LOGIN_PAGE
+
+    world.share("upload colours", LOGIN_PAGE, "colours.zip")  # what a token without files:read gets
+    world.run_lazy()
+    assert "files:read" in world.fake.posted()[-1] and "Reinstall" in world.fake.posted()[-1]
+    assert world.services.records.get("slack:T0001", "colours") is None
+
+
+def test_the_token_is_not_sent_along_a_redirect(world: World) -> None:
+    info = world.fake.add_file("F0MOVED", "colours.zip", _zip())
+    moved = info["url_private_download"].replace("/files/", "/redirect/")
+    world.share("upload colours", _zip(), "colours.zip", file_id="F0MOVED", url_private_download=moved)
+    world.run_lazy()
+    (first, first_auth), (second, second_auth) = world.fake.downloads
+    assert first.startswith("/redirect/") and first_auth == f"Bearer {BOT_TOKEN}"
+    assert second.startswith("/files/") and second_auth is None  # the fake then serves its sign-in page
+    assert "files:read" in world.fake.posted()[-1]
+
+
 def test_user_text_echoed_into_slack_is_escaped(world: World) -> None:
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w") as zf:
