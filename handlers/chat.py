@@ -10,6 +10,7 @@ from typing import Callable
 
 from handlers.commands import Button, Command, Reply
 from handlers.datasets import handle_datasets, handle_status
+from handlers.models import handle_models, handle_rollback
 from handlers.predict import handle_predict
 from handlers.services import Services
 from handlers.train import handle_train
@@ -20,7 +21,8 @@ HELP = """I train image and text classifiers on your data, then answer predictio
 - datasets: your datasets with their status and accuracy
 - train NAME: train a model (you will hear here when it is done)
 - status NAME: one dataset's details
-- predict NAME (with an image) or predict NAME some text: the label and how sure I am
+- models NAME: every trained version with its accuracy; rollback NAME [VERSION] makes an older one answer
+- predict NAME (with an image) or predict NAME some text: the label and how sure I am; with a zip of images or a CSV of texts, a CSV of predictions
 - help: this message"""
 
 ALIASES = {"start": "help", "list": "datasets", "ls": "datasets"}
@@ -46,7 +48,7 @@ def handle_help(cmd: Command, services: Services) -> Reply:
 
 VERBS: dict[str, Callable[[Command, Services], Reply]] = {
     "help": handle_help, "upload": handle_upload, "datasets": handle_datasets, "status": handle_status,
-    "predict": handle_predict,
+    "predict": handle_predict, "models": handle_models, "rollback": handle_rollback,
 }
 
 

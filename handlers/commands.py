@@ -37,7 +37,8 @@ class Button:
 class Reply:
     """What the channel shows the user; ``data`` is the machine-readable form (CLI --json).
 
-    ``image`` (PNG bytes, e.g. a confusion matrix) is sent beside the text as ``image_name``."""
+    ``image`` (PNG bytes, e.g. a confusion matrix) is sent beside the text as ``image_name``; ``file``
+    (name, bytes), e.g. a CSV of batch predictions, is sent as a document."""
 
     text: str
     ok: bool = True
@@ -45,3 +46,4 @@ class Reply:
     image: bytes | None = None
     image_name: str = "image.png"
     buttons: tuple[Button, ...] = ()
+    file: tuple[str, bytes] | None = None

@@ -1,8 +1,10 @@
-"""`predict NAME` with an image attached, or `predict NAME some text`."""
+"""`predict NAME` with an image attached, or `predict NAME some text`; with a zip of images or a CSV of
+texts attached, a batch (handlers.batch) answered with a CSV."""
 from __future__ import annotations
 
 from pathlib import Path
 
+from handlers.batch import handle_batch, is_batch
 from handlers.commands import Command, Reply
 from handlers.replies import error_reply
 from handlers.services import Services
@@ -17,14 +19,25 @@ def handle_predict(cmd: Command, services: Services) -> Reply:
             raise UsageError("predict is not available here: no predictor is configured")
         if not cmd.args:
             raise UsageError("predict NAME (with an image attached) or predict NAME some text")
+        if cmd.attachment is not None and is_batch(cmd.attachment):
+            return handle_batch(cmd, services)
         image = _image(cmd)
         text = " ".join(cmd.args[1:]) or None
         answer = services.predictor.predict(cmd.tenant, cmd.args[0], image=image, text=None if image else text)
     except MlbotError as exc:
         return error_reply(exc)
+    return Reply(answer_text(answer), data=answer)
+
+
+def answer_text(answer: dict) -> str:
+    """'sneaker (97.2% confident, ...)', or, below the model's threshold, an honest 'not sure'."""
+    if not answer.get("sure", True):
+        likely = " or ".join(f"{label} ({p * 100:.0f}%)" for label, p in answer["top"][:2])
+        return (f"I'm not sure: maybe {likely}. Below {answer['confidence_threshold'] * 100:.0f}% confidence "
+                f"this model was wrong too often on its validation data (model version {answer['model_version']}).")
     others = ", ".join(f"{label} {p * 100:.0f}%" for label, p in answer["top"][1:])
     text = f"{answer['label']} ({answer['confidence'] * 100:.1f}% confident, model version {answer['model_version']})"
-    return Reply(text + (f"; then {others}" if others else ""), data=answer)
+    return text + (f"; then {others}" if others else "")
 
 
 def _image(cmd: Command) -> bytes | None:

@@ -33,6 +33,7 @@ class LoadedModel:
     spec: dict[str, Any]
     files: dict[str, bytes]
     session: Any  # onnxruntime.InferenceSession
+    threshold: float | None = None  # below this confidence the model is not sure (chosen on validation data)
 
 
 class Predictor:
@@ -51,9 +52,11 @@ class Predictor:
         probabilities = self.probabilities(model, image=image, text=text)
         order = np.argsort(-probabilities)[:max(1, top)]
         best = int(order[0])
-        return {"label": model.classes[best], "confidence": float(probabilities[best]),
+        confidence = float(probabilities[best])
+        return {"label": model.classes[best], "confidence": confidence,
                 "top": [[model.classes[int(i)], float(probabilities[int(i)])] for i in order],
-                "model_version": model.version, "dataset": model.dataset}
+                "sure": model.threshold is None or confidence >= model.threshold,
+                "confidence_threshold": model.threshold, "model_version": model.version, "dataset": model.dataset}
 
     def model(self, tenant: str, name: str) -> LoadedModel:
         """The dataset's current model: looked up on every call, loaded only when its version is new."""
@@ -79,8 +82,10 @@ class Predictor:
             options.log_severity_level = 3
             session = ort.InferenceSession(load_file(self._blobs, model_path, "model.onnx", manifest),
                                            options, providers=["CPUExecutionProvider"])
+            metrics = json.loads(load_file(self._blobs, model_path, "metrics.json", manifest))
             model = LoadedModel(model_path, int(manifest["version"]), kind, dataset,
-                                json.loads(files["classes.json"]), manifest["preprocess"], files, session)
+                                json.loads(files["classes.json"]), manifest["preprocess"], files, session,
+                                metrics.get("confidence_threshold"))
             # A new version replaces the old one: keep one model per dataset folder.
             prefix = model_path.rsplit("/v", 1)[0]
             for key in [k for k in self._cache if k.rsplit("/v", 1)[0] == prefix]:

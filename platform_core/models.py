@@ -13,7 +13,7 @@ from typing import Any
 
 from platform_core.errors import MlbotError, StorageError
 from platform_core.ports import BlobStore
-from platform_core.records import model_prefix
+from platform_core.records import model_prefix, utc_now
 
 MANIFEST = "manifest.json"
 
@@ -70,7 +70,7 @@ def store_model(blobs: BlobStore, tenant: str, name: str, version: int, artifact
             blobs.put(folder + filename, data)
             written.append(folder + filename)
         manifest = {"version": version, "classes": artifacts.classes, "preprocess": artifacts.preprocess,
-                    "files": {f: hashlib.sha256(d).hexdigest() for f, d in files.items()}}
+                    "created_at": utc_now(), "files": {f: hashlib.sha256(d).hexdigest() for f, d in files.items()}}
         blobs.put(folder + MANIFEST, json.dumps(manifest, sort_keys=True).encode(), "application/json")
     except BaseException:
         for key in written:
@@ -100,3 +100,35 @@ def load_file(blobs: BlobStore, model_path: str, filename: str, manifest: dict[s
     if hashlib.sha256(data).hexdigest() != expected:
         raise ModelUnavailable(model_path, f"{filename} does not match its manifest digest")
     return data
+
+
+def version_path(tenant: str, name: str, version: int) -> str:
+    """The folder of one model version (the Dataset record's model_path when it is current)."""
+    return f"{model_prefix(tenant, name)}v{version}/"
+
+
+def stored_versions(blobs: BlobStore, tenant: str, name: str) -> list[int]:
+    """Complete model versions (those with a manifest), oldest first."""
+    prefix = model_prefix(tenant, name)
+    found = set()
+    for key in blobs.list(prefix):
+        folder, _, filename = key[len(prefix):].partition("/")
+        if filename == MANIFEST and folder[:1] == "v" and folder[1:].isdigit():
+            found.add(int(folder[1:]))
+    return sorted(found)
+
+
+def next_version(blobs: BlobStore, tenant: str, name: str, current: int | None) -> int:
+    """The number a new model gets: above every stored version, so retraining never overwrites one
+    (after a rollback the current version is not the newest)."""
+    return max([current or 0, *stored_versions(blobs, tenant, name)]) + 1
+
+
+def version_summary(blobs: BlobStore, tenant: str, name: str, version: int) -> dict[str, Any]:
+    """What `models NAME` shows of a version: accuracies, recipe, classes, when it was trained."""
+    path = version_path(tenant, name, version)
+    manifest = load_manifest(blobs, path)
+    metrics = json.loads(load_file(blobs, path, "metrics.json", manifest))
+    return {"version": version, "model_path": path, "created_at": manifest.get("created_at"),
+            "classes": manifest.get("classes"), "recipe": metrics.get("recipe"),
+            "train_accuracy": metrics.get("train_accuracy"), "validation_accuracy": metrics.get("validation_accuracy")}

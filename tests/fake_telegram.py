@@ -165,6 +165,15 @@ class FakeTelegram:
         return self._message(params["chat_id"], photo=[size], caption=params.get("caption"),
                              reply_markup=params.get("reply_markup"))
 
+    def _sendDocument(self, params: dict, files: dict) -> dict | Response:
+        if "document" not in files:
+            return _error(400, "Bad Request: there is no document in the request")
+        name, data = files["document"]
+        document = {"file_id": f"BQACAgQAAxk-{next(self._ids)}", "file_unique_id": f"AgAD{next(self._ids)}",
+                    "file_name": name, "file_size": len(data)}
+        return self._message(params["chat_id"], document=document, caption=params.get("caption"),
+                             reply_markup=params.get("reply_markup"))
+
     def _editMessageText(self, params: dict, files: dict) -> dict | Response:
         key = (str(params.get("chat_id")), int(params.get("message_id", 0)))
         if key not in self.messages:

@@ -40,14 +40,14 @@ def png(colour: tuple[int, int, int], size: int = 48) -> bytes:
     return out.getvalue()
 
 
-def fake_result(classes: list[str], accuracy: float = 0.9) -> TrainingResult:
+def fake_result(classes: list[str], accuracy: float = 0.9, threshold: float | None = None) -> TrainingResult:
     n = len(classes)
     return TrainingResult(
         classes=classes, onnx_model=colour_classifier_onnx(n), preprocess=dict(IMAGE_SPEC),
         metrics={"recipe": "fast", "classes": classes, "train_accuracy": 1.0, "validation_accuracy": accuracy,
                  "per_class": {c: {"precision": accuracy, "recall": accuracy, "support": 2} for c in classes},
                  "confusion_matrix": np.eye(n, dtype=int).tolist(), "history": [], "duration_s": 0.1,
-                 "n_train": 8, "n_validation": 2},
+                 "n_train": 8, "n_validation": 2, "confidence_threshold": threshold},
         confusion_png=png((1, 2, 3)))
 
 
@@ -64,6 +64,7 @@ class FakeTrainer:
         self.release = threading.Event()
         self.release.set()
         self.on_epoch: Callable[[int], Any] | None = None
+        self.threshold: float | None = None  # the confidence_threshold its models carry
 
     def __call__(self, data: bytes, config: TrainConfig, progress=None) -> TrainingResult:
         self.calls.append((data, config))
@@ -77,4 +78,4 @@ class FakeTrainer:
                                               "validation_accuracy": 0.5})
         if self.fail is not None:
             raise self.fail
-        return fake_result(self.classes)
+        return fake_result(self.classes, threshold=self.threshold)

@@ -208,23 +208,23 @@ RECIPES: dict[str, Callable[[MobileNetV2, Data, TrainConfig, ProgressCallback], 
     "fast": fast_recipe, "seed": seed_recipe}
 
 
-def onnx_difference(onnx_model: bytes, net: nn.Module, data: Data, reference: np.ndarray | None) -> float:
-    """Largest |onnxruntime - torch| class probability on validation images.
+def onnx_difference(onnx_model: bytes, net: nn.Module, data: Data,
+                    reference: np.ndarray | None) -> tuple[float, np.ndarray]:
+    """(largest |onnxruntime - torch| class probability on validation images, validation probabilities).
 
-    Without a reference the whole torch model runs on every validation image. With one (the recipe's own
-    float32 probabilities for every validation image) the graph is compared with it on the first
-    REFERENCE_SAMPLE images, and with the whole torch model on the first WHOLE_SAMPLE, which covers the part
-    of the graph the reference came through onnxruntime for.
+    Without a reference the whole torch model runs on every validation image, and the probabilities are
+    the graph's. With one (the recipe's own float32 probabilities for every validation image) the graph is
+    compared with it on the first REFERENCE_SAMPLE images, and with the whole torch model on the first
+    WHOLE_SAMPLE, which covers the part of the graph the reference came through onnxruntime for.
     """
     if reference is None:
-        return onnx_export.max_probability_difference(onnx_model, net, {INPUT_NAME: data.images(data.val)},
-                                                      EVAL_BATCH)
+        return onnx_export.compare(onnx_model, net, {INPUT_NAME: data.images(data.val)}, EVAL_BATCH)
     images = data.images(data.val[:REFERENCE_SAMPLE])
     graph = onnx_export.run_batched(onnx_export.session(onnx_model), {INPUT_NAME: images}, EVAL_BATCH)
     whole = onnx_export.max_probability_difference(onnx_model, net, {INPUT_NAME: images[:WHOLE_SAMPLE]},
                                                    EVAL_BATCH)
     drift = np.abs(graph.astype(np.float64) - reference[:len(graph)])
-    return max(whole, float(np.max(drift, initial=0.0)))
+    return max(whole, float(np.max(drift, initial=0.0))), reference
 
 
 def train_image_classifier(zip_bytes: bytes, config: TrainConfig,
@@ -242,12 +242,13 @@ def train_image_classifier(zip_bytes: bytes, config: TrainConfig,
     net = Probabilities(model).eval()
     side = data.spec["size"]
     onnx_model = onnx_export.export_onnx(net, [torch.zeros(1, 3, side, side)], [INPUT_NAME], [OUTPUT_NAME])
-    difference = onnx_difference(onnx_model, net, data, fit.val_probabilities)
+    difference, val_probabilities = onnx_difference(onnx_model, net, data, fit.val_probabilities)
     if not difference < TOLERANCE:
         raise onnx_export.OnnxMismatch(difference, TOLERANCE)
     metrics = summarise(classes=data.classes, train_true=data.labels[data.train], train_pred=fit.train_pred,
                         val_true=data.labels[data.val], val_pred=fit.val_pred, history=fit.history,
-                        duration_s=time.perf_counter() - start, recipe=config.recipe)
+                        duration_s=time.perf_counter() - start, recipe=config.recipe,
+                        val_probabilities=val_probabilities)
     metrics.update(weights_source=source, onnx_max_probability_difference=difference)
     return TrainingResult(classes=data.classes, onnx_model=onnx_model, preprocess=data.spec, metrics=metrics,
                           confusion_png=confusion_png(metrics["confusion_matrix"], data.classes), module=net)

@@ -33,11 +33,38 @@ def per_class(matrix: np.ndarray, classes: Sequence[str]) -> dict[str, dict[str,
     return out
 
 
+CONFIDENCE_TARGET = 0.95  # a prediction is "sure" where the validation set was right this often
+MIN_CALIBRATION_EXAMPLES = 10
+
+
+def confidence_threshold(val_true: Sequence[int], val_probabilities: np.ndarray | None,
+                         target: float = CONFIDENCE_TARGET) -> float | None:
+    """The lowest confidence at and above which validation predictions were right at least ``target`` of the
+    time (so the bot says it is unsure below it); None with too few validation examples to tell.
+
+    When even the most confident predictions miss the target, the threshold sits just above the highest
+    confidence seen: such a model is never sure."""
+    if val_probabilities is None or len(val_true) < MIN_CALIBRATION_EXAMPLES:
+        return None
+    probabilities = np.asarray(val_probabilities, dtype=np.float64)
+    confidence = probabilities.max(1)
+    right = probabilities.argmax(1) == np.asarray(val_true)
+    order = np.argsort(-confidence, kind="stable")
+    hits = np.cumsum(right[order]) / np.arange(1, len(order) + 1)
+    good = np.flatnonzero(hits >= target)
+    if not len(good):
+        return round(min(1.0, float(confidence.max()) + 1e-6), 6)
+    last = good[-1]  # the largest confident set that is still right often enough
+    return round(float(confidence[order][last]), 6)
+
+
 def summarise(*, classes: Sequence[str], train_true, train_pred, val_true, val_pred, history: list[dict[str, Any]],
-              duration_s: float, recipe: str) -> dict[str, Any]:
+              duration_s: float, recipe: str, val_probabilities: np.ndarray | None = None) -> dict[str, Any]:
     """The metrics document stored beside every model."""
     matrix = confusion_matrix(val_true, val_pred, len(classes))
     return {
+        "confidence_threshold": confidence_threshold(val_true, val_probabilities),
+        "confidence_target": CONFIDENCE_TARGET,
         "recipe": recipe,
         "classes": list(classes),
         "train_accuracy": accuracy(train_true, train_pred),

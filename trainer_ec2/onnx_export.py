@@ -85,7 +85,13 @@ def run_batched(sess: ort.InferenceSession, inputs: dict[str, np.ndarray], batch
 
 def max_probability_difference(onnx_bytes: bytes, torch_module: torch.nn.Module, inputs: dict[str, np.ndarray],
                                batch_size: int = 32) -> float:
-    """Largest absolute difference between onnxruntime's and torch's first output on the same inputs.
+    """Largest absolute difference between onnxruntime's and torch's first output on the same inputs."""
+    return compare(onnx_bytes, torch_module, inputs, batch_size)[0]
+
+
+def compare(onnx_bytes: bytes, torch_module: torch.nn.Module, inputs: dict[str, np.ndarray],
+            batch_size: int = 32) -> tuple[float, np.ndarray]:
+    """(largest |onnxruntime - torch| of the first output, onnxruntime's outputs) on the same inputs.
 
     ``inputs`` maps the graph's input names to arrays (float32, int64 ...) passed positionally to the
     module in that order; both sides run in batches of ``batch_size``.
@@ -98,10 +104,9 @@ def max_probability_difference(onnx_bytes: bytes, torch_module: torch.nn.Module,
     onnx_out = run_batched(sess, ordered, batch_size)
     n = len(onnx_out)
     if not n:
-        return 0.0
+        return 0.0, onnx_out
     with evaluating(torch_module):
         torch_out = np.concatenate([
             torch_module(*(torch.from_numpy(np.ascontiguousarray(v[i:i + batch_size])) for v in ordered.values()))
             .numpy() for i in range(0, n, batch_size)])
-    return float(np.max(np.abs(onnx_out.astype(np.float64) - torch_out.astype(np.float64))))
-
+    return float(np.max(np.abs(onnx_out.astype(np.float64) - torch_out.astype(np.float64)))), onnx_out

@@ -13,7 +13,7 @@ from typing import Callable
 
 from platform_core.events import FAILED, FINISHED, PROGRESS, EventBus, TrainingEvent
 from platform_core.jobs import Job, JobQueue, JobState, MachineLock
-from platform_core.models import ModelArtifacts, store_model
+from platform_core.models import ModelArtifacts, next_version, store_model
 from platform_core.ports import BlobStore, DatasetRepository
 from platform_core.records import TrainingStatus
 from trainer_ec2.config import TrainConfig, TrainingResult
@@ -117,7 +117,7 @@ def run_job(ctx: TrainerContext, job: Job) -> None:
         result = ctx.trainers[job.kind](data, config, _progress(ctx, job, lost, started))
         if lost.is_set():
             raise LeaseLost(job.job_id)
-        version = (record.model_version or 0) + 1
+        version = next_version(ctx.blobs, job.tenant, job.name, record.model_version)
         stored = store_model(ctx.blobs, job.tenant, job.name, version, ModelArtifacts(
             result.classes, result.onnx_model, result.preprocess, result.metrics, result.confusion_png,
             result.extra_files))

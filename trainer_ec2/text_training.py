@@ -30,7 +30,7 @@ from platform_core.preprocess import text as prep
 from trainer_ec2 import metrics
 from trainer_ec2.config import ProgressCallback, TrainConfig, TrainingResult, no_progress
 from trainer_ec2.failures import TrainingDataError
-from trainer_ec2.onnx_export import OPSET, export_onnx, max_probability_difference
+from trainer_ec2.onnx_export import OPSET, compare, export_onnx
 from trainer_ec2.splits import stratified_split
 
 VAL_FRACTION = 0.3
@@ -86,12 +86,13 @@ def train_sentiment_classifier(csv_bytes: bytes, config: TrainConfig,
     train_idx, val_idx = stratified_split(labels, VAL_FRACTION, config.seed)
     y = np.asarray(labels)
     fitted = recipes[config.recipe](texts, y, train_idx, val_idx, len(classes), config, progress or no_progress)
-    difference = max_probability_difference(fitted.onnx_model, fitted.module, fitted.val_inputs)
+    difference, val_probabilities = compare(fitted.onnx_model, fitted.module, fitted.val_inputs)
     if not difference < MAX_PROBABILITY_DIFFERENCE:
         raise OnnxMismatch(difference)
     summary = metrics.summarise(classes=classes, train_true=y[train_idx], train_pred=fitted.train_pred,
                                 val_true=y[val_idx], val_pred=fitted.val_pred, history=fitted.history,
-                                duration_s=time.perf_counter() - start, recipe=config.recipe)
+                                duration_s=time.perf_counter() - start, recipe=config.recipe,
+                                val_probabilities=val_probabilities)
     summary["onnx_max_probability_difference"] = difference
     return TrainingResult(classes=classes, onnx_model=fitted.onnx_model, preprocess=fitted.preprocess,
                           metrics=summary, confusion_png=metrics.confusion_png(summary["confusion_matrix"], classes),

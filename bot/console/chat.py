@@ -44,6 +44,11 @@ class ConsoleSender:
                 path = self.outbox / Path(reply.image_name).name
                 path.write_bytes(reply.image)
                 lines.append(f"(image: {path})")
+            if reply.file:
+                self.outbox.mkdir(parents=True, exist_ok=True)
+                path = self.outbox / Path(reply.file[0]).name
+                path.write_bytes(reply.file[1])
+                lines.append(f"(file: {path})")
             if reply.buttons:
                 lines.append("Next: " + " | ".join(b.command for b in reply.buttons))
             self.out.write("".join(f"{self.prefix}{line}\n" for line in lines))

@@ -22,7 +22,7 @@ from slack_sdk import WebClient
 
 from bot.slack.blocks import BUTTON_ACTION, escape, message
 from bot.slack.files import FileRefused, download
-from bot.slack.sender import web_client
+from bot.slack.sender import upload_attachments, web_client
 from handlers.chat import dispatch, parse
 from handlers.commands import Attachment, Command, Reply
 from handlers.services import Services
@@ -135,9 +135,7 @@ class SlackBot:
 
     def _post(self, client: WebClient, channel: str, thread: str | None, reply: Reply) -> None:
         client.chat_postMessage(channel=channel, thread_ts=thread, **message(reply))
-        if reply.image:
-            client.files_upload_v2(channel=channel, thread_ts=thread, content=reply.image,
-                                   filename=reply.image_name, title=reply.image_name)
+        upload_attachments(client, channel, thread, reply)
 
 
 def tenant(team_id: Any) -> str:

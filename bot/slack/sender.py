@@ -21,6 +21,13 @@ def web_client(settings: Settings) -> WebClient:
     return client
 
 
+def upload_attachments(client: WebClient, channel: str, thread: str | None, reply: Reply) -> None:
+    """The reply's image and file, if any, with files_upload_v2 (into the same thread)."""
+    for name, content in ((reply.image_name, reply.image), *([reply.file] if reply.file else [])):
+        if content:
+            client.files_upload_v2(channel=channel, thread_ts=thread, content=content, filename=name, title=name)
+
+
 class SlackSender:
     """Posts where ``reply_to`` says: {"channel": "slack", "channel_id", "thread_ts"?}."""
 
@@ -30,9 +37,7 @@ class SlackSender:
     def send(self, reply_to: Mapping[str, Any], reply: Reply) -> str | None:
         channel, thread = str(reply_to["channel_id"]), reply_to.get("thread_ts")
         posted = self.client.chat_postMessage(channel=channel, thread_ts=thread, **message(reply))
-        if reply.image:
-            self.client.files_upload_v2(channel=channel, thread_ts=thread, content=reply.image,
-                                        filename=reply.image_name, title=reply.image_name)
+        upload_attachments(self.client, channel, thread, reply)
         return posted.get("ts")
 
     def edit(self, reply_to: Mapping[str, Any], ref: str, reply: Reply) -> None:

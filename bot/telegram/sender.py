@@ -114,7 +114,7 @@ class TelegramSender:
         pieces = split_text(reply.text)
         ids: list[int] = []
         for i, piece in enumerate(pieces):
-            last = i == len(pieces) - 1 and reply.image is None
+            last = i == len(pieces) - 1 and reply.image is None and reply.file is None
             message: Message = self._call(lambda: self.bot.send_message(
                 chat_id, piece, message_thread_id=thread, reply_parameters=None if ids else quoted,
                 reply_markup=keyboard if last else None))
@@ -122,7 +122,11 @@ class TelegramSender:
         if reply.image is not None:
             self._call(lambda: self.bot.send_photo(
                 chat_id, reply.image, caption=caption_for(reply.image_name), filename=reply.image_name,
-                message_thread_id=thread, reply_markup=keyboard))
+                message_thread_id=thread, reply_markup=keyboard if reply.file is None else None))
+        if reply.file is not None:
+            name, content = reply.file
+            self._call(lambda: self.bot.send_document(
+                chat_id, content, filename=name, message_thread_id=thread, reply_markup=keyboard))
         return str(ids[0])
 
     def edit(self, reply_to: Mapping[str, Any], ref: str, reply: Reply) -> None:

@@ -120,12 +120,13 @@ def test_graph_check_catches_a_graph_that_drifts_from_torch(fashion_mnist):
     graph = onnx_export.export_onnx(net, [torch.zeros(1, 3, 224, 224)], ["image"], ["probabilities"])
     with torch.no_grad():
         exact = net(torch.from_numpy(data.images(data.val))).numpy()
-    assert onnx_difference(graph, net, data, None) < 1e-4
-    assert onnx_difference(graph, net, data, exact) < 1e-4
-    assert onnx_difference(graph, net, data, exact + 0.01) == pytest.approx(0.01, abs=1e-4)
+    difference, graph_probabilities = onnx_difference(graph, net, data, None)
+    assert difference < 1e-4 and np.abs(graph_probabilities - exact).max() < 1e-4
+    assert onnx_difference(graph, net, data, exact)[0] < 1e-4
+    assert onnx_difference(graph, net, data, exact + 0.01)[0] == pytest.approx(0.01, abs=1e-4)
     with torch.no_grad():
         model.classifier[-1].bias += 5 * torch.tensor([1.0, -1.0])  # torch moves on, the graph does not
-    assert onnx_difference(graph, net, data, exact) > 0.1
+    assert onnx_difference(graph, net, data, exact)[0] > 0.1
 
 
 def test_unknown_recipe_and_unreadable_data_are_refused():
