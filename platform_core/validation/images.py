@@ -19,6 +19,29 @@ class DecodedImage:
     extension: str
     width: int
     height: int
+    dhash: int = 0  # 256-bit difference hash: copies of one picture differ in a few bits
+    thumb: bytes = b""  # 32x32 greyscale, to confirm a hash match pixel by pixel
+
+
+HASH_SIDE = 16
+THUMB_SIDE = 32
+
+
+def thumbnail(img: Image.Image) -> bytes:
+    return img.convert("L").resize((THUMB_SIDE, THUMB_SIDE), Image.Resampling.BILINEAR).tobytes()
+
+
+def difference_hash(img: Image.Image) -> int:
+    """dHash on a 17x16 greyscale thumbnail, one bit per horizontal gradient: stable under resizing and
+    recompression, and fine enough (256 bits) that different pictures of one kind of thing differ."""
+    small = img.convert("L").resize((HASH_SIDE + 1, HASH_SIDE), Image.Resampling.BILINEAR)
+    pixels = small.tobytes()
+    bits = 0
+    for row in range(HASH_SIDE):
+        base = row * (HASH_SIDE + 1)
+        for col in range(HASH_SIDE):
+            bits = (bits << 1) | (pixels[base + col] > pixels[base + col + 1])
+    return bits
 
 
 class ImageRejected(Exception):
@@ -64,7 +87,7 @@ def _reencode(img: Image.Image, width: int, height: int) -> DecodedImage:
     else:
         img.save(out, format="PNG", optimize=False)
         ext = "png"
-    return DecodedImage(out.getvalue(), ext, width, height)
+    return DecodedImage(out.getvalue(), ext, width, height, difference_hash(img), thumbnail(img))
 
 
 def to_plain_mode(img: Image.Image) -> Image.Image:

@@ -10,6 +10,7 @@ from collections import defaultdict
 
 from platform_core.config import Limits
 from platform_core.validation import images
+from platform_core.validation.similarity import Picture, warn_look_alikes
 from platform_core.validation.report import DatasetKind, ValidationReport, plural, size_text, summarise_items
 from platform_core.validation.ziplayout import Layout, sort_entries
 from platform_core.validation.zipsafety import (
@@ -43,11 +44,12 @@ def validate_zip(data: bytes, limits: Limits) -> ValidationReport:
         return report
     layout = sort_entries(infos, limits, report)
     budget = Budget(limits.max_total_bytes)
-    kept, seen = _read_images(zf, layout, budget, limits, report)
+    kept, seen, pictures = _read_images(zf, layout, budget, limits, report)
     if budget.used > budget.limit:
         return report  # reading stopped part-way: counts per class would only mislead
     _class_rules(layout, kept, limits, report)
     _warn_duplicates(seen, report)
+    warn_look_alikes(pictures, report)
     if report.valid:
         report.normalised = _normalised_zip(kept)
         report.normalised_name = "images.zip"
@@ -76,10 +78,11 @@ def _archive_ok(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo], data: bytes, 
 
 
 def _read_images(zf: zipfile.ZipFile, layout: Layout, budget: Budget, limits: Limits,
-                 report: ValidationReport) -> tuple[_Images, dict[str, list[str]]]:
+                 report: ValidationReport) -> tuple[_Images, dict[str, list[str]], list[Picture]]:
     """Decompress with real byte counting, decode every image, collect rejections per reason."""
     kept: _Images = defaultdict(list)
     seen: dict[str, list[str]] = defaultdict(list)
+    pictures: list[Picture] = []
     small: list[str] = []
     for cls in sorted(layout.classes):
         for info in sorted(layout.classes[cls], key=lambda i: i.filename):
@@ -89,7 +92,7 @@ def _read_images(zf: zipfile.ZipFile, layout: Layout, budget: Budget, limits: Li
             except EntryRefused as exc:
                 report.error("unsafe_entry", f"'{shown}' {exc}.", shown)
                 if budget.used > budget.limit:
-                    return kept, seen
+                    return kept, seen, pictures
                 continue
             if raw.startswith(ARCHIVE_MAGIC):
                 report.error("nested_archive", f"'{shown}' is an archive inside the archive.", shown)
@@ -100,7 +103,9 @@ def _read_images(zf: zipfile.ZipFile, layout: Layout, budget: Budget, limits: Li
                 report.error("bad_image", f"'{shown}' {exc}.", shown)
                 continue
             kept[cls].append(decoded)
-            seen[hashlib.sha256(raw).hexdigest()].append(shown)
+            digest = hashlib.sha256(raw).hexdigest()
+            seen[digest].append(shown)
+            pictures.append((cls, shown, decoded.dhash, digest, decoded.thumb))
             if min(decoded.width, decoded.height) < limits.min_image_side_warning:
                 small.append(shown)
     if small:
@@ -109,7 +114,7 @@ def _read_images(zf: zipfile.ZipFile, layout: Layout, budget: Budget, limits: Li
                  else f"{plural(len(small), 'image')} ({summarise_items(small, 3)}) are")
         report.warn("small_images", f"{which} smaller than {limits.min_image_side_warning} px on a side; "
                     "they will be upscaled for training.")
-    return kept, seen
+    return kept, seen, pictures
 
 
 def _class_rules(layout: Layout, kept: _Images, limits: Limits, report: ValidationReport) -> None:

@@ -554,7 +554,7 @@ def test_images_smaller_than_32_px_are_a_warning() -> None:
 def test_duplicate_files_are_a_warning_naming_them() -> None:
     report = check(pets(extra=[("dog/copy.png", gen.png(0))]))  # seed 0 is cat/img_000.png
     assert report.valid
-    assert [w.code for w in report.warnings] == ["duplicate_files"]
+    assert [w.code for w in report.warnings] == ["duplicate_files", "label_leakage"]  # and in two classes
     assert "cat/img_000.png = dog/copy.png" in report.warnings[0].message
 
 
