@@ -3,7 +3,8 @@
 The trainer publishes TrainingProgress / TrainingFinished / TrainingFailed events carrying the job's
 ``reply_to`` (which channel, which chat or thread). The notifier turns each into a Reply and hands it to
 that channel's sender: progress edits one message per job (with a bar and the time left), the end posts
-a summary with the confusion matrix, or the failure's reason. A delivery failure is logged and recorded
+a summary with the confusion matrix and then the mistakes album (the held-out examples it got wrong), or
+the failure's reason. A delivery failure is logged and recorded
 in the notification log; it never reaches the job. Repeated deliveries of the final event (SNS retries)
 post once.
 """
@@ -82,6 +83,26 @@ def finished_reply(event: TrainingEvent, blobs: BlobStore | None) -> Reply:
                  buttons=(Button(f"Status of {event.name}", f"status {event.name}"),))
 
 
+def mistakes_reply(event: TrainingEvent, blobs: BlobStore | None) -> Reply | None:
+    """The validation examples the new model got wrong, most confident first (None when it got none wrong)."""
+    missed = event.payload.get("mistakes") or []
+    if not missed:
+        return None
+    lines = [f"Where '{event.name}' went wrong on held-out examples (true -> predicted):"]
+    for m in missed:
+        shown = str(m.get("input", "")).rsplit("/", 1)[-1] if event.payload.get("kind") != "sentiment" \
+            else '"' + " ".join(str(m.get("input", "")).split())[:120] + '"'
+        lines.append(f"- {m['true']} -> {m['predicted']} ({float(m['confidence']) * 100:.0f}%): {shown}")
+    image = None
+    if blobs is not None and event.payload.get("mistakes_png_key"):
+        try:
+            image = blobs.get(event.payload["mistakes_png_key"])
+        except MlbotError:
+            log.warning("mistakes album missing for job %s", event.job_id)
+    return Reply("\n".join(lines), data={"mistakes": missed}, image=image,
+                 image_name=f"{event.name}-mistakes.png")
+
+
 def failed_reply(event: TrainingEvent) -> Reply:
     reason = event.payload.get("reason") or "the trainer stopped unexpectedly"
     return Reply(f"Training '{event.name}' failed: {reason}. The last good model, if any, is still in use; "
@@ -136,3 +157,6 @@ class Notifier:
         reply = finished_reply(event, self.blobs) if event.type == FINISHED else failed_reply(event)
         sender.send(event.reply_to, reply)
         self.log.update(event.job_id, final_sent=event.type)
+        album = mistakes_reply(event, self.blobs) if event.type == FINISHED else None
+        if album is not None:
+            sender.send(event.reply_to, album)

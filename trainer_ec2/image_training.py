@@ -38,7 +38,7 @@ from torch import nn
 from torchvision.models import MobileNetV2
 
 from platform_core.preprocess.image import batch, image_spec, preprocess_image_bytes
-from trainer_ec2 import onnx_export
+from trainer_ec2 import mistakes, onnx_export
 from trainer_ec2.backbone import freeze, mobilenet_v2_pretrained, replace_head, train_mode
 from trainer_ec2.config import ProgressCallback, TrainConfig, TrainingResult, no_progress
 from trainer_ec2.failures import TrainingDataError
@@ -87,6 +87,7 @@ class Data:
             with zipfile.ZipFile(io.BytesIO(zip_bytes)) as zf:
                 names = sorted(n for n in zf.namelist() if not n.endswith("/"))
                 self.raw = [zf.read(n) for n in names]
+                self.names = names
         except zipfile.BadZipFile as exc:
             raise TrainingDataError(f"the stored dataset is not a readable zip ({exc})") from None
         if any(n.count("/") != 1 for n in names):
@@ -250,5 +251,11 @@ def train_image_classifier(zip_bytes: bytes, config: TrainConfig,
                         duration_s=time.perf_counter() - start, recipe=config.recipe,
                         val_probabilities=val_probabilities)
     metrics.update(weights_source=source, onnx_max_probability_difference=difference)
+    missed = mistakes.wrong(data.labels[data.val], val_probabilities, data.classes,
+                            [data.names[i] for i in data.val])
+    metrics["mistakes"] = missed
+    extra = {"mistakes.png": mistakes.album_png([data.raw[data.val[m["index"]]] for m in missed], missed)} \
+        if missed else {}
     return TrainingResult(classes=data.classes, onnx_model=onnx_model, preprocess=data.spec, metrics=metrics,
-                          confusion_png=confusion_png(metrics["confusion_matrix"], data.classes), module=net)
+                          confusion_png=confusion_png(metrics["confusion_matrix"], data.classes), module=net,
+                          extra_files=extra)

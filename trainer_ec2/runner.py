@@ -23,6 +23,7 @@ from platform_core.recordkeeping import update_record
 log = logging.getLogger(__name__)
 TrainFn = Callable[..., TrainingResult]
 MAX_PROGRESS_EVENTS = 20
+MISTAKES_IN_EVENT = 10  # an SNS message stays far below its 256 KB
 
 
 def default_trainers() -> dict[str, TrainFn]:
@@ -127,9 +128,13 @@ def run_job(ctx: TrainerContext, job: Job) -> None:
             vocab_path=stored.vocab_path, model_version=stored.version, training_error=None,
             training_accuracy=metrics["train_accuracy"], validation_accuracy=metrics["validation_accuracy"]))
         if ctx.jobs.finish(job.job_id, JobState.SUCCEEDED, ctx.clock(), model_version=stored.version):
+            album = {"mistakes_png_key": stored.model_path + "mistakes.png"} \
+                if "mistakes.png" in result.extra_files else {}
             _publish(ctx, job, FINISHED, {
                 "kind": job.kind, "model_version": stored.version, "model_path": stored.model_path,
-                "confusion_png_key": stored.model_path + "confusion.png", "classes": result.classes,
+                "confusion_png_key": stored.model_path + "confusion.png", "classes": result.classes, **album,
+                "mistakes": [{k: m[k] for k in ("input", "true", "predicted", "confidence")}
+                             for m in metrics.get("mistakes", [])[:MISTAKES_IN_EVENT]],
                 **{k: metrics[k] for k in ("recipe", "train_accuracy", "validation_accuracy", "per_class",
                                            "duration_s", "n_train", "n_validation")}})
     except LeaseLost:

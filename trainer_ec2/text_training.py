@@ -30,6 +30,7 @@ from platform_core.preprocess import text as prep
 from trainer_ec2 import metrics
 from trainer_ec2.config import ProgressCallback, TrainConfig, TrainingResult, no_progress
 from trainer_ec2.failures import TrainingDataError
+from trainer_ec2 import mistakes
 from trainer_ec2.onnx_export import OPSET, compare, export_onnx
 from trainer_ec2.splits import stratified_split
 
@@ -94,6 +95,8 @@ def train_sentiment_classifier(csv_bytes: bytes, config: TrainConfig,
                                 duration_s=time.perf_counter() - start, recipe=config.recipe,
                                 val_probabilities=val_probabilities)
     summary["onnx_max_probability_difference"] = difference
+    summary["mistakes"] = mistakes.wrong(y[val_idx], val_probabilities, classes,
+                                         [texts[i][:300] for i in val_idx])
     return TrainingResult(classes=classes, onnx_model=fitted.onnx_model, preprocess=fitted.preprocess,
                           metrics=summary, confusion_png=metrics.confusion_png(summary["confusion_matrix"], classes),
                           extra_files=fitted.extra_files, module=fitted.module)

@@ -58,7 +58,9 @@ def test_fast_recipe_tells_distinct_real_classes_apart(fast_run):
     assert m["validation_accuracy"] >= 0.8 and m["train_accuracy"] >= 0.8
     assert m["recipe"] == "fast" and "MobileNetV2" in m["weights_source"]
     assert {"per_class", "confusion_matrix", "history", "duration_s", "n_train", "n_validation"} <= set(m)
-    assert m["n_train"] + m["n_validation"] == 60 and result.extra_files == {}
+    assert m["n_train"] + m["n_validation"] == 60 and set(result.extra_files) <= {"mistakes.png"}
+    assert len(m["mistakes"]) == sum(row[j] for i, row in enumerate(m["confusion_matrix"])
+                                     for j in range(len(row)) if i != j)
     assert Image.open(io.BytesIO(result.confusion_png)).format == "PNG"
 
 

@@ -74,3 +74,36 @@ def test_a_failure_is_told_in_plain_words_and_junk_records_are_skipped(slack) ->
 def test_an_event_for_a_channel_without_a_token_is_dropped_quietly(tmp_path: Path) -> None:
     settings = Settings(backend="local", home=tmp_path / "home")
     assert notify_records(sns_event(), build_notifier(settings)) == 1  # nothing to send with, nothing raised
+
+
+def test_after_the_summary_the_mistakes_album_shows_what_the_model_got_wrong(slack) -> None:
+    fake, settings = slack
+    blobs, _ = build_storage(settings)
+    blobs.put("models/slack:T0001/colours/v1/mistakes.png", png((9, 9, 9)))
+    event = sns_event()
+    message = json.loads(event["Records"][0]["Sns"]["Message"])
+    message["payload"].update(mistakes_png_key="models/slack:T0001/colours/v1/mistakes.png", mistakes=[
+        {"input": "red/0007.png", "true": "red", "predicted": "blue", "confidence": 0.81}])
+    event["Records"][0]["Sns"]["Message"] = json.dumps(message)
+    assert notify_records(event, build_notifier(settings)) == 1
+    summary, album = [c.params["text"] for c in fake.calls if c.method == "chat.postMessage"]
+    assert summary.startswith("Training 'colours' finished")
+    assert album.splitlines() == ["Where 'colours' went wrong on held-out examples (true -&gt; predicted):",
+                                  "- red -&gt; blue (81%): 0007.png"]  # escaped for Slack
+    assert fake.uploads == [png((1, 2, 3)), png((9, 9, 9))]  # the confusion matrix, then the album
+
+
+def test_the_album_lists_the_most_confident_mistakes_first() -> None:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from trainer_ec2.mistakes import album_png, wrong
+
+    probabilities = np.array([[0.9, 0.1], [0.3, 0.7], [0.45, 0.55], [0.2, 0.8]])
+    missed = wrong([0, 0, 0, 1], probabilities, ["cat", "dog"], ["a.png", "b.png", "c.png", "d.png"])
+    assert [(m["input"], m["predicted"], m["confidence"]) for m in missed] == [("b.png", "dog", 0.7),
+                                                                              ("c.png", "dog", 0.55)]
+    sheet = Image.open(io.BytesIO(album_png([png((250, 0, 0)), png((0, 250, 0))], missed)))
+    assert sheet.format == "PNG" and sheet.size == (224, 142)
