@@ -6,6 +6,7 @@ from pathlib import Path
 
 from handlers.batch import handle_batch, is_batch
 from handlers.commands import Command, Reply
+from handlers.feedback import buttons, remember
 from handlers.replies import error_reply
 from handlers.services import Services
 from platform_core.errors import MlbotError, UsageError
@@ -24,9 +25,12 @@ def handle_predict(cmd: Command, services: Services) -> Reply:
         image = _image(cmd)
         text = " ".join(cmd.args[1:]) or None
         answer = services.predictor.predict(cmd.tenant, cmd.args[0], image=image, text=None if image else text)
+        name = answer.get("dataset") or cmd.args[0]
+        prediction_id = remember(services, cmd.tenant, name, image if image else (text or "").encode("utf-8"))
     except MlbotError as exc:
         return error_reply(exc)
-    return Reply(answer_text(answer), data=answer)
+    return Reply(answer_text(answer), data={**answer, "prediction_id": prediction_id},
+                 buttons=buttons(name, prediction_id, answer))
 
 
 def answer_text(answer: dict) -> str:

@@ -32,7 +32,7 @@ UPDATE_TTL_S = 24 * 3600
 MAX_DOWNLOAD_BYTES = MAX_IMAGE_BYTES  # Telegram's getFile limit for bots is the same 20 MB
 APOLOGY = "Sorry, something went wrong on our side. Please try again in a minute."
 FILE_VERBS = frozenset({"upload", "predict"})
-KNOWN_VERBS = frozenset(VERBS) | {"train"}
+KNOWN_VERBS = frozenset(VERBS) | {"train", "retrain"}
 
 
 class TelegramChannel:

@@ -160,3 +160,35 @@ def test_the_threshold_is_chosen_on_validation_data() -> None:
     assert confidence_threshold(truth[:5], probabilities[:5]) is None  # too few examples to tell
     always_wrong = np.array([[0.2, 0.8]] * 10 + [[0.7, 0.3]] * 10)
     assert confidence_threshold(truth, always_wrong) > 0.8  # never sure
+
+
+def test_feedback_buttons_keep_corrected_examples_and_retrain_adds_them(world: World) -> None:
+    world.train(["red", "green", "blue"])
+    reply = world.say("predict colours", Attachment("r.png", png((250, 5, 5))))
+    prediction_id = reply.data["prediction_id"]
+    assert [b.command for b in reply.buttons][0] == f"feedback colours {prediction_id} red"
+    assert any(b.label.startswith("No, it's ") for b in reply.buttons)
+    thanks = world.say(f"feedback colours {prediction_id} green")  # the user says it was green after all
+    assert thanks.ok and "1 waiting" in thanks.text and thanks.buttons[0].command == "retrain colours"
+    assert world.say(f"feedback colours {prediction_id} green").text == "Already noted, thanks."
+    before = world.services.records.get(TENANT, "colours")
+    retrained = world.say("retrain colours")
+    assert retrained.ok and "Added 1 example(s) (green 1)" in retrained.text and "Queued 'colours'" in retrained.text
+    after = world.services.records.get(TENANT, "colours")
+    assert after.dataset_version == before.dataset_version + 1
+    assert after.class_counts == {**before.class_counts, "green": before.class_counts["green"] + 1}
+    assert drain(world.ctx) == 1 and world.services.records.get(TENANT, "colours").model_version == 2
+    assert "no examples are waiting" in world.say("retrain colours").text
+
+
+def test_feedback_refusals_and_full_classes(world: World) -> None:
+    world.train(["red", "green", "blue"])
+    prediction_id = world.say("predict colours", Attachment("r.png", png((250, 5, 5)))).data["prediction_id"]
+    assert "LABEL one of blue, green, red" in world.say(f"feedback colours {prediction_id} purple").text
+    assert "too old" in world.say("feedback colours 000000000000 red").text
+    assert not world.say(f"feedback colours {prediction_id} red", tenant="slack:OTHER").ok
+    world.services.limits = type(world.services.limits)(max_images_per_class=10)  # every class is full
+    assert world.say(f"feedback colours {prediction_id} red").ok
+    full = world.say("retrain colours")
+    assert not full.ok and "already at the maximum of 10" in full.text
+    assert world.services.records.get(TENANT, "colours").dataset_version == 1  # nothing stored
