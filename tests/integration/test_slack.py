@@ -336,3 +336,17 @@ def test_blocks_carry_escaped_text_and_command_buttons() -> None:
     built = message(Reply("a <b> & c", buttons=(Button("Train x", "train x"),)))
     assert built["text"] == "a &lt;b&gt; &amp; c"
     assert built["blocks"][1]["elements"][0]["value"] == "train x"
+
+
+def test_a_zip_shared_with_predict_comes_back_as_a_csv_file(world: World) -> None:
+    world.share("upload colours", _zip(), "colours.zip")
+    world.command("train colours")
+    world.run_lazy()
+    drain(world.ctx)
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("a.png", png((250, 5, 5)))
+    world.share("predict colours", archive.getvalue(), "batch.zip", file_id="F0BATCH")
+    world.run_lazy()
+    assert world.fake.posted()[-1].startswith("Predicted 1 of 1 inputs with 'colours': red 1.")
+    assert world.fake.uploads[-1].decode().splitlines()[1].startswith("a.png,red,")

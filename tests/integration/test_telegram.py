@@ -459,3 +459,27 @@ def test_long_polling_handles_each_update_once_and_confirms_it(world: World, fak
     assert poll_once(polling, offset, timeout_s=0) == offset and fake.updates == []  # confirmed, nothing new
     texts = [c.params["text"] for c in fake.sent("sendMessage")]
     assert len(texts) == 2 and "train NAME" in texts[0] and texts[1].startswith("No datasets yet")
+
+
+def test_batch_predictions_come_back_as_a_document_and_feedback_buttons_work(trained: World) -> None:
+    import io
+    import zipfile
+
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("a.png", png((250, 5, 5)))
+        zf.writestr("b.png", png((5, 250, 5)))
+    doc = update("document_upload", caption="/predict colours")
+    doc["message"]["document"].update(file_id="batch-zip", file_size=len(archive.getvalue()), file_name="batch.zip")
+    trained.fake.add_file("batch-zip", archive.getvalue())
+    assert trained.post(doc) == (200, {"ok": True})
+    sent = trained.fake.sent("sendDocument")[-1]
+    name, csv_bytes = sent.files["document"]
+    assert name == "predictions-colours.csv" and csv_bytes.decode().splitlines()[1].startswith("a.png,red,")
+    predicted = trained.photo((250, 5, 5), "/predict colours")
+    trained.post(predicted)
+    keyboard = trained.fake.sent("sendMessage")[-1].params["reply_markup"]["inline_keyboard"]
+    pressed = next(b["callback_data"] for row in keyboard for b in row if b["text"].startswith("No, it's"))
+    callback = update("callback_query")
+    callback["callback_query"]["data"] = pressed
+    assert "kept as an example" in trained.said(callback)
