@@ -1,6 +1,7 @@
 """`train NAME`: queue a training job (or join the one already queued) and answer at once."""
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
 from handlers.commands import Command, Reply
@@ -40,8 +41,10 @@ def queue_training(cmd: Command, services: Services, reply_to: dict) -> tuple[Jo
     record = services.records.get(cmd.tenant, name)
     if record is None:
         raise DatasetNotFound(name)
-    active = services.jobs.active_for(cmd.tenant, name)
+    active = services.jobs.active_for(cmd.tenant, name) or _being_queued(services, record)
     if active is not None:
+        if active.state == JobState.QUEUED.value:
+            services.launcher(active)  # a repeated request retries a trainer start that failed (idempotent)
         return active, True
     job = _new_job(cmd, services, record, reply_to)
     queued = replace(record, training_status=TrainingStatus.QUEUED.value, last_job_id=job.job_id,
@@ -50,18 +53,39 @@ def queue_training(cmd: Command, services: Services, reply_to: dict) -> tuple[Jo
         # The conditional write is the race guard: of two simultaneous requests only one gets here.
         services.records.replace(queued, expected_revision=record.revision)
     except ConcurrentUpdate:
-        active = services.jobs.active_for(cmd.tenant, name)
+        # Another request won the write a moment ago; its job may not be submitted yet: join it.
+        current = services.records.get(cmd.tenant, name)
+        active = services.jobs.active_for(cmd.tenant, name) or (current and _being_queued(services, current))
         if active is not None:
             return active, True
         raise
     try:
-        services.jobs.submit(job)
+        job = services.jobs.submit(replace(job, enqueued_at=0.0))  # the store stamps it, in insert order
     except MlbotError:
         update_record(services.records, cmd.tenant, name,
                       lambda r: replace(r, training_status=record.training_status))
         raise
     services.launcher(job)
     return job, False
+
+
+def _being_queued(services: Services, record: DatasetRecord, wait_s: float = 3.0) -> Job | None:
+    """The job a racing request has just written into the record but not yet submitted, once it is.
+
+    Between a winner's conditional record write and its job submit there is a gap; a request landing in
+    it joins that job rather than queuing a second one. A winner that died in the gap is waited for only
+    ``wait_s`` (its record then says Queued with no job, and a new job is queued)."""
+    assert services.jobs is not None
+    if record.training_status != TrainingStatus.QUEUED.value or not record.last_job_id:
+        return None
+    deadline = time.monotonic() + wait_s
+    while True:
+        job = services.jobs.get(record.last_job_id)
+        if job is not None:
+            return job if job.state in (JobState.QUEUED.value, JobState.RUNNING.value) else None
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.02)
 
 
 def _new_job(cmd: Command, services: Services, record: DatasetRecord, reply_to: dict) -> Job:

@@ -65,7 +65,9 @@ class JobQueue(Protocol):
     """The jobs table. Every state change is a conditional write."""
 
     def submit(self, job: Job) -> Job:
-        """Store a new job; if ``job_id`` exists already, return the stored one unchanged (idempotent)."""
+        """Store a new job; if ``job_id`` exists already, return the stored one unchanged (idempotent).
+
+        A job whose enqueued_at is 0 is stamped by the store (in insert order where the store can)."""
 
     def get(self, job_id: str) -> Job | None:
         """The job, or None."""

@@ -5,6 +5,8 @@ the wiring code or built on first use; the boto3 plumbing is shared with ``aws.p
 """
 from __future__ import annotations
 
+import time
+from dataclasses import replace
 from typing import Any
 
 # aws.py stays the one module importing boto3; its plumbing is shared rather than copied.
@@ -45,6 +47,8 @@ class DynamoJobQueue:
 
     def submit(self, job: Job) -> Job:
         """Put the job only if its job_id is new; otherwise return the stored job unchanged."""
+        if not job.enqueued_at:  # stamped here; DynamoDB offers no insert order (docs/RELIABILITY.md)
+            job = replace(job, enqueued_at=time.time())
         item = {k: _value(v) for k, v in job.as_dict().items()}
         item["state"] = _value(JobState(job.state).value)
         item["dataset"] = _value(f"{job.tenant}/{job.name}")

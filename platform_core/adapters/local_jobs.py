@@ -6,6 +6,7 @@ a single ``UPDATE ... WHERE <condition>`` whose rowcount says whether it won.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -35,11 +36,18 @@ class SqliteJobQueue:
         self._db = SqliteFile(path, self._SCHEMA, busy_timeout_s)
 
     def submit(self, job: Job) -> Job:
-        """Insert the job unless its job_id exists; return what is stored either way."""
+        """Insert the job unless its job_id exists; return what is stored either way.
+
+        A job without an enqueued_at (0) is stamped here, under SQLite's write lock and never before a job
+        already stored, so queue order is insert order and a position computed after submit stays true."""
         row = {**job.as_dict(), "reply_to": json.dumps(job.reply_to, sort_keys=True),
                "state": JobState(job.state).value}
         placeholders = ", ".join("?" for _ in _JOB_COLUMNS)
         with self._db.transaction("submit", job.job_id) as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            if not row["enqueued_at"]:
+                latest = conn.execute("SELECT MAX(enqueued_at) FROM jobs").fetchone()[0] or 0.0
+                row["enqueued_at"] = max(time.time(), latest + 1e-6)
             conn.execute(
                 f"INSERT INTO jobs ({', '.join(_JOB_COLUMNS)}) VALUES ({placeholders}) "
                 "ON CONFLICT (job_id) DO NOTHING",
