@@ -1,6 +1,6 @@
 """`make bench`: run every benchmark side by side on this machine and write bench/RESULTS.md.
 
-`python -m bench.run intake` (or image, text, predict) runs a subset. Each suite runs in its own process, with
+`python -m bench.run intake` (or image, text, predict, load) runs a subset. Each suite runs in its own process, with
 jemalloc preloaded when installed (DESIGN.md: it doubles MobileNetV2 throughput here).
 """
 from __future__ import annotations
@@ -17,6 +17,7 @@ SUITES = {
     "image": ("Image training: fast against seed (10 classes x 100 Fashion-MNIST)", "bench.image_training"),
     "text": ("Text training: encoder against seed (2 classes x 500 VADER movie reviews)", "bench.text_training"),
     "predict": ("Prediction: the Lambda handler (onnxruntime) against torch eager", "bench.predict"),
+    "load": ("Load: concurrent Slack requests and Telegram updates on the webhook entry points", "bench.load"),
 }
 JEMALLOC = Path("/usr/lib/x86_64-linux-gnu/libjemalloc.so.2")
 RESULTS = Path(__file__).with_name("RESULTS.md")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import tracemalloc
 import zipfile
 from functools import lru_cache
 
@@ -78,10 +79,20 @@ def mutated(draw: st.DrawFn, original: bytes, span: tuple[int, int] | None = Non
     return bytes(data)
 
 
+TRACED_BOUND = 64 * 2**20  # Python-level peak while validating one mutated input of a few kilobytes
+
+
 def assert_answered(data: bytes, filename: str) -> None:
-    report = validate_dataset(data, filename, SMALL)
+    """A report comes back, consistent, and the Python heap stayed bounded while it was made."""
+    tracemalloc.start()
+    try:
+        report = validate_dataset(data, filename, SMALL)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
     assert isinstance(report, ValidationReport)
     assert report.valid == (report.normalised is not None)
+    assert peak < TRACED_BOUND, f"{peak / 2**20:.0f} MiB traced for a {len(data)}-byte input"
 
 
 def test_the_unmutated_inputs_are_valid() -> None:
