@@ -49,19 +49,25 @@ def main(argv: list[str]) -> int:
     if unknown:
         print(f"unknown suite(s): {', '.join(unknown)}; choose from {', '.join(SUITES)}")
         return 2
-    sections, status = [], 0
+    sections, status = {}, 0
     for key in chosen:
         title, module = SUITES[key]
         print(f"== {title}")
         code, output = run_suite(module)
         status |= code
-        sections.append(f"## {title}\n\n`python -m {module}`" + (" (FAILED)" if code else "") + f"\n\n{output.strip()}\n")
+        sections[title] = (f"## {title}\n\n`python -m {module}` ({datetime.date.today()})" + (" (FAILED)" if code else "")
+                           + f"\n\n{output.strip()}\n")
     header = (f"# Benchmark results\n\nWritten by `make bench` on {datetime.date.today()}: {os.cpu_count()} cores, "
               f"Python {platform.python_version()}, jemalloc {'preloaded' if JEMALLOC.exists() else 'absent'}. "
               "Figures are measured side by side in one run; they guide design and are not test thresholds.\n")
-    if chosen == list(SUITES):
-        RESULTS.write_text(header + "\n" + "\n".join(sections))
-        print(f"wrote {RESULTS}")
+    if chosen != list(SUITES) and RESULTS.exists():  # a subset replaces its own sections, keeps the others
+        kept = {}
+        for part in RESULTS.read_text().split("\n## ")[1:]:
+            kept[part.split("\n", 1)[0].strip()] = "## " + part.rstrip() + "\n"
+        sections = {title: sections.get(title, kept.get(title)) for title, _ in SUITES.values()
+                    if title in sections or title in kept}
+    RESULTS.write_text(header + "\n" + "\n".join(s for s in sections.values() if s))
+    print(f"wrote {RESULTS}")
     return status
 
 
