@@ -31,7 +31,8 @@ def build_services(settings: Settings, *, launcher: TrainerLauncher | None = Non
                      if settings.predict_function else None)
         return Services(blobs=blobs, records=records,
                         jobs=DynamoJobQueue(table_name=settings.job_table, client=dynamodb),
-                        launcher=launcher, predictor=predictor, limits=settings.limits)
+                        launcher=launcher, predictor=predictor, limits=settings.limits,
+                        notifications=build_notification_log(settings))
     from platform_core.adapters.launchers import ProcessLauncher
     from platform_core.adapters.local_jobs import SqliteJobQueue
 
@@ -45,7 +46,7 @@ def build_services(settings: Settings, *, launcher: TrainerLauncher | None = Non
         launcher=launcher or ProcessLauncher(log_path=settings.home / "trainer.log"),
         # DESIGN.md: locally the inference handler function is called in process
         predictor=InProcessPredictions(Predictor(blobs=blobs, records=records), blobs),
-        limits=settings.limits,
+        limits=settings.limits, notifications=build_notification_log(settings),
     )
 
 

@@ -10,6 +10,8 @@ post once.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from typing import Any, Mapping, Protocol
 
@@ -110,21 +112,46 @@ def failed_reply(event: TrainingEvent) -> Reply:
                  data={"event": event.type, **event.payload})
 
 
+def destination(reply_to: Mapping[str, Any]) -> str:
+    """A short stable id of a chat destination, to keep per-destination notes apart."""
+    return hashlib.sha1(json.dumps(dict(reply_to), sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+def watch(log_: NotificationLog, job_id: str, reply_to: Mapping[str, Any]) -> bool:
+    """Add a chat that joined the job to the ones told about it; False if it is told already."""
+    watchers = list(log_.get(job_id).get("watchers") or [])
+    if dict(reply_to) in watchers:
+        return False
+    log_.update(job_id, watchers=[*watchers, dict(reply_to)])
+    return True
+
+
 class Notifier:
-    """Subscriber to training events: renders each and sends it to the chat in its ``reply_to``."""
+    """Subscriber to training events: renders each and sends it to the chat in its ``reply_to`` and to every
+    chat that joined the job later (``watchers`` in the notification log), each with its own progress message."""
 
     def __init__(self, senders: Mapping[str, ChatSender], log_: NotificationLog, blobs: BlobStore | None) -> None:
         self.senders, self.log, self.blobs = dict(senders), log_, blobs
 
     def __call__(self, event: TrainingEvent) -> None:
-        channel = str(event.reply_to.get("channel", ""))
+        try:
+            watchers = self.log.get(event.job_id).get("watchers") or []
+        except Exception:
+            log.exception("could not read who else to tell about job %s", event.job_id)
+            watchers = []
+        targets = [event.reply_to, *[w for w in watchers if w != event.reply_to]]
+        for target in targets:
+            self._tell(target, event)
+
+    def _tell(self, target: Mapping[str, Any], event: TrainingEvent) -> None:
+        channel = str(target.get("channel", ""))
         sender = self.senders.get(channel)
         if sender is None:
             if channel:
                 log.warning("no sender for channel %r (job %s)", channel, event.job_id)
             return
         try:
-            self._deliver(sender, event)
+            self._deliver(sender, target, event)
         except Exception as exc:  # rate limits, a bot removed from the chat, an outage: never the job's problem
             log.exception("notification %s for job %s failed", event.type, event.job_id)
             try:
@@ -132,31 +159,32 @@ class Notifier:
             except Exception:
                 log.exception("could not record the failed notification of job %s", event.job_id)
 
-    def _deliver(self, sender: ChatSender, event: TrainingEvent) -> None:
+    def _deliver(self, sender: ChatSender, target: Mapping[str, Any], event: TrainingEvent) -> None:
         notes = self.log.get(event.job_id)
+        dest = destination(target)
+        ref_key, final_key = f"progress_ref.{dest}", f"final_sent.{dest}"
         if event.type == PROGRESS:
-            if notes.get("final_sent"):
+            if notes.get(final_key):
                 return  # a late progress event after the summary
             reply = progress_reply(event)
-            ref = notes.get("progress_ref")
+            ref = notes.get(ref_key)
             if ref:
-                sender.edit(event.reply_to, ref, reply)
+                sender.edit(target, ref, reply)
             else:
-                ref = sender.send(event.reply_to, reply)
-            self.log.update(event.job_id, progress_ref=ref, progress_epoch=event.payload.get("epoch"))
+                ref = sender.send(target, reply)
+            self.log.update(event.job_id, **{ref_key: ref, "progress_epoch": event.payload.get("epoch")})
             return
-        if event.type not in (FINISHED, FAILED) or notes.get("final_sent"):
+        if event.type not in (FINISHED, FAILED) or notes.get(final_key):
             return
-        if notes.get("progress_ref"):
+        if notes.get(ref_key):
             done = "finished" if event.type == FINISHED else "stopped"
             try:
-                sender.edit(event.reply_to, notes["progress_ref"],
-                            Reply(f"Training '{event.name}' {progress_bar(1, 1)} {done}"))
+                sender.edit(target, notes[ref_key], Reply(f"Training '{event.name}' {progress_bar(1, 1)} {done}"))
             except Exception:
                 log.warning("could not close the progress message of job %s", event.job_id)
         reply = finished_reply(event, self.blobs) if event.type == FINISHED else failed_reply(event)
-        sender.send(event.reply_to, reply)
-        self.log.update(event.job_id, final_sent=event.type)
+        sender.send(target, reply)
+        self.log.update(event.job_id, **{final_key: event.type})
         album = mistakes_reply(event, self.blobs) if event.type == FINISHED else None
         if album is not None:
-            sender.send(event.reply_to, album)
+            sender.send(target, album)

@@ -8,7 +8,7 @@ from typing import Callable, Protocol
 
 from platform_core.config import Limits
 from platform_core.jobs import Job, JobQueue
-from platform_core.ports import BlobStore, DatasetRepository
+from platform_core.ports import BlobStore, DatasetRepository, NotificationLog
 from platform_core.prediction import PredictionService
 
 
@@ -26,5 +26,6 @@ class Services:
     jobs: JobQueue | None = None
     launcher: TrainerLauncher | None = None
     predictor: PredictionService | None = None  # platform_core.prediction's contract
+    notifications: NotificationLog | None = None  # who is told about a job (handlers.notify)
     new_id: Callable[[], str] = field(default=lambda: uuid.uuid4().hex[:12])
     clock: Callable[[], float] = time.time

@@ -5,6 +5,7 @@ import time
 from dataclasses import replace
 
 from handlers.commands import Command, Reply
+from handlers.notify import watch
 from handlers.replies import error_reply
 from handlers.services import Services
 from platform_core.errors import ConcurrentUpdate, DatasetNotFound, MlbotError, UsageError
@@ -23,12 +24,27 @@ def handle_train(cmd: Command, services: Services, *, reply_to: dict | None = No
         return error_reply(exc)
     where = "training now" if position == 0 else f"position {position} in the queue"
     if joined:
-        text = f"'{job.name}' is already queued for training ({where}); you will hear here when it is done."
+        told = _also_tell(services, job, reply_to)
+        text = f"'{job.name}' is already queued for training ({where}); " + (
+            "you will hear here when it is done." if told else f"follow it with: status {job.name}")
     else:
         text = (f"Queued '{job.name}' for training ({job.kind}, {job.recipe} recipe): {where}. "
                 "Progress and results will be posted here.")
     return Reply(text, data={"job_id": job.job_id, "position": position, "joined": joined,
                              "name": job.name, "recipe": job.recipe})
+
+
+def _also_tell(services: Services, job: Job, reply_to: dict | None) -> bool:
+    """Whether this chat will hear about the job it joined (it asked first, or is now a watcher)."""
+    if not reply_to or reply_to == job.reply_to:
+        return bool(reply_to) or not job.reply_to
+    if services.notifications is None:
+        return False
+    try:
+        watch(services.notifications, job.job_id, reply_to)
+    except MlbotError:
+        return False
+    return True
 
 
 def queue_training(cmd: Command, services: Services, reply_to: dict) -> tuple[Job, bool]:

@@ -54,7 +54,7 @@ def test_a_refusing_chat_is_recorded_and_never_raises(slack, caplog) -> None:
     with caplog.at_level(logging.ERROR):
         assert notify_records(sns_event(), build_notifier(settings)) == 1
     notes = build_notification_log(settings).get("job1")
-    assert "channel_not_found" in notes["last_error"] and "final_sent" not in notes
+    assert "channel_not_found" in notes["last_error"] and not any(k.startswith("final_sent") for k in notes)
     assert BOT_TOKEN not in caplog.text
 
 
@@ -107,3 +107,38 @@ def test_the_album_lists_the_most_confident_mistakes_first() -> None:
                                                                               ("c.png", "dog", 0.55)]
     sheet = Image.open(io.BytesIO(album_png([png((250, 0, 0)), png((0, 250, 0))], missed)))
     assert sheet.format == "PNG" and sheet.size == (224, 142)
+
+
+class Recorder:
+    """A ChatSender that remembers what each chat saw."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, list[str]] = {}
+
+    def send(self, reply_to, reply) -> str:
+        self.seen.setdefault(reply_to["chat"], []).append(reply.text)
+        return str(len(self.seen[reply_to["chat"]]))
+
+    def edit(self, reply_to, ref, reply) -> None:
+        self.seen[reply_to["chat"]].append("(edited) " + reply.text)
+
+
+def test_a_chat_that_joined_the_job_is_told_too_with_its_own_progress_message(tmp_path: Path) -> None:
+    from handlers.notify import Notifier, watch
+    from platform_core.adapters.local_chat import SqliteNotificationLog
+    from platform_core.events import PROGRESS
+
+    log = SqliteNotificationLog(tmp_path / "n.sqlite3")
+    first, second = {"channel": "test", "chat": "a"}, {"channel": "test", "chat": "b"}
+    assert watch(log, "j1", second) and not watch(log, "j1", second)  # told once, however often it joins
+    sender = Recorder()
+    notifier = Notifier({"test": sender}, log, None)
+    for epoch in (1, 2):
+        notifier(TrainingEvent(PROGRESS, "j1", "t", "colours", first, {"epoch": epoch, "total": 2}))
+    notifier(TrainingEvent(FAILED, "j1", "t", "colours", first, {"reason": "out of memory"}))
+    notifier(TrainingEvent(FAILED, "j1", "t", "colours", first, {"reason": "out of memory"}))  # redelivered
+    for chat in ("a", "b"):
+        seen = sender.seen[chat]
+        assert seen[0].startswith("Training 'colours' [######------] epoch 1/2")
+        assert seen[1].startswith("(edited) Training 'colours' [############] epoch 2/2")
+        assert sum(text.startswith("Training 'colours' failed: out of memory") for text in seen) == 1

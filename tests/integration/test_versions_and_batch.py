@@ -192,3 +192,13 @@ def test_feedback_refusals_and_full_classes(world: World) -> None:
     full = world.say("retrain colours")
     assert not full.ok and "already at the maximum of 10" in full.text
     assert world.services.records.get(TENANT, "colours").dataset_version == 1  # nothing stored
+
+
+def test_a_second_chat_joining_a_queued_job_is_told_it_will_hear_too(world: World) -> None:
+    first = dispatch(Command("train", TENANT, "ada", ("colours",)), world.services,
+                     reply_to={"channel": "slack", "channel_id": "C1"})
+    joined = dispatch(Command("train", TENANT, "bob", ("colours",)), world.services,
+                      reply_to={"channel": "slack", "channel_id": "C2"})
+    assert joined.data["job_id"] == first.data["job_id"] and "you will hear here" in joined.text
+    notes = world.services.notifications.get(first.data["job_id"])
+    assert notes["watchers"] == [{"channel": "slack", "channel_id": "C2"}]
