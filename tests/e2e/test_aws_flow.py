@@ -13,6 +13,7 @@ import io
 import json
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,8 @@ def cloud(aws_credentials, atomic_moto_writes, monkeypatch, tmp_path: Path):
     host, port = server.get_host_and_port()
     fake = FakeSlack()
     endpoint = f"http://{host}:{port}"
+    # moto's state is per process, not per server: start from an empty account
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=10)
     base = Settings(backend="aws", bucket="mlbot-e2e", region="us-east-1", aws_endpoint_url=endpoint)
     clients = {s: make_boto3_client(s, base) for s in ("dynamodb", "s3", "sns", "sqs", "ec2")}
     infra.create_storage(clients["dynamodb"], clients["s3"], bucket=base.bucket)
@@ -141,3 +144,55 @@ def test_upload_train_notify_and_predict_through_the_aws_deployment(cloud, fashi
     Image.fromarray(trouser).resize((96, 96)).save(photo, "PNG")
     share("predict clothes", "F2", "trouser.png", photo.getvalue())
     assert fake.posted()[-1].startswith("trouser ("), fake.posted()[-1]
+
+
+def test_telegram_upload_train_and_notify_through_the_aws_backend(cloud, fashion_mnist, monkeypatch) -> None:
+    """The Telegram leg: the webhook on the AWS adapters (updates deduplicated in the Idempotency table),
+    the EC2 trainer started on demand, the notification through SNS to the notifier, at a fake Bot API."""
+    from dataclasses import replace as with_fields
+
+    from bot.telegram.sender import TelegramSender
+    from bot.telegram.webhook import TelegramChannel, handle_webhook
+    from bot.wiring import build_idempotency
+    from tests.fake_telegram import FakeTelegram
+    from tests.integration.test_telegram import SECRET as HOOK, TOKEN, command, update
+
+    base, clients, queue, _, instance, trainer_port = cloud
+    with FakeTelegram(TOKEN) as bot_api:
+        settings = with_fields(base, telegram_bot_token=TOKEN, telegram_webhook_secret=HOOK,
+                               telegram_api_url=bot_api.api_url, telegram_file_url=bot_api.file_url)
+        launcher = Ec2Launcher(instance_ids=[instance], client=clients["ec2"], port=trainer_port,
+                               address=lambda described: "127.0.0.1", poll_s=0.2)
+        sender = TelegramSender(settings)
+        channel = TelegramChannel(build_services(settings, launcher=launcher), build_idempotency(settings),
+                                  sender, settings)
+
+        def post(data: dict) -> None:
+            body = json.dumps(data).encode()
+            assert handle_webhook({"X-Telegram-Bot-Api-Secret-Token": HOOK}, body, channel) == (200, {"ok": True})
+
+        archive = realdata.build_image_zip(["sneaker", "bag"], 10)
+        doc = update("document_upload", caption="/upload shoes")
+        doc["message"]["document"].update(file_id="shoes-zip", file_size=len(archive))
+        bot_api.add_file("shoes-zip", archive)
+        post(doc)
+        post(doc)  # Telegram redelivers: the Idempotency table (moto) makes it a no-op
+        assert [c.params["text"] for c in bot_api.sent("sendMessage")][-1].startswith("Stored image dataset 'shoes'")
+        assert len(bot_api.sent("sendMessage")) == 1
+        post(command("/train shoes"))
+        final = None
+        deadline = time.monotonic() + 240
+        notifier_settings = with_fields(settings, slack_bot_token="")
+        while final is None and time.monotonic() < deadline:
+            messages = clients["sqs"].receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1)
+            for message in messages.get("Messages", []):
+                clients["sqs"].delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+                notifier.notify_records({"Records": [{"Sns": {"Message": message["Body"]}}]},
+                                        notifier.build_notifier(notifier_settings))
+                if json.loads(message["Body"])["type"] in (FINISHED, FAILED):
+                    final = json.loads(message["Body"])["type"]
+        sender.close()
+    assert final == FINISHED
+    texts = bot_api.texts()
+    assert any(t.startswith("Training 'shoes' finished: validation accuracy") for t in texts)
+    assert bot_api.sent("sendPhoto")  # the confusion matrix
