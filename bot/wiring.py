@@ -22,8 +22,11 @@ def build_services(settings: Settings, *, launcher: TrainerLauncher | None = Non
         if launcher is None and settings.trainer_instances:
             from platform_core.adapters.aws_ec2 import Ec2Launcher
 
+            # Both waits together stay well inside the chat functions' 300 s timeout. A trainer that needs
+            # longer (its first boot installs the stack) drains the queue when it comes up, so the job runs.
             launcher = Ec2Launcher(instance_ids=settings.trainer_instances, port=settings.trainer_port,
-                                   client=make_boto3_client("ec2", settings))
+                                   client=make_boto3_client("ec2", settings), start_timeout_s=120,
+                                   health_timeout_s=120)
         elif launcher is None and settings.trainer_url:
             launcher = HttpLauncher(settings.trainer_url)
         predictor = (LambdaPredictions(function=settings.predict_function, blobs=blobs,
