@@ -10,7 +10,7 @@ from typing import Callable
 
 from handlers.commands import Button, Command, Reply
 from handlers.datasets import handle_datasets, handle_status
-from handlers.feedback import handle_feedback, handle_retrain
+from handlers.feedback import handle_feedback, handle_forget, handle_retrain
 from handlers.models import handle_models, handle_rollback
 from handlers.predict import handle_predict
 from handlers.services import Services
@@ -23,7 +23,7 @@ HELP = """I train image and text classifiers on your data, then answer predictio
 - train NAME: train a model (you will hear here when it is done)
 - status NAME: one dataset's details
 - models NAME: every trained version with its accuracy; rollback NAME [VERSION] makes an older one answer
-- the buttons under a prediction say whether it was right; retrain NAME adds the corrected examples and trains
+- the buttons under a prediction say whether it was right; retrain NAME adds the corrected examples and trains; forget NAME deletes the inputs kept for that
 - predict NAME (with an image) or predict NAME some text: the label and how sure I am; with a zip of images or a CSV of texts, a CSV of predictions
 - help: this message"""
 
@@ -51,6 +51,7 @@ def handle_help(cmd: Command, services: Services) -> Reply:
 VERBS: dict[str, Callable[[Command, Services], Reply]] = {
     "help": handle_help, "upload": handle_upload, "datasets": handle_datasets, "status": handle_status,
     "predict": handle_predict, "models": handle_models, "rollback": handle_rollback, "feedback": handle_feedback,
+    "forget": handle_forget,
 }
 
 

@@ -91,6 +91,20 @@ def handle_feedback(cmd: Command, services: Services) -> Reply:
                  buttons=(Button(f"Retrain {record.name}", f"retrain {record.name}"),))
 
 
+def handle_forget(cmd: Command, services: Services) -> Reply:
+    """`forget NAME`: delete every kept prediction input of the dataset (pending and waiting examples)."""
+    try:
+        record = _record(cmd, services, "forget NAME")
+        keys = services.blobs.list(f"{PENDING}/{tenant_key(cmd.tenant)}/{record.name}/") + \
+            services.blobs.list(kept_prefix(cmd.tenant, record.name))
+        for key in keys:
+            services.blobs.delete(key)
+    except MlbotError as exc:
+        return error_reply(exc)
+    return Reply(f"Forgot {len(keys)} kept input(s) of '{record.name}': nothing you sent for prediction is kept "
+                 "any more. The dataset and its models are unchanged.", data={"forgotten": len(keys)})
+
+
 def handle_retrain(cmd: Command, services: Services, *, reply_to: dict | None = None) -> Reply:
     """`retrain NAME`: the dataset plus its candidate examples becomes the next version, then trains."""
     try:

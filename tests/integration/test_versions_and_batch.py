@@ -202,3 +202,14 @@ def test_a_second_chat_joining_a_queued_job_is_told_it_will_hear_too(world: Worl
     assert joined.data["job_id"] == first.data["job_id"] and "you will hear here" in joined.text
     notes = world.services.notifications.get(first.data["job_id"])
     assert notes["watchers"] == [{"channel": "slack", "channel_id": "C2"}]
+
+
+def test_forget_deletes_every_kept_prediction_input(world: World) -> None:
+    world.train(["red", "green", "blue"])
+    ids = [world.say("predict colours", Attachment("r.png", png((250, 5, 5)))).data["prediction_id"] for _ in range(2)]
+    assert world.say(f"feedback colours {ids[0]} green").ok
+    assert not world.say("forget colours", tenant="slack:OTHER").ok  # another workspace: nothing to forget
+    reply = world.say("forget colours")
+    assert reply.ok and reply.data["forgotten"] == 2
+    assert world.ctx.blobs.list("feedback-pending/") == [] and world.ctx.blobs.list("feedback/") == []
+    assert world.say("predict colours", Attachment("r.png", png((250, 5, 5)))).ok  # the model is untouched
