@@ -2,7 +2,7 @@
 
 Upload both bundled examples (and three bad files, refused with their reasons), train both with live
 progress, receive the training-complete notifications (the confusion matrices land in the outbox), then
-predict an image and two texts.
+predict an image and two texts, confirm a prediction, predict a whole zip as a CSV and list the models.
 """
 from __future__ import annotations
 
@@ -51,9 +51,13 @@ def run_demo(settings: Settings, examples: Path | None = None, *, train: bool = 
             final = chat.wait_for(reply.data.get("job_id", ""), timeout=1800) if ok else None
             out.write("\n")
             outcomes.append(final is not None and final.type == FINISHED)
-        outcomes += [say("predict fashion --file examples/sneaker.png")[0],
-                     say("predict reviews a gorgeous, moving film with a superb cast")[0],
+        ok, photo = say("predict fashion --file examples/sneaker.png")
+        outcomes += [ok, say("predict reviews a gorgeous, moving film with a superb cast")[0],
                      say("predict reviews tedious, clumsy and far too long")[0]]
+        if ok:  # the user presses "Right" under the answer: the photo is kept as a candidate example
+            outcomes.append(say(f"feedback fashion {photo.data['prediction_id']} {photo.data['label']}")[0])
+        outcomes += [say("predict fashion --file examples/fashion_small.zip")[0],  # a batch: CSV back
+                     say("models fashion")[0]]
     outcomes += [say("datasets")[0], say("status fashion")[0]]
     out.write("Try it yourself:\n")
     out.write(f"  MLBOT_HOME={home} MLBOT_USER=demo mlbot chat\n")
