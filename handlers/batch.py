@@ -33,7 +33,11 @@ def is_batch(attachment: Attachment) -> bool:
     name = attachment.filename.lower()
     if name.endswith((".zip", ".csv")):
         return True
-    head = attachment.data.open("rb").read(4) if isinstance(attachment.data, Path) else attachment.data[:4]
+    if isinstance(attachment.data, Path):
+        with attachment.data.open("rb") as source:
+            head = source.read(4)
+    else:
+        head = attachment.data[:4]
     return head == b"PK\x03\x04"
 
 
