@@ -10,6 +10,7 @@ from typing import Callable
 
 from handlers.commands import Button, Command, Reply
 from handlers.datasets import handle_datasets, handle_status
+from handlers.delete import handle_delete
 from handlers.feedback import handle_feedback, handle_forget, handle_retrain
 from handlers.models import handle_models, handle_rollback
 from handlers.predict import handle_predict
@@ -25,6 +26,7 @@ HELP = """I train image and text classifiers on your data, then answer predictio
 - models NAME: every trained version with its accuracy; rollback NAME [VERSION] makes an older one answer
 - the buttons under a prediction say whether it was right; retrain NAME adds the corrected examples and trains; forget NAME deletes the inputs kept for that
 - predict NAME (with an image) or predict NAME some text: the label and how sure I am; with a zip of images or a CSV of texts, a CSV of predictions
+- delete NAME: remove a dataset with its models (asks to confirm)
 - help: this message"""
 
 ALIASES = {"start": "help", "list": "datasets", "ls": "datasets"}
@@ -51,7 +53,7 @@ def handle_help(cmd: Command, services: Services) -> Reply:
 VERBS: dict[str, Callable[[Command, Services], Reply]] = {
     "help": handle_help, "upload": handle_upload, "datasets": handle_datasets, "status": handle_status,
     "predict": handle_predict, "models": handle_models, "rollback": handle_rollback, "feedback": handle_feedback,
-    "forget": handle_forget,
+    "forget": handle_forget, "delete": handle_delete,
 }
 
 

@@ -213,3 +213,22 @@ def test_forget_deletes_every_kept_prediction_input(world: World) -> None:
     assert reply.ok and reply.data["forgotten"] == 2
     assert world.ctx.blobs.list("feedback-pending/") == [] and world.ctx.blobs.list("feedback/") == []
     assert world.say("predict colours", Attachment("r.png", png((250, 5, 5)))).ok  # the model is untouched
+
+
+def test_delete_asks_to_confirm_then_removes_the_dataset_its_models_and_kept_inputs(world: World) -> None:
+    world.train(["red", "green", "blue"])
+    world.say("predict colours", Attachment("r.png", png((250, 5, 5))))
+    assert not world.say("delete colours", tenant="slack:OTHER").ok
+    other_member = dispatch(Command("delete", TENANT, "mallory", ("colours", "confirm")), world.services)
+    assert not other_member.ok and "another member" in other_member.text
+    ask = world.say("delete colours")
+    assert not ask.ok and "delete colours confirm" in ask.text and ask.buttons[0].command == "delete colours confirm"
+    assert world.services.records.get(TENANT, "colours") is not None  # nothing happened yet
+    done = world.say("delete colours confirm")
+    assert done.ok and done.data["files"] >= 8  # the dataset, the model's artifacts, the kept input
+    assert world.services.records.get(TENANT, "colours") is None
+    assert world.ctx.blobs.list("datasets/") == world.ctx.blobs.list("models/") == []
+    assert world.ctx.blobs.list("feedback-pending/") == []
+    gone = world.say("status colours")
+    assert not gone.ok and "colours" in gone.text
+    assert world.say("upload colours", Attachment("c.zip", _zip())).ok  # the name is free again

@@ -1,0 +1,42 @@
+"""`delete NAME confirm`: remove a dataset, every model trained on it and every input kept for feedback.
+
+Only its owner may delete it, never while it is queued or training, and only with the word `confirm`
+(a chat message is easy to send by mistake). The record goes first, so a failure half-way leaves only
+unreferenced blobs behind, never a record pointing at nothing."""
+from __future__ import annotations
+
+from handlers.commands import Button, Command, Reply
+from handlers.feedback import PENDING, kept_prefix
+from handlers.replies import error_reply
+from handlers.services import Services
+from platform_core.errors import DatasetBusy, DatasetNotFound, DatasetOwnedByAnother, MlbotError, UsageError
+from platform_core.records import BUSY_STATUSES, dataset_prefix, model_prefix, normalise_name, tenant_key
+
+
+def handle_delete(cmd: Command, services: Services) -> Reply:
+    try:
+        if not cmd.args:
+            raise UsageError("delete NAME confirm")
+        name = normalise_name(cmd.args[0])
+        record = services.records.get(cmd.tenant, name)
+        if record is None:
+            raise DatasetNotFound(name)
+        if record.owner != cmd.user:
+            raise DatasetOwnedByAnother(name, record.owner)
+        if record.training_status in BUSY_STATUSES:
+            raise DatasetBusy(name, record.training_status)
+        if cmd.args[1:2] != ("confirm",):
+            return Reply(f"This deletes '{name}', its {record.model_version or 0} model version(s) and the inputs "
+                         f"kept for feedback, for everyone in this workspace. To go ahead: delete {name} confirm",
+                         ok=False, buttons=(Button(f"Delete {name}", f"delete {name} confirm"),))
+        services.records.delete(cmd.tenant, name)
+        prefixes = (dataset_prefix(cmd.tenant, name), model_prefix(cmd.tenant, name),
+                    f"{PENDING}/{tenant_key(cmd.tenant)}/{name}/", kept_prefix(cmd.tenant, name))
+        removed = 0
+        for prefix in prefixes:
+            for key in services.blobs.list(prefix):
+                services.blobs.delete(key)
+                removed += 1
+    except MlbotError as exc:
+        return error_reply(exc)
+    return Reply(f"Deleted '{name}' and {removed} stored file(s).", data={"deleted": name, "files": removed})
