@@ -11,7 +11,8 @@ def build_trainer_context(settings: Settings, *, events: EventBus | None = None,
     """Local: files and SQLite under $MLBOT_HOME, in-process events. AWS: S3, DynamoDB, SNS."""
     if settings.backend == "aws":
         from platform_core.adapters.aws import make_boto3_client
-        from platform_core.adapters.aws_jobs import DynamoJobQueue, DynamoMachineLock, SnsEventBus
+        from platform_core.adapters.aws_events import SnsEventBus
+        from platform_core.adapters.aws_jobs import DynamoJobQueue, DynamoMachineLock
 
         dynamodb = make_boto3_client("dynamodb", settings)
         blobs, records = build_storage(settings, dynamodb=dynamodb)

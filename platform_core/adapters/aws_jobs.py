@@ -1,4 +1,4 @@
-"""AWS adapters for training: the Job table, the `MachineStatus` lock (DynamoDB) and events (SNS).
+"""AWS adapters for training: the Job table and the `MachineStatus` lock (DynamoDB); events are in aws_events.
 
 Every state change is one conditional write, so DynamoDB decides races. Clients are injected by
 the wiring code or built on first use; the boto3 plumbing is shared with ``aws.py``.
@@ -12,13 +12,19 @@ from typing import Any
 # aws.py stays the one module importing boto3; its plumbing is shared rather than copied.
 from platform_core.adapters.aws import _DESERIALIZER, _SERIALIZER, _aws_errors, _LazyClient
 from platform_core.adapters.aws import _from_dynamo, _to_dynamo
-from platform_core.events import TrainingEvent
+from platform_core.errors import StorageError
 from platform_core.jobs import Job, JobState, MachineStatus
 
 QUEUE_INDEX = "QueueIndex"  # HASH state, RANGE enqueued_at
 DATASET_INDEX = "DatasetIndex"  # HASH dataset (tenant + "/" + name), RANGE enqueued_at
 _JOB_FLOATS = frozenset({"enqueued_at", "started_at", "finished_at"})
 _FINAL_STATES = (JobState.SUCCEEDED, JobState.FAILED)
+QUEUE_CLOCK = "#queue-clock"  # an item of the Job table outside both indexes: the last stamp handed out
+CLOCK_ATTEMPTS = 50
+
+
+class _ClockMoved(Exception):
+    """Another submit advanced the queue clock between our read and our transaction."""
 
 
 def _value(value: Any) -> dict[str, Any]:
@@ -46,25 +52,58 @@ class DynamoJobQueue:
         self._dynamodb = _LazyClient("dynamodb", client)
 
     def submit(self, job: Job) -> Job:
-        """Put the job only if its job_id is new; otherwise return the stored job unchanged."""
-        if not job.enqueued_at:  # stamped here; DynamoDB offers no insert order (docs/RELIABILITY.md)
-            job = replace(job, enqueued_at=time.time())
+        """Put the job only if its job_id is new; otherwise return the stored job unchanged.
+
+        A job without an enqueued_at (0) is stamped from the queue clock, an item of this table advanced in
+        the same transaction that puts the job: jobs are stored in stamp order, so a position computed
+        after submit stays true (as on SQLite)."""
+        if job.enqueued_at:
+            return self._put(job, None)
+        for _ in range(CLOCK_ATTEMPTS):
+            last = self._clock()
+            stamped = replace(job, enqueued_at=max(time.time(), last + 1e-6))
+            try:
+                return self._put(stamped, last)
+            except _ClockMoved:
+                continue
+        raise StorageError("submit", job.job_id, "the queue clock kept moving; try again")
+
+    def _clock(self) -> float:
+        with _aws_errors("submit", QUEUE_CLOCK):
+            item = self._dynamodb().get_item(TableName=self._table, Key={"job_id": {"S": QUEUE_CLOCK}},
+                                              ConsistentRead=True).get("Item")
+        return float(item["last"]["N"]) if item else 0.0
+
+    def _put(self, job: Job, last: float | None) -> Job:
         item = {k: _value(v) for k, v in job.as_dict().items()}
         item["state"] = _value(JobState(job.state).value)
         item["dataset"] = _value(f"{job.tenant}/{job.name}")
+        put = {"TableName": self._table, "Item": item, "ConditionExpression": "attribute_not_exists(#id)",
+               "ExpressionAttributeNames": {"#id": "job_id"}}
         with _aws_errors("submit", job.job_id):
             dynamodb = self._dynamodb()
             try:
-                dynamodb.put_item(
-                    TableName=self._table, Item=item,
-                    ConditionExpression="attribute_not_exists(#id)",
-                    ExpressionAttributeNames={"#id": "job_id"},
-                )
+                if last is None:
+                    dynamodb.put_item(**put)
+                else:
+                    clock = {"TableName": self._table, "Key": {"job_id": {"S": QUEUE_CLOCK}},
+                             "UpdateExpression": "SET #last = :new",
+                             "ConditionExpression": "attribute_not_exists(#last) OR #last = :old",
+                             "ExpressionAttributeNames": {"#last": "last"},
+                             "ExpressionAttributeValues": {":new": _value(job.enqueued_at), ":old": _value(last)}}
+                    dynamodb.transact_write_items(TransactItems=[{"Update": clock}, {"Put": put}])
             except dynamodb.exceptions.ConditionalCheckFailedException:
                 stored = self.get(job.job_id)
                 if stored is not None:
                     return stored
                 raise
+            except dynamodb.exceptions.TransactionCanceledException as exc:
+                reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+                if reasons[1:2] == ["ConditionalCheckFailed"]:  # the job id exists: idempotent
+                    stored = self.get(job.job_id)
+                    if stored is not None:
+                        return stored
+                raise _ClockMoved() from None
         return _job(item)
 
     def get(self, job_id: str) -> Job | None:
@@ -218,21 +257,3 @@ class DynamoMachineLock:
             name=data["name"], State=str(data.get("State", "Free")), owner=data.get("owner"),
             lease_expires_at=float(data.get("lease_expires_at") or 0),
         )
-
-
-class SnsEventBus:
-    """EventBus that publishes each event's JSON to one SNS topic, typed by a message attribute."""
-
-    def __init__(self, *, topic_arn: str, client: Any = None) -> None:
-        self._topic_arn = topic_arn
-        self._sns = _LazyClient("sns", client)
-
-    def publish(self, event: TrainingEvent) -> None:
-        """Publish ``event.to_json()`` with a ``type`` attribute; failures raise StorageError."""
-        with _aws_errors("publish", self._topic_arn):
-            self._sns().publish(
-                TopicArn=self._topic_arn,
-                Message=event.to_json(),
-                MessageAttributes={"type": {"DataType": "String", "StringValue": event.type}},
-            )
-

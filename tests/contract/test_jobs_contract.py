@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -134,6 +135,18 @@ def test_threads_submitting_one_job_id_store_it_once_and_all_see_the_same_job(
 
 
 # ---- JobQueue: queue order, running, active_for ----------------------------------------------
+
+
+def test_the_store_stamps_unstamped_jobs_in_the_order_it_stores_them(training: Training) -> None:
+    before = time.time()
+    stored = _race(*[lambda i=i: training.jobs.submit(make_job(f"race-{i}", enqueued_at=0.0)) for i in range(8)])
+    assert all(isinstance(j, Job) for j in stored), stored
+    stamps = [j.enqueued_at for j in stored]
+    assert len(set(stamps)) == 8 and min(stamps) >= before - 1  # distinct, real times
+    queue = training.jobs.queued()
+    assert [j.job_id for j in queue] == [j.job_id for j in sorted(stored, key=lambda j: j.enqueued_at)]
+    again = training.jobs.submit(make_job("race-0", enqueued_at=0.0, requested_by="someone else"))
+    assert again == training.jobs.get("race-0")  # idempotent: the stored job, unchanged
 
 
 def test_queued_lists_jobs_by_enqueue_time_then_job_id(training: Training) -> None:

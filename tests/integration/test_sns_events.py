@@ -8,7 +8,7 @@ import pytest
 from moto import mock_aws
 
 from platform_core.adapters.aws import make_boto3_client
-from platform_core.adapters.aws_jobs import SnsEventBus
+from platform_core.adapters.aws_events import SnsEventBus
 from platform_core.config import Settings
 from platform_core.errors import StorageError
 from platform_core.events import FAILED, FINISHED, PROGRESS, TrainingEvent
