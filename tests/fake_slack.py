@@ -35,6 +35,7 @@ class FakeSlack:
     file_infos: dict[str, dict] = field(default_factory=dict)
     rate_limit_next: dict[str, int] = field(default_factory=dict)  # method -> Retry-After seconds, once
     error_next: dict[str, str] = field(default_factory=dict)  # method -> Slack error code, once
+    not_member: set[str] = field(default_factory=set)  # channels the bot was never invited to
 
     def __post_init__(self) -> None:
         self._blobs: dict[str, bytes] = {}
@@ -130,9 +131,13 @@ class FakeSlack:
             return {"ok": True, "url": "https://example.slack.com/", "team": "Example", "user": "mlbot",
                     "team_id": "T1", "user_id": "UBOT", "bot_id": "BBOT"}
         if method == "chat.postMessage":
+            channel = str(params.get("channel"))
+            if channel in self.not_member:
+                return {"ok": False, "error": "not_in_channel"}
+            if channel.startswith("U"):  # posting to a user opens the app's direct conversation with them
+                channel = "D" + channel[1:]
             ts = f"{1700000000 + next(self._ts)}.000100"
-            return {"ok": True, "channel": params.get("channel"), "ts": ts,
-                    "message": {"text": params.get("text"), "ts": ts}}
+            return {"ok": True, "channel": channel, "ts": ts, "message": {"text": params.get("text"), "ts": ts}}
         if method == "chat.update":
             return {"ok": True, "channel": params.get("channel"), "ts": params.get("ts"), "text": params.get("text")}
         if method == "files.info":

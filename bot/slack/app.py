@@ -66,7 +66,8 @@ class SlackBot:
     def run_command(self, body: dict, respond: Callable[..., Any]) -> None:
         """`/ml <verb> ...`, answered in the channel (refusals only to the user who typed them)."""
         verb, args = parse(str(body.get("text", "")))
-        reply_to = {"channel": "slack", "channel_id": body.get("channel_id"), "team_id": body.get("team_id")}
+        reply_to = {"channel": "slack", "channel_id": body.get("channel_id"), "team_id": body.get("team_id"),
+                    "user_id": body.get("user_id")}
         cmd = Command(verb, tenant(body.get("team_id")), str(body.get("user_id")), args)
         reply = self._safely(cmd, reply_to)
         respond(response_type="in_channel" if reply.ok else "ephemeral", replace_original=False, **message(reply))

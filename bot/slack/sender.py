@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 from bot.slack.blocks import message
@@ -28,17 +29,36 @@ def upload_attachments(client: WebClient, channel: str, thread: str | None, repl
             client.files_upload_v2(channel=channel, thread_ts=thread, content=content, filename=name, title=name)
 
 
+# The channel will not take the bot's message: a slash command used where the bot was never invited.
+UNREACHABLE_CHANNEL = {"not_in_channel", "channel_not_found", "is_archived"}
+ELSEWHERE = "(I can't post in the channel where you asked; invite me there with /invite. Meanwhile, here:)\n"
+
+
 class SlackSender:
-    """Posts where ``reply_to`` says: {"channel": "slack", "channel_id", "thread_ts"?}."""
+    """Posts where ``reply_to`` says: {"channel": "slack", "channel_id", "thread_ts"?, "user_id"?}.
+
+    When the channel refuses the bot, the message goes to the user who asked, as a direct message; its
+    reference then carries that conversation ("D123|ts") so progress edits follow it there."""
 
     def __init__(self, client: WebClient) -> None:
         self.client = client
 
     def send(self, reply_to: Mapping[str, Any], reply: Reply) -> str | None:
         channel, thread = str(reply_to["channel_id"]), reply_to.get("thread_ts")
-        posted = self.client.chat_postMessage(channel=channel, thread_ts=thread, **message(reply))
+        try:
+            posted = self.client.chat_postMessage(channel=channel, thread_ts=thread, **message(reply))
+        except SlackApiError as exc:
+            user = reply_to.get("user_id")
+            if exc.response.get("error") not in UNREACHABLE_CHANNEL or not user:
+                raise
+            direct = Reply(ELSEWHERE + reply.text, reply.ok, reply.data, reply.image, reply.image_name,
+                           reply.buttons, reply.file)
+            posted = self.client.chat_postMessage(channel=str(user), **message(direct))
+            upload_attachments(self.client, str(posted.get("channel")), None, reply)
+            return f"{posted.get('channel')}|{posted.get('ts')}"
         upload_attachments(self.client, channel, thread, reply)
         return posted.get("ts")
 
     def edit(self, reply_to: Mapping[str, Any], ref: str, reply: Reply) -> None:
-        self.client.chat_update(channel=str(reply_to["channel_id"]), ts=ref, **message(reply))
+        channel, _, ts = ref.rpartition("|")
+        self.client.chat_update(channel=channel or str(reply_to["channel_id"]), ts=ts, **message(reply))

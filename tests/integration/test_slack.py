@@ -350,3 +350,17 @@ def test_a_zip_shared_with_predict_comes_back_as_a_csv_file(world: World) -> Non
     world.run_lazy()
     assert world.fake.posted()[-1].startswith("Predicted 1 of 1 inputs with 'colours': red 1.")
     assert world.fake.uploads[-1].decode().splitlines()[1].startswith("a.png,red,")
+
+
+def test_notifications_for_a_channel_without_the_bot_go_to_the_user_directly(world: World) -> None:
+    world.share("upload colours", _zip(), "colours.zip")
+    world.run_lazy()
+    world.fake.not_member.add("C2147483705")  # /ml train used in a channel the bot was never invited to
+    world.command("train colours")
+    world.run_lazy()
+    assert drain(world.ctx) == 1
+    direct = [c for c in world.fake.calls if c.method == "chat.postMessage" and c.params["channel"] == "U2147483697"]
+    assert direct and direct[0].params["text"].startswith("(I can't post in the channel where you asked")
+    edits = [c for c in world.fake.calls if c.method == "chat.update"]
+    assert edits and {c.params["channel"] for c in edits} == {"D2147483697"}  # progress edited in the DM
+    assert any("Training 'colours' finished" in c.params["text"] for c in direct)
