@@ -23,15 +23,21 @@ def handle_datasets(cmd: Command, services: Services) -> Reply:
     return Reply("\n".join(lines), data=data)
 
 
+def named_record(cmd: Command, services: Services, usage: str) -> DatasetRecord:
+    """The tenant's dataset named by the command's first word; UsageError without one, DatasetNotFound."""
+    if not cmd.args:
+        raise UsageError(usage)
+    name = normalise_name(cmd.args[0])
+    record = services.records.get(cmd.tenant, name)
+    if record is None:
+        raise DatasetNotFound(name)
+    return record
+
+
 def handle_status(cmd: Command, services: Services) -> Reply:
     """Show one dataset's record."""
     try:
-        if not cmd.args:
-            raise UsageError("status NAME")
-        name = normalise_name(cmd.args[0])
-        record = services.records.get(cmd.tenant, name)
-        if record is None:
-            raise DatasetNotFound(name)
+        record = named_record(cmd, services, "status NAME")
     except MlbotError as exc:
         return error_reply(exc)
     classes = ", ".join(f"{c} ({n})" for c, n in record.class_counts.items())

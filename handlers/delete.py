@@ -5,22 +5,19 @@ Only its owner may delete it, never while it is queued or training, and only wit
 unreferenced blobs behind, never a record pointing at nothing."""
 from __future__ import annotations
 
+from handlers.datasets import named_record
 from handlers.commands import Button, Command, Reply
-from handlers.feedback import PENDING, kept_prefix
+from handlers.feedback import kept_prefix, pending_prefix
 from handlers.replies import error_reply
 from handlers.services import Services
-from platform_core.errors import DatasetBusy, DatasetNotFound, DatasetOwnedByAnother, MlbotError, UsageError
-from platform_core.records import BUSY_STATUSES, dataset_prefix, model_prefix, normalise_name, tenant_key
+from platform_core.errors import DatasetBusy, DatasetOwnedByAnother, MlbotError
+from platform_core.records import BUSY_STATUSES, dataset_prefix, model_prefix
 
 
 def handle_delete(cmd: Command, services: Services) -> Reply:
     try:
-        if not cmd.args:
-            raise UsageError("delete NAME confirm")
-        name = normalise_name(cmd.args[0])
-        record = services.records.get(cmd.tenant, name)
-        if record is None:
-            raise DatasetNotFound(name)
+        record = named_record(cmd, services, "delete NAME confirm")
+        name = record.name
         if record.owner != cmd.user:
             raise DatasetOwnedByAnother(name, record.owner)
         if record.training_status in BUSY_STATUSES:
@@ -31,7 +28,7 @@ def handle_delete(cmd: Command, services: Services) -> Reply:
                          ok=False, buttons=(Button(f"Delete {name}", f"delete {name} confirm"),))
         services.records.delete(cmd.tenant, name)
         prefixes = (dataset_prefix(cmd.tenant, name), model_prefix(cmd.tenant, name),
-                    f"{PENDING}/{tenant_key(cmd.tenant)}/{name}/", kept_prefix(cmd.tenant, name))
+                    pending_prefix(cmd.tenant, name), kept_prefix(cmd.tenant, name))
         removed = 0
         for prefix in prefixes:
             for key in services.blobs.list(prefix):

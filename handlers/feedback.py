@@ -14,22 +14,27 @@ import io
 import zipfile
 from collections import Counter
 
+from handlers.datasets import named_record
 from handlers.commands import Attachment, Button, Command, Reply
 from handlers.replies import error_reply
 from handlers.services import Services
 from handlers.train import handle_train
 from handlers.upload import upload
-from platform_core.errors import (BlobNotFound, DatasetNotFound, DatasetOwnedByAnother, MlbotError,
+from platform_core.errors import (BlobNotFound, DatasetOwnedByAnother, MlbotError,
                                   UsageError)
-from platform_core.records import DatasetRecord, normalise_name, tenant_key
+from platform_core.records import DatasetRecord, tenant_key
 
 PENDING = "feedback-pending"
 KEPT = "feedback"
 MAX_CORRECTIONS_SHOWN = 2
 
 
+def pending_prefix(tenant: str, name: str) -> str:
+    return f"{PENDING}/{tenant_key(tenant)}/{name}/"
+
+
 def pending_key(tenant: str, name: str, prediction_id: str) -> str:
-    return f"{PENDING}/{tenant_key(tenant)}/{name}/{prediction_id}"
+    return pending_prefix(tenant, name) + prediction_id
 
 
 def kept_prefix(tenant: str, name: str) -> str:
@@ -52,20 +57,10 @@ def buttons(name: str, prediction_id: str, answer: dict) -> tuple[Button, ...]:
     return tuple(choices)
 
 
-def _record(cmd: Command, services: Services, usage: str) -> DatasetRecord:
-    if not cmd.args:
-        raise UsageError(usage)
-    name = normalise_name(cmd.args[0])
-    record = services.records.get(cmd.tenant, name)
-    if record is None:
-        raise DatasetNotFound(name)
-    return record
-
-
 def handle_feedback(cmd: Command, services: Services) -> Reply:
     """`feedback NAME ID LABEL`: file the predicted input under LABEL as a candidate example."""
     try:
-        record = _record(cmd, services, "feedback NAME PREDICTION-ID LABEL (sent by the buttons under a prediction)")
+        record = named_record(cmd, services, "feedback NAME PREDICTION-ID LABEL (sent by the buttons under a prediction)")
         if len(cmd.args) < 3:
             raise UsageError("feedback NAME PREDICTION-ID LABEL (sent by the buttons under a prediction)")
         prediction_id, label = cmd.args[1], " ".join(cmd.args[2:])
@@ -94,8 +89,8 @@ def handle_feedback(cmd: Command, services: Services) -> Reply:
 def handle_forget(cmd: Command, services: Services) -> Reply:
     """`forget NAME`: delete every kept prediction input of the dataset (pending and waiting examples)."""
     try:
-        record = _record(cmd, services, "forget NAME")
-        keys = services.blobs.list(f"{PENDING}/{tenant_key(cmd.tenant)}/{record.name}/") + \
+        record = named_record(cmd, services, "forget NAME")
+        keys = services.blobs.list(pending_prefix(cmd.tenant, record.name)) + \
             services.blobs.list(kept_prefix(cmd.tenant, record.name))
         for key in keys:
             services.blobs.delete(key)
@@ -108,7 +103,7 @@ def handle_forget(cmd: Command, services: Services) -> Reply:
 def handle_retrain(cmd: Command, services: Services, *, reply_to: dict | None = None) -> Reply:
     """`retrain NAME`: the dataset plus its candidate examples becomes the next version, then trains."""
     try:
-        record = _record(cmd, services, "retrain NAME")
+        record = named_record(cmd, services, "retrain NAME")
         if record.owner != cmd.user:
             raise DatasetOwnedByAnother(record.name, record.owner)
         keys = services.blobs.list(kept_prefix(cmd.tenant, record.name))

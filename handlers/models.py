@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from handlers.datasets import named_record
 from handlers.commands import Button, Command, Reply
 from handlers.replies import error_reply, format_accuracy
 from handlers.services import Services
-from platform_core.errors import DatasetNotFound, MlbotError, ModelNotTrained, UsageError
+from platform_core.errors import MlbotError, ModelNotTrained
 from platform_core.models import stored_versions, version_path, version_summary
 from platform_core.recordkeeping import update_record
-from platform_core.records import DatasetRecord, normalise_name
 
 
 class UnknownVersion(MlbotError):
@@ -25,20 +25,10 @@ class UnknownVersion(MlbotError):
         return f"'{self.name}' has no model version {self.version}; its versions are {versions}. See: models {self.name}"
 
 
-def _record(cmd: Command, services: Services, usage: str) -> DatasetRecord:
-    if not cmd.args:
-        raise UsageError(usage)
-    name = normalise_name(cmd.args[0])
-    record = services.records.get(cmd.tenant, name)
-    if record is None:
-        raise DatasetNotFound(name)
-    return record
-
-
 def handle_models(cmd: Command, services: Services) -> Reply:
     """Every stored version, newest first, with its accuracies; the current one marked."""
     try:
-        record = _record(cmd, services, "models NAME")
+        record = named_record(cmd, services, "models NAME")
         versions = stored_versions(services.blobs, cmd.tenant, record.name)
         if not versions:
             raise ModelNotTrained(record.name, record.training_status)
@@ -59,7 +49,7 @@ def handle_models(cmd: Command, services: Services) -> Reply:
 def handle_rollback(cmd: Command, services: Services) -> Reply:
     """Make a stored version current (default: the newest one older than the current)."""
     try:
-        record = _record(cmd, services, "rollback NAME [VERSION]")
+        record = named_record(cmd, services, "rollback NAME [VERSION]")
         versions = stored_versions(services.blobs, cmd.tenant, record.name)
         if len(cmd.args) > 1:
             wanted = cmd.args[1].lower().lstrip("v")

@@ -5,13 +5,14 @@ import time
 from dataclasses import replace
 
 from handlers.commands import Command, Reply
+from handlers.datasets import named_record
 from handlers.notify import watch
 from handlers.replies import error_reply
 from handlers.services import Services
-from platform_core.errors import ConcurrentUpdate, DatasetNotFound, MlbotError, UsageError
+from platform_core.errors import ConcurrentUpdate, MlbotError, UsageError
 from platform_core.jobs import RECIPES, Job, JobState
 from platform_core.recordkeeping import update_record
-from platform_core.records import DatasetRecord, TrainingStatus, normalise_name, utc_now
+from platform_core.records import DatasetRecord, TrainingStatus, utc_now
 
 
 
@@ -36,9 +37,10 @@ def handle_train(cmd: Command, services: Services, *, reply_to: dict | None = No
 
 def _also_tell(services: Services, job: Job, reply_to: dict | None) -> bool:
     """Whether this chat will hear about the job it joined (it asked first, or is now a watcher)."""
-    if not reply_to or reply_to == job.reply_to:
-        return bool(reply_to) or not job.reply_to
-    if services.notifications is None:
+    here = dict(reply_to or {})
+    if here == job.reply_to:
+        return True
+    if not here or services.notifications is None:
         return False
     try:
         watch(services.notifications, job.job_id, reply_to)
@@ -51,12 +53,8 @@ def queue_training(cmd: Command, services: Services, reply_to: dict) -> tuple[Jo
     """Submit a job for the dataset, or return the active one (a repeated request joins it)."""
     if services.jobs is None or services.launcher is None:
         raise UsageError("train is not available here: no trainer is configured")
-    if not cmd.args:
-        raise UsageError("train NAME [recipe]")
-    name = normalise_name(cmd.args[0])
-    record = services.records.get(cmd.tenant, name)
-    if record is None:
-        raise DatasetNotFound(name)
+    record = named_record(cmd, services, "train NAME [recipe]")
+    name = record.name
     active = services.jobs.active_for(cmd.tenant, name) or _being_queued(services, record)
     if active is not None:
         if active.state == JobState.QUEUED.value:

@@ -22,7 +22,7 @@ from slack_sdk import WebClient
 
 from bot.slack.blocks import BUTTON_ACTION, escape, message
 from bot.slack.files import FileRefused, download
-from bot.slack.sender import upload_attachments, web_client
+from bot.slack.sender import SlackSender, web_client
 from handlers.chat import dispatch, parse
 from handlers.commands import Attachment, Command, Reply
 from handlers.services import Services
@@ -135,8 +135,7 @@ class SlackBot:
             return Reply(SORRY, ok=False)
 
     def _post(self, client: WebClient, channel: str, thread: str | None, reply: Reply) -> None:
-        client.chat_postMessage(channel=channel, thread_ts=thread, **message(reply))
-        upload_attachments(client, channel, thread, reply)
+        SlackSender(client).send({"channel": "slack", "channel_id": channel, "thread_ts": thread}, reply)
 
 
 def tenant(team_id: Any) -> str:
