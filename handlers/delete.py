@@ -36,4 +36,5 @@ def handle_delete(cmd: Command, services: Services) -> Reply:
                 removed += 1
     except MlbotError as exc:
         return error_reply(exc)
-    return Reply(f"Deleted '{name}' and {removed} stored file(s).", data={"deleted": name, "files": removed})
+    return Reply(f"Deleted '{name}' and {removed} stored file(s), with every stored copy of them: no copy is kept.",
+                 data={"deleted": name, "files": removed})

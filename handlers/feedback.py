@@ -96,8 +96,9 @@ def handle_forget(cmd: Command, services: Services) -> Reply:
             services.blobs.delete(key)
     except MlbotError as exc:
         return error_reply(exc)
-    return Reply(f"Forgot {len(keys)} kept input(s) of '{record.name}': nothing you sent for prediction is kept "
-                 "any more. The dataset and its models are unchanged.", data={"forgotten": len(keys)})
+    return Reply(f"Forgot {len(keys)} kept input(s) of '{record.name}', with every stored copy of them: no copy is "
+                 "kept of anything you sent for prediction. The dataset and its models are unchanged.",
+                 data={"forgotten": len(keys)})
 
 
 def handle_retrain(cmd: Command, services: Services, *, reply_to: dict | None = None) -> Reply:

@@ -22,7 +22,7 @@ class BlobStore(Protocol):
         """The blob's length in bytes, without reading it. Raises BlobNotFound if absent."""
 
     def delete(self, key: str) -> None:
-        """Remove ``key``; removing a missing key is not an error."""
+        """Remove ``key`` for good, every stored version included; removing a missing key is not an error."""
 
     def list(self, prefix: str) -> list[str]:
         """Keys starting with ``prefix``, sorted."""

@@ -1,10 +1,12 @@
 """Build moto's tables and bucket from template.yaml, the one source of infrastructure shapes.
 
-Call inside ``mock_aws()``. Table names follow the template (parameter defaults unless
-overridden), key schemas and attribute definitions are copied as written, never restated here.
+Call inside ``mock_aws()``. The template leaves table names to CloudFormation (so stacks never collide);
+here a table is named after its logical id without "Table" (DatasetTable -> Dataset, the settings'
+defaults) unless overridden. Key schemas and attribute definitions are copied as written, never restated.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -52,6 +54,8 @@ def resources_of_type(template: Mapping[str, Any], kind: str) -> dict[str, dict[
 
 
 def _resolve(value: Any, template: Mapping[str, Any], logical_id: str) -> str:
+    if value is None:  # named by CloudFormation when deployed
+        return logical_id.removesuffix("Table")
     if isinstance(value, str):
         return value
     if isinstance(value, dict) and "Ref" in value:
@@ -110,3 +114,29 @@ def create_storage(dynamodb: Any, s3: Any, bucket: str = "mlbot-test-datasets") 
     created = create_tables(dynamodb, template=template)
     created["DatasetBucket"] = create_bucket(s3, bucket, template=template)
     return created
+
+
+def packaged(template: Mapping[str, Any], bucket: str = "mlbot-artifacts") -> dict[str, Any]:
+    """The template as `sam package` uploads it: every local CodeUri replaced by an S3 URI."""
+    copy = json.loads(json.dumps(template))
+    for resource in copy.get("Resources", {}).values():
+        props = resource.get("Properties", {})
+        if resource.get("Type") == "AWS::Serverless::Function" and isinstance(props.get("CodeUri"), str) \
+                and not props["CodeUri"].startswith("s3://"):
+            props["CodeUri"] = f"s3://{bucket}/{props['CodeUri']}"
+    return copy
+
+
+def translated(template: Mapping[str, Any] | None = None, region: str = "us-east-1") -> dict[str, Any]:
+    """What CloudFormation deploys: aws-sam-translator's real transform of the packaged template.
+
+    Raises samtranslator's InvalidDocumentException (its ``causes`` say what is wrong) as `sam deploy`
+    would report it. No AWS call is made: the managed-policy map is empty (the template names AWS
+    managed policies by ARN)."""
+    import boto3
+    from samtranslator.parser.parser import Parser
+    from samtranslator.translator.translator import Translator
+
+    source = packaged(load_template() if template is None else template)
+    translator = Translator({}, Parser(), boto_session=boto3.session.Session(region_name=region))
+    return translator.translate(source, {}, get_managed_policy_map=lambda: {})

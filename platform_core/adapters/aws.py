@@ -113,9 +113,20 @@ class S3BlobStore:
                 raise
 
     def delete(self, key: str) -> None:
-        """Delete the object; S3 does not mind a missing one."""
+        """Delete the object and every stored version of it (the bucket is versioned: a plain delete
+        would only hide it behind a delete marker); a missing key is not an error."""
         with _aws_errors("delete", key):
-            self._s3().delete_object(Bucket=self._bucket, Key=key)
+            versions = []
+            pages = self._s3().get_paginator("list_object_versions")
+            for page in pages.paginate(Bucket=self._bucket, Prefix=key):
+                versions += [{"Key": v["Key"], "VersionId": v["VersionId"]}
+                             for v in page.get("Versions", []) + page.get("DeleteMarkers", [])
+                             if v["Key"] == key]
+            for start in range(0, len(versions), 1000):  # DeleteObjects takes 1000 at a time
+                response = self._s3().delete_objects(
+                    Bucket=self._bucket, Delete={"Objects": versions[start:start + 1000], "Quiet": True})
+                if response.get("Errors"):
+                    raise StorageError("delete", key, str(response["Errors"][0].get("Code", "Unknown")))
 
     def list(self, prefix: str) -> list[str]:
         """Every key under ``prefix`` across all pages, sorted."""

@@ -22,7 +22,8 @@ class Subscribed:
 
     def __init__(self, sns: Any, sqs: Any, **subscription: Any) -> None:
         self.sqs = sqs
-        (logical_id,) = infra.resources_of_type(infra.load_template(), "AWS::SNS::Topic")
+        logical_id = "TrainingEventsTopic"
+        assert logical_id in infra.resources_of_type(infra.load_template(), "AWS::SNS::Topic")
         self.topic_arn = sns.create_topic(Name=logical_id)["TopicArn"]
         self.queue_url = sqs.create_queue(QueueName="notifier")["QueueUrl"]
         queue_arn = sqs.get_queue_attributes(
