@@ -13,6 +13,7 @@ from typing import Any
 
 from bot.wiring import build_notification_log, settings_from_env
 from handlers.notify import ChatSender, Notifier
+from platform_core.adapters.aws_powertools import lambda_entry, log_keys
 from platform_core.config import Settings
 from platform_core.events import TrainingEvent
 from platform_core.storage import build_storage
@@ -48,6 +49,8 @@ def notify_records(event: dict[str, Any], notifier: Notifier) -> int:
         except (KeyError, TypeError, ValueError):
             log.error("skipping a record that is not a training event: %s", str(record)[:300])
             continue
+        log_keys(job_id=training_event.job_id)
+        log.info("notifying %s of %s", training_event.reply_to.get("channel"), training_event.type)
         notifier(training_event)
         delivered += 1
     return delivered
@@ -56,6 +59,7 @@ def notify_records(event: dict[str, Any], notifier: Notifier) -> int:
 _notifier: Notifier | None = None
 
 
+@lambda_entry("mlbot-notifier")
 def handler(event: dict, context: Any = None) -> dict:
     """AWS Lambda entry point (template.yaml: bot.notifier.handler), subscribed to the events topic."""
     global _notifier

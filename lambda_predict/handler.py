@@ -12,6 +12,7 @@ import binascii
 import logging
 from typing import Any
 
+from platform_core.adapters.aws_powertools import lambda_entry
 from platform_core.errors import BadPredictionInput, BlobNotFound, MlbotError, UsageError
 from platform_core.ports import BlobStore
 from platform_core.prediction import (MAX_IMAGE_BYTES, error_answer, input_prefix, check_image_size,
@@ -113,6 +114,7 @@ def _build() -> tuple[Predictor, BlobStore]:
     return Predictor(blobs=blobs, records=records), blobs
 
 
+@lambda_entry("mlbot-predict")
 def handler(event: Any, context: Any = None) -> dict[str, Any]:
     """AWS Lambda entry point (template.yaml: lambda_predict.handler.handler)."""
     global _runtime

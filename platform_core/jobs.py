@@ -103,3 +103,14 @@ class MachineLock(Protocol):
 
     def get(self, machine: str) -> MachineStatus | None:
         """The machine's row, or None."""
+
+
+def queue_health(jobs: JobQueue, now: float) -> dict[str, float]:
+    """What the operator's alarms watch: how long the oldest queued job has waited and the longest running
+    one has run (minutes; 0 when there is none), and how many of each there are."""
+    queued, running = jobs.queued(), jobs.running()
+    waited = max((now - j.enqueued_at for j in queued), default=0.0)
+    ran = max((now - (j.started_at or now) for j in running), default=0.0)
+    return {"OldestQueuedJobMinutes": round(max(waited, 0.0) / 60, 2),
+            "LongestRunningJobMinutes": round(max(ran, 0.0) / 60, 2),
+            "QueuedJobs": float(len(queued)), "RunningJobs": float(len(running))}

@@ -4,11 +4,12 @@ source bundle.
     python -m tools.package [predict|bot|trainer ...] [--python-version 3.12] [--out dist]
 
 - ``predict.zip`` (the inference Lambda): ``lambda_predict/`` and ``platform_core/``, with onnxruntime,
-  numpy, Pillow and tokenizers installed with --no-deps (none of their dependencies is imported at
+  numpy, Pillow, tokenizers and Powertools for AWS Lambda (structured logs) installed with --no-deps (none of their dependencies is imported at
   inference). Parts of onnxruntime only used offline (tools, transformers optimiser, quantisation) are
   left out.
-- ``bot.zip`` (the Slack, Telegram and notifier Lambdas): ``bot/``, ``handlers/`` and ``platform_core/``,
-  with slack-bolt, python-telegram-bot and Pillow (upload validation) and their dependencies; neither torch
+- ``bot.zip`` (the Slack, Telegram, notifier and monitor Lambdas): ``bot/``, ``handlers/`` and
+  ``platform_core/``, with slack-bolt, python-telegram-bot, Pillow (upload validation) and Powertools and
+  their dependencies; neither torch
   nor onnxruntime.
 - ``trainer.tar.gz``: the repository's sources for the EC2 trainer's user data (`make setup` there).
 Versions are requirements.txt's pins (a constraints file); wheels are manylinux x86_64 for the runtime's
@@ -30,7 +31,8 @@ from pathlib import Path
 from typing import Sequence
 
 REPO = Path(__file__).resolve().parents[1]
-RUNTIME_PACKAGES = ("onnxruntime", "numpy", "pillow", "tokenizers")  # predict.zip, installed --no-deps
+# predict.zip, installed --no-deps; Powertools (JSON logs) imports boto3 and jmespath, which the runtime provides
+RUNTIME_PACKAGES = ("onnxruntime", "numpy", "pillow", "tokenizers", "aws-lambda-powertools", "typing_extensions")
 OUR_PACKAGES = ("lambda_predict", "platform_core")
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
 OFFLINE_ONLY = ("onnxruntime/tools", "onnxruntime/transformers", "onnxruntime/quantization", "onnxruntime/datasets")
@@ -47,7 +49,7 @@ class Function:
 
 FUNCTIONS = {
     "predict": Function(RUNTIME_PACKAGES, OUR_PACKAGES, False, FORBIDDEN),
-    "bot": Function(("slack_bolt", "slack_sdk", "python-telegram-bot", "httpx", "pillow"),
+    "bot": Function(("slack_bolt", "slack_sdk", "python-telegram-bot", "httpx", "pillow", "aws-lambda-powertools"),
                     ("bot", "handlers", "platform_core"), True, (*FORBIDDEN, "onnxruntime", "lambda_predict")),
 }
 TRAINER_SOURCES = ("Makefile", "pyproject.toml", "requirements.txt", "requirements-torch.txt", "bot", "handlers",

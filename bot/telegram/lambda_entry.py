@@ -17,6 +17,7 @@ from typing import Any, Callable
 from bot.telegram.sender import TelegramSender
 from bot.telegram.webhook import TelegramChannel, handle_webhook
 from bot.wiring import build_idempotency, build_services, settings_from_env
+from platform_core.adapters.aws_powertools import lambda_entry
 from platform_core.config import Settings
 from platform_core.errors import MlbotError
 
@@ -46,6 +47,7 @@ def channel() -> TelegramChannel:
     return _channel
 
 
+@lambda_entry("mlbot-telegram")
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """API Gateway event in (``headers``, ``body``, ``isBase64Encoded``), HTTP response out; or, from the
     asynchronous invocation, the update to handle."""

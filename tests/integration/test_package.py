@@ -47,6 +47,8 @@ def test_the_zip_alone_runs_the_handler_on_trained_models(trained_home: Path, tm
                    handler({{"tenant": {TRAINED_TENANT!r}, "dataset": "reviews", "text": "A lovely, moving film."}})]
         print(json.dumps({{"answers": answers}}))
         """)
+    runtime = lambda_runtime(tmp_path)
+    code = code.replace("from lambda_predict", f"sys.path.append({str(runtime)!r})\nfrom lambda_predict", 1)
     env = {"PATH": os.environ.get("PATH", ""), "MLBOT_BACKEND": "local", "MLBOT_HOME": str(trained_home)}
     run = subprocess.run([sys.executable, "-I", "-S", "-c", code], env=env, capture_output=True, text=True,
                          timeout=120, cwd=tmp_path)
@@ -60,6 +62,16 @@ def test_the_zip_alone_runs_the_handler_on_trained_models(trained_home: Path, tm
 LAMBDA_RUNTIME = {"boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six.py"}  # AWS provides these
 
 
+def lambda_runtime(tmp_path: Path) -> Path:
+    """A folder with what the Lambda runtime itself provides beside a function's zip, and nothing else."""
+    site = Path(next(p for p in sys.path if p.endswith("site-packages")))
+    runtime = tmp_path / "lambda-runtime"
+    runtime.mkdir()
+    for name in sorted(LAMBDA_RUNTIME):
+        (runtime / name).symlink_to(site / name)
+    return runtime
+
+
 @pytest.mark.slow
 def test_the_bot_zip_holds_the_chat_lambdas_without_torch_or_onnxruntime(tmp_path: Path) -> None:
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -70,16 +82,12 @@ def test_the_bot_zip_holds_the_chat_lambdas_without_torch_or_onnxruntime(tmp_pat
         zf.extractall(tmp_path / "unzipped")
     assert {"bot", "handlers", "platform_core", "slack_bolt", "telegram", "PIL"} <= top
     assert not top & {"torch", "onnxruntime", "numpy", "lambda_predict", "trainer_ec2", "tests"}
-    site = Path(next(p for p in sys.path if p.endswith("site-packages")))
-    runtime = tmp_path / "lambda-runtime"  # what the Lambda runtime itself provides, and nothing else
-    runtime.mkdir()
-    for name in sorted(LAMBDA_RUNTIME):
-        (runtime / name).symlink_to(site / name)
+    runtime = lambda_runtime(tmp_path)
     code = textwrap.dedent(f"""
         import json, sys
         sys.path.insert(0, {str(tmp_path / "unzipped")!r})
         sys.path.append({str(runtime)!r})
-        import bot.slack.lambda_entry, bot.telegram.lambda_entry, bot.notifier
+        import bot.slack.lambda_entry, bot.telegram.lambda_entry, bot.notifier, bot.monitor
         from handlers.chat import dispatch
         print("imported")
         """)

@@ -8,7 +8,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 CHAT_SDKS = {"slack_bolt", "slack_sdk", "telegram"}
-AWS_SDKS = {"boto3", "botocore"}
+AWS_SDKS = {"boto3", "botocore", "aws_lambda_powertools"}
 HEAVY = {"torch", "torchvision", "sentence_transformers"}
 
 
@@ -32,7 +32,7 @@ def test_core_and_handlers_import_no_chat_sdk_and_no_torch(package: str) -> None
         assert not names & (CHAT_SDKS | HEAVY), path
 
 
-def test_only_the_aws_adapters_import_boto3() -> None:
+def test_only_the_aws_adapters_import_boto3_or_powertools() -> None:
     for package in ("handlers", "platform_core", "bot", "trainer_ec2", "lambda_predict"):
         for path, names in imports_of(package).items():
             if not path.startswith("platform_core/adapters/aws"):
