@@ -56,8 +56,9 @@ bench: $(STAMP) data
 package: $(STAMP)
 	$(PY) -m tools.package --python-version 3.12 --out dist
 
+# The real SAM transform of template.yaml, then cfn-lint with the serverless rules on it and on its output.
 lint: $(STAMP)
-	$(VENV)/bin/cfn-lint template.yaml
+	$(PY) -m tools.deploycheck
 
 clean:
 	rm -rf .mlbot $(DATA_DIR) .pytest_cache dist

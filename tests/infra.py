@@ -6,7 +6,6 @@ defaults) unless overridden. Key schemas and attribute definitions are copied as
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -116,27 +115,9 @@ def create_storage(dynamodb: Any, s3: Any, bucket: str = "mlbot-test-datasets") 
     return created
 
 
-def packaged(template: Mapping[str, Any], bucket: str = "mlbot-artifacts") -> dict[str, Any]:
-    """The template as `sam package` uploads it: every local CodeUri replaced by an S3 URI."""
-    copy = json.loads(json.dumps(template))
-    for resource in copy.get("Resources", {}).values():
-        props = resource.get("Properties", {})
-        if resource.get("Type") == "AWS::Serverless::Function" and isinstance(props.get("CodeUri"), str) \
-                and not props["CodeUri"].startswith("s3://"):
-            props["CodeUri"] = f"s3://{bucket}/{props['CodeUri']}"
-    return copy
-
 
 def translated(template: Mapping[str, Any] | None = None, region: str = "us-east-1") -> dict[str, Any]:
-    """What CloudFormation deploys: aws-sam-translator's real transform of the packaged template.
+    """What CloudFormation deploys: the real SAM transform of the packaged template (tools.deploycheck)."""
+    from tools import deploycheck
 
-    Raises samtranslator's InvalidDocumentException (its ``causes`` say what is wrong) as `sam deploy`
-    would report it. No AWS call is made: the managed-policy map is empty (the template names AWS
-    managed policies by ARN)."""
-    import boto3
-    from samtranslator.parser.parser import Parser
-    from samtranslator.translator.translator import Translator
-
-    source = packaged(load_template() if template is None else template)
-    translator = Translator({}, Parser(), boto_session=boto3.session.Session(region_name=region))
-    return translator.translate(source, {}, get_managed_policy_map=lambda: {})
+    return deploycheck.translate(load_template() if template is None else template, region=region)

@@ -8,17 +8,14 @@ at deploy time, and cfn-lint checks its output as CloudFormation will see it.
 from __future__ import annotations
 
 import copy
-import json
 from typing import Any, Iterator
 
 import pytest
-from cfnlint.api import lint
-from cfnlint.config import ManualArgs
 from samtranslator.model.exceptions import InvalidDocumentException
 
 from tests import infra
+from tools.deploycheck import lint as _lint
 
-SERVERLESS_RULES = "cfn_lint_serverless.rules"
 BUCKET = "${DatasetBucket.Arn}"
 CHAT_FUNCTIONS = ("SlackFunction", "TelegramFunction")
 # Where each role may write (put or delete objects); anything else in the bucket is out of bounds.
@@ -47,12 +44,6 @@ def source() -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def deployed(source: dict[str, Any]) -> dict[str, Any]:
     return infra.translated(source)
-
-
-def _lint(template: dict[str, Any] | str) -> list[str]:
-    text = template if isinstance(template, str) else json.dumps(template)
-    matches = lint(text, config=ManualArgs(append_rules=[SERVERLESS_RULES], regions=["us-east-1"]))
-    return [f"{m.rule.id} {m.message} (line {m.linenumber})" for m in matches]
 
 
 # --- what CloudFormation runs -----------------------------------------------------------------------
