@@ -18,6 +18,7 @@ SUITES = {
     "text": ("Text training: encoder against seed (2 classes x 500 VADER movie reviews)", "bench.text_training"),
     "predict": ("Prediction: the Lambda handler (onnxruntime) against torch eager", "bench.predict"),
     "load": ("Load: concurrent Slack requests and Telegram updates on the webhook entry points", "bench.load"),
+    "coldstart": ("Cold start: the Slack acknowledgement path", "bench.coldstart"),
 }
 JEMALLOC = Path("/usr/lib/x86_64-linux-gnu/libjemalloc.so.2")
 RESULTS = Path(__file__).with_name("RESULTS.md")

@@ -9,6 +9,9 @@ lazy part; locally it runs in a thread). What is handled:
 - a direct message with a command; the buttons under replies.
 Retries of one event (`X-Slack-Retry-Num`, same `event_id`) cause one side effect: the id is taken by a
 conditional write with expiry. Signatures, `url_verification` and `ssl_check` are Bolt's.
+
+Nothing of the use cases is imported for the acknowledgement: handlers.chat (every handler module, the
+validators, Pillow) is imported by the first lazy listener that parses or dispatches a command.
 """
 from __future__ import annotations
 
@@ -23,7 +26,6 @@ from slack_sdk import WebClient
 from bot.slack.blocks import BUTTON_ACTION, escape, message
 from bot.slack.files import FileRefused, download
 from bot.slack.sender import SlackSender, web_client
-from handlers.chat import dispatch, parse
 from handlers.commands import Attachment, Command, Reply
 from handlers.services import Services
 from platform_core.config import Settings
@@ -36,6 +38,13 @@ FILE_VERBS = ("upload", "predict")
 IGNORED_SUBTYPES = {"bot_message", "message_changed", "message_deleted", "channel_join", "channel_leave",
                     "thread_broadcast"}
 SORRY = "Something went wrong on our side; nothing was changed. Try again in a minute."
+
+
+def _chat() -> Any:
+    """handlers.chat (every handler module, the validators, Pillow), imported after the acknowledgement."""
+    from handlers import chat
+
+    return chat
 
 
 class SlackBot:
@@ -65,7 +74,7 @@ class SlackBot:
 
     def run_command(self, body: dict, respond: Callable[..., Any]) -> None:
         """`/ml <verb> ...`, answered in the channel (refusals only to the user who typed them)."""
-        verb, args = parse(str(body.get("text", "")))
+        verb, args = _chat().parse(str(body.get("text", "")))
         reply_to = {"channel": "slack", "channel_id": body.get("channel_id"), "team_id": body.get("team_id"),
                     "user_id": body.get("user_id")}
         cmd = Command(verb, tenant(body.get("team_id")), str(body.get("user_id")), args)
@@ -77,7 +86,7 @@ class SlackBot:
             return
         team, user, channel = tenant(body.get("team_id")), str(event.get("user")), str(event.get("channel"))
         thread = event.get("thread_ts") or event.get("ts")
-        verb, args = parse(str(event.get("text") or ""))
+        verb, args = _chat().parse(str(event.get("text") or ""))
         if event.get("subtype") == "file_share":
             for file in event.get("files") or []:
                 self._file(client, file, verb, args, team, user, channel, thread, direct=_is_dm(event))
@@ -89,7 +98,7 @@ class SlackBot:
         """A `file_shared` event carries ids only: its comment, if any, says what to do."""
         file = client.files_info(file=str(event.get("file_id")))["file"]
         comment = (file.get("initial_comment") or {}).get("comment") or ""
-        verb, args = parse(comment)
+        verb, args = _chat().parse(comment)
         if verb in FILE_VERBS:  # otherwise the `message` event of the same share carries the text
             self._file(client, file, verb, args, tenant(body.get("team_id")),
                        str(event.get("user_id") or file.get("user")), str(event.get("channel_id")), None,
@@ -97,7 +106,7 @@ class SlackBot:
 
     def on_button(self, body: dict, client: WebClient, respond: Callable[..., Any]) -> None:
         action = (body.get("actions") or [{}])[0]
-        verb, args = parse(str(action.get("value") or ""))
+        verb, args = _chat().parse(str(action.get("value") or ""))
         channel = str((body.get("channel") or {}).get("id"))
         cmd = Command(verb, tenant((body.get("team") or {}).get("id")), str((body.get("user") or {}).get("id")), args)
         reply = self._safely(cmd, {"channel": "slack", "channel_id": channel})
@@ -129,7 +138,7 @@ class SlackBot:
 
     def _safely(self, cmd: Command, reply_to: dict) -> Reply:
         try:
-            return dispatch(cmd, self.services, reply_to=reply_to)
+            return _chat().dispatch(cmd, self.services, reply_to=reply_to)
         except Exception:  # a bug or an outage: logged with its trace, told plainly
             log.exception("slack command %s failed", cmd.verb)
             return Reply(SORRY, ok=False)

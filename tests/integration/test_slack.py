@@ -19,7 +19,6 @@ from urllib.parse import parse_qsl, urlencode
 
 import pytest
 
-from bot.slack import app as slack_app
 from bot.slack.blocks import escape, message
 from bot.slack.lambda_entry import build_handler
 from bot.slack.sender import SlackSender, web_client
@@ -175,12 +174,14 @@ def test_ssl_check_gets_200(world: World) -> None:
 
 
 def test_a_command_is_acknowledged_at_once_even_when_the_work_is_slow(world: World, monkeypatch) -> None:
-    real = slack_app.dispatch
+    import handlers.chat
+
+    real = handlers.chat.dispatch
 
     def slow(*args, **kwargs):
         time.sleep(2.0)
         return real(*args, **kwargs)
-    monkeypatch.setattr(slack_app, "dispatch", slow)
+    monkeypatch.setattr(handlers.chat, "dispatch", slow)
     start = time.perf_counter()
     answer = world.command("datasets")
     acknowledged = time.perf_counter() - start
