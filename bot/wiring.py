@@ -1,7 +1,6 @@
 """Builds the use cases' dependencies from settings: the local backend or AWS."""
 from __future__ import annotations
 
-import os
 from typing import Mapping
 
 from handlers.services import Services, TrainerLauncher
@@ -26,9 +25,9 @@ def build_services(settings: Settings, *, launcher: TrainerLauncher | None = Non
             # longer (its first boot installs the stack) drains the queue when it comes up, so the job runs.
             launcher = Ec2Launcher(instance_ids=settings.trainer_instances, port=settings.trainer_port,
                                    client=make_boto3_client("ec2", settings), start_timeout_s=120,
-                                   health_timeout_s=120)
+                                   health_timeout_s=120, token=settings.trainer_token)
         elif launcher is None and settings.trainer_url:
-            launcher = HttpLauncher(settings.trainer_url)
+            launcher = HttpLauncher(settings.trainer_url, token=settings.trainer_token)
         predictor = (LambdaPredictions(function=settings.predict_function, blobs=blobs,
                                        client=make_boto3_client("lambda", settings))
                      if settings.predict_function else None)
@@ -79,14 +78,8 @@ def build_notification_log(settings: Settings):
 
 
 def settings_from_env(env: Mapping[str, str] | None = None) -> Settings:
-    """Settings for a deployed function: the environment, plus the chat secrets from Secrets Manager when
-    MLBOT_SECRETS_ARN names a secret (values already in the environment win)."""
-    env = dict(os.environ if env is None else env)
-    secret = env.get("MLBOT_SECRETS_ARN")
-    if secret:
-        from platform_core.adapters.aws import make_boto3_client
-        from platform_core.adapters.aws_secrets import read_chat_secrets
+    """Settings for a deployed function: the environment plus its secrets (platform_core.adapters.aws_secrets;
+    imported here only when called, so importing the wiring does not load boto3)."""
+    from platform_core.adapters.aws_secrets import settings_from_env as from_env_and_secrets
 
-        client = make_boto3_client("secretsmanager", Settings.from_env(env))
-        env = {**read_chat_secrets(secret, client=client), **env}
-    return Settings.from_env(env)
+    return from_env_and_secrets(env)

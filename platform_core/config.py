@@ -64,10 +64,12 @@ class Settings:
     telegram_webhook_secret: str = ""
     telegram_api_url: str = "https://api.telegram.org/bot"
     telegram_file_url: str = "https://api.telegram.org/file/bot"
+    # The shared secret of the trainer's HTTP API (`Authorization: Bearer <token>`); from Secrets Manager on AWS.
+    trainer_token: str = ""
 
     def __repr__(self) -> str:  # settings get logged; tokens and secrets never do
         hidden = {"slack_signing_secret", "slack_bot_token", "slack_app_token", "telegram_bot_token",
-                  "telegram_webhook_secret"}
+                  "telegram_webhook_secret", "trainer_token"}
         shown = ", ".join(f"{f}={'***' if f in hidden and getattr(self, f) else getattr(self, f)!r}"
                           for f in self.__dataclass_fields__)
         return f"Settings({shown})"
@@ -112,6 +114,7 @@ class Settings:
             telegram_webhook_secret=env.get("TELEGRAM_WEBHOOK_SECRET", ""),
             telegram_api_url=env.get("TELEGRAM_API_URL") or "https://api.telegram.org/bot",
             telegram_file_url=env.get("TELEGRAM_FILE_URL") or "https://api.telegram.org/file/bot",
+            trainer_token=env.get("MLBOT_TRAINER_TOKEN", "").strip(),
         )
 
 

@@ -1,11 +1,19 @@
-"""The trainer's HTTP face (DESIGN.md "Trainer HTTP"): thin Flask routes over the runner and predictor.
+"""The trainer's HTTP API (DESIGN.md "Trainer HTTP"): thin Flask routes over the runner and predictor.
 
-Training requests are validated, queued (idempotent by job id) and answered 202 at once; a background
+Every route but `GET /health` requires `Authorization: Bearer <token>`, the shared secret of the chat
+functions and the trainer (MLBOT_TRAINER_TOKEN), compared in constant time before the body is read; without
+it the answer is 401 and nothing is read or queued. An app made with an empty token refuses everything.
+
+A training request naming a job the chat functions already queued only wakes the drainer (the stored
+record, not the body, says who is told and where the job stands in the queue); any other training request
+is validated and queued as a new job, stamped by the queue. Both are answered 202 at once; a background
 thread drains the queue under the machine lock.
 """
 from __future__ import annotations
 
+import hmac
 import logging
+import re
 import threading
 import time
 import uuid
@@ -15,14 +23,17 @@ from flask import Flask, jsonify, request
 
 from lambda_predict.handler import answer
 from lambda_predict.predictor import Predictor
-from platform_core.errors import DatasetNotFound, InvalidDatasetName, MlbotError
+from platform_core.errors import ConfigError, DatasetNotFound, InvalidDatasetName, MlbotError
 from platform_core.config import Settings
 from platform_core.jobs import RECIPES, Job
 from platform_core.records import normalise_name
 from trainer_ec2.runner import TrainerContext, drain, enqueue
+from trainer_ec2.wiring import build_trainer_context
 
 log = logging.getLogger(__name__)
 ENDPOINT_KIND = {"train_image_classification": "image", "train_sentiment_analysis": "sentiment"}
+OPEN_ENDPOINTS = frozenset({"health"})  # every other route needs the token
+JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 
 
 class Drainer:
@@ -57,18 +68,33 @@ class Drainer:
         return self._thread is not None and self._thread.is_alive()
 
 
-def create_app(ctx: TrainerContext, *, drainer: Drainer | None = None) -> Flask:
-    """The Flask app over one trainer context."""
+def create_app(ctx: TrainerContext, *, token: str, drainer: Drainer | None = None) -> Flask:
+    """The Flask app over one trainer context; ``token`` is the shared secret every route but /health needs."""
     app = Flask("mlbot-trainer")
     drainer = drainer or Drainer(ctx)
     predictor = Predictor(blobs=ctx.blobs, records=ctx.records)
     app.extensions["mlbot_drainer"] = drainer
+    expected = token.encode("utf-8")
+    if not expected:
+        log.warning("the trainer has no token (MLBOT_TRAINER_TOKEN): every route but /health answers 401")
+
+    @app.before_request
+    def authenticate():
+        """Before any route reads the body: the bearer token, or 401 (fail closed without a token)."""
+        if request.endpoint in OPEN_ENDPOINTS and request.method in ("GET", "HEAD"):
+            return None
+        if not _authorised(request.headers.get("Authorization", ""), expected):
+            log.warning("refused %s %s: no valid trainer token", request.method, request.path)  # never the header
+            response = _error(401, "unauthorized", "send the trainer token as 'Authorization: Bearer <token>'")
+            response[0].headers["WWW-Authenticate"] = 'Bearer realm="mlbot-trainer"'
+            return response
+        return None
 
     @app.get("/health")
     def health():
         status = ctx.lock.get(ctx.machine)
         return jsonify({"status": "ok", "machine": ctx.machine, "state": status.State if status else "Free",
-                        "job": status.owner if status else None, "queued": len(ctx.jobs.queued())})
+                        "queued": len(ctx.jobs.queued())})
 
     @app.post("/train_image_classification")
     @app.post("/train_sentiment_analysis")
@@ -76,12 +102,16 @@ def create_app(ctx: TrainerContext, *, drainer: Drainer | None = None) -> Flask:
         kind = ENDPOINT_KIND[request.path.strip("/")]
         body = request.get_json(silent=True)
         if not isinstance(body, dict):
-            return _error(400, "bad_request", "send a JSON object with tenant and name")
-        try:
-            job = _job_from(body, kind, ctx)
-        except MlbotError as exc:
-            return _error(404 if isinstance(exc, DatasetNotFound) else 400, exc.code, exc.user_message())
-        stored = enqueue(ctx, job)
+            return _error(400, "bad_request", "send a JSON object with tenant and name (or a queued job_id)")
+        job_id = body.get("job_id")
+        if job_id is not None and (not isinstance(job_id, str) or not JOB_ID.fullmatch(job_id)):
+            return _error(400, "bad_request", "job_id must be up to 64 letters, digits and . _ : -")
+        stored = ctx.jobs.get(job_id) if job_id else None
+        if stored is None:  # an API caller's new job; the chat functions queue theirs before calling
+            try:
+                stored = enqueue(ctx, _job_from(body, kind, ctx))
+            except MlbotError as exc:
+                return _error(404 if isinstance(exc, DatasetNotFound) else 400, exc.code, exc.user_message())
         drainer.kick()
         queued = [j.job_id for j in ctx.jobs.queued()]
         position = queued.index(stored.job_id) + 1 if stored.job_id in queued else 0
@@ -90,7 +120,9 @@ def create_app(ctx: TrainerContext, *, drainer: Drainer | None = None) -> Flask:
     @app.post("/predict_image_classification")
     @app.post("/predict_sentiment_analysis")
     def predict():
-        """The inference Lambda's handler function, over HTTP: {"tenant", "name", "image" (base64) | "text"}."""
+        """The inference Lambda's handler function, over HTTP: {"tenant", "name", "image" (base64) | "text"}.
+
+        The caller holds the token, so it is trusted with the tenant it names."""
         body = request.get_json(silent=True)
         if not isinstance(body, dict) or not body.get("tenant") or not body.get("name"):
             return _error(400, "bad_request", "send a JSON object with tenant, name and image (base64) or text")
@@ -103,6 +135,30 @@ def create_app(ctx: TrainerContext, *, drainer: Drainer | None = None) -> Flask:
         status = {"not_found": 404, "internal": 500}.get(error["code"], 400)
         return _error(status, error["code"], error["message"])
 
+    return app
+
+
+def _authorised(header: str, expected: bytes) -> bool:
+    """`Bearer <token>` matching ``expected`` (compared in constant time); never true for an empty token."""
+    scheme, _, presented = header.partition(" ")
+    if not expected or scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(presented.strip().encode("utf-8"), expected)
+
+
+def build_app(settings: Settings) -> Flask:
+    """The deployed trainer (trainer_ec2.wsgi): the app for ``settings``, its drainer kicked (jobs queued
+    while it was stopped start at once) and, on AWS, its idle stopper running.
+
+    On the AWS backend a missing token is a start-up error (ConfigError naming MLBOT_TRAINER_TOKEN), raised
+    before anything is built; on the local backend an app without a token serves /health and refuses the
+    rest."""
+    if settings.backend == "aws" and not settings.trainer_token:
+        raise ConfigError("MLBOT_TRAINER_TOKEN")
+    ctx = build_trainer_context(settings)
+    app = create_app(ctx, token=settings.trainer_token)
+    app.extensions["mlbot_drainer"].kick()
+    start_idle_stopper(settings, ctx, app.extensions["mlbot_drainer"])
     return app
 
 
@@ -131,7 +187,8 @@ def start_idle_stopper(settings: Settings, ctx: TrainerContext, drainer: Drainer
 
 
 def _job_from(body: dict[str, Any], kind: str, ctx: TrainerContext) -> Job:
-    """A job for the request; the dataset record decides the path and version, never the caller."""
+    """A new job for an authenticated request; the dataset record decides the path and version, and the
+    queue stamps enqueued_at (never the caller)."""
     tenant, raw_name = body.get("tenant"), body.get("name")
     if not isinstance(tenant, str) or not isinstance(raw_name, str):
         raise InvalidDatasetName(str(raw_name))
@@ -144,11 +201,28 @@ def _job_from(body: dict[str, Any], kind: str, ctx: TrainerContext) -> Job:
     recipe = str(body.get("recipe") or RECIPES[kind][0]).lower()
     if recipe not in RECIPES[kind]:
         raise _WrongKind(name, f"{kind} (recipes: {', '.join(RECIPES[kind])})")
-    job_id = str(body.get("job_id") or uuid.uuid4().hex[:12])
-    return Job(job_id=job_id, tenant=tenant, name=name, kind=kind, recipe=recipe,
-               dataset_path=record.dataset_path, dataset_version=record.dataset_version,
-               requested_by=str(body.get("requested_by") or "api"), reply_to=dict(body.get("reply_to") or {}),
-               enqueued_at=float(body.get("enqueued_at") or time.time()))
+    reply_to = body.get("reply_to")
+    reply_to = {} if reply_to is None else reply_to
+    if not isinstance(reply_to, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                 for k, v in reply_to.items()):
+        raise _BadRequest("reply_to must be a JSON object of strings")
+    requested_by = body.get("requested_by") or "api"
+    if not isinstance(requested_by, str):
+        raise _BadRequest("requested_by must be a string")
+    return Job(job_id=str(body.get("job_id") or uuid.uuid4().hex[:12]), tenant=tenant, name=name, kind=kind,
+               recipe=recipe, dataset_path=record.dataset_path, dataset_version=record.dataset_version,
+               requested_by=requested_by, reply_to=dict(reply_to), enqueued_at=0.0)  # the queue stamps it
+
+
+class _BadRequest(MlbotError):
+    code = "bad_request"
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        super().__init__(message)
+
+    def user_message(self) -> str:
+        return self.message
 
 
 class _WrongKind(MlbotError):

@@ -6,14 +6,21 @@
   SLACK_BOT_TOKEN; TELEGRAM_BOT_TOKEN and TELEGRAM_WEBHOOK_SECRET).
 - For people without a public URL: Slack Socket Mode when SLACK_APP_TOKEN is set, and Telegram long
   polling when TELEGRAM_BOT_TOKEN is set without TELEGRAM_WEBHOOK_SECRET.
-- `GET /health` and the trainer's routes; training runs in this process and its notifications go to the
-  chat that asked (the notifier as an in-process subscriber).
+- `GET /health` (open) and the trainer's HTTP API (`POST /train_*`, `POST /predict_*`), which on this
+  port too requires `Authorization: Bearer <token>`: MLBOT_TRAINER_TOKEN when set, else a token made at
+  start and written to $MLBOT_HOME/trainer.token (mode 0600). Training runs in this process (the chat
+  handlers queue through a ThreadLauncher, no token needed) and its notifications go to the chat that asked
+  (the notifier as an in-process subscriber).
 """
 from __future__ import annotations
 
 import base64
 import logging
+import os
+import secrets
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 from werkzeug.wrappers import Request, Response
@@ -65,7 +72,8 @@ def webhook_routes(settings: Settings, services) -> dict[str, Route]:
 
 
 def combined_app(routes: dict[str, Route], fallback: Callable) -> Callable:
-    """A WSGI app: the webhook routes, everything else to ``fallback`` (the trainer's Flask app)."""
+    """A WSGI app: the webhook routes, everything else to ``fallback`` (the trainer's Flask app, which
+    checks the trainer token itself)."""
 
     def app(environ: dict, start_response: Callable) -> Any:
         request = Request(environ)
@@ -84,10 +92,39 @@ def combined_app(routes: dict[str, Route], fallback: Callable) -> Callable:
     return app
 
 
-def run_serve(settings: Settings, port: int, host: str = "127.0.0.1") -> int:
-    """Serve until interrupted; returns the exit code."""
-    from werkzeug.serving import make_server
+def trainer_token(settings: Settings) -> tuple[str, str]:
+    """The token of the trainer's routes and where it is: MLBOT_TRAINER_TOKEN when set, else a new one
+    written to $MLBOT_HOME/trainer.token, readable by this user only."""
+    if settings.trainer_token:
+        return settings.trainer_token, "MLBOT_TRAINER_TOKEN"
+    token = secrets.token_urlsafe(32)
+    path = settings.home / "trainer.token"
+    write_private(path, token)
+    return token, str(path)
 
+
+def write_private(path: Path, text: str) -> None:
+    """Writes ``text`` to ``path`` with mode 0600 (created so; an existing file is truncated and narrowed)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, text.encode("utf-8"))
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class Served:
+    app: Callable  # the WSGI app: webhook routes, then the trainer's Flask app
+    routes: dict[str, Route]
+    token_at: str  # where the trainer token is (a file, or the variable that set it); never the token
+    background: str  # what start_socket_clients connected
+    drainer: Any
+
+
+def build_serve(settings: Settings) -> Served:
+    """Everything `mlbot serve` serves, wired and started (the drainer kicked), but not yet listening."""
     from bot.notifier import chat_senders
     from bot.wiring import build_notification_log, build_services
     from handlers.notify import Notifier
@@ -95,18 +132,28 @@ def run_serve(settings: Settings, port: int, host: str = "127.0.0.1") -> int:
     from trainer_ec2.app import create_app
     from trainer_ec2.wiring import build_trainer_context
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     ctx = build_trainer_context(settings)
-    trainer = create_app(ctx)
+    token, token_at = trainer_token(settings)
+    trainer = create_app(ctx, token=token)
     drainer = trainer.extensions["mlbot_drainer"]
     services = build_services(settings, launcher=ThreadLauncher(drainer.kick))
     ctx.events.subscribe(Notifier(chat_senders(settings), build_notification_log(settings), services.blobs))
     routes = webhook_routes(settings, services)
     background = start_socket_clients(settings, services)
     drainer.kick()  # jobs queued while nothing was serving
-    server = make_server(host, port, combined_app(routes, trainer), threaded=True)
-    served = ", ".join(["GET /health", "POST /train_*", "POST /predict_*", *(f"POST {r}" for r in routes)])
-    print(f"mlbot serving on http://{host}:{server.server_port} ({served}){background}; Ctrl-C stops")
+    return Served(combined_app(routes, trainer), routes, token_at, background, drainer)
+
+
+def run_serve(settings: Settings, port: int, host: str = "127.0.0.1") -> int:
+    """Serve until interrupted; returns the exit code."""
+    from werkzeug.serving import make_server
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    served = build_serve(settings)
+    server = make_server(host, port, served.app, threaded=True)
+    listed = ", ".join(["GET /health", "POST /train_*", "POST /predict_*", *(f"POST {r}" for r in served.routes)])
+    print(f"mlbot serving on http://{host}:{server.server_port} ({listed}){served.background}; "
+          f"the trainer routes need 'Authorization: Bearer <token>', token in {served.token_at}; Ctrl-C stops")
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -2,7 +2,8 @@
 
 ``Ec2Launcher`` is the TrainerLauncher of the AWS backend. For a queued job it picks a trainer instance
 (one already running first, else a stopped one), reads its state, starts it when stopped (when stopping,
-waits for stopped, then starts), waits for running, polls the trainer's ``/health`` and POSTs the job.
+waits for stopped, then starts), waits for running, polls the trainer's ``/health`` and POSTs the job id
+with the trainer API's shared token (``token``, MLBOT_TRAINER_TOKEN).
 Every wait is bounded and every step can be repeated safely: starting a running instance is a no-op, and
 the trainer ignores a job id it has already queued. With N trainers, each drains the shared queue.
 """
@@ -27,7 +28,7 @@ GONE = ("shutting-down", "terminated")
 class Ec2Launcher:
     """Makes sure one of ``instance_ids`` runs a healthy trainer, then hands it the job."""
 
-    def __init__(self, *, instance_ids: Sequence[str], client: Any = None, port: int = TRAINER_PORT,
+    def __init__(self, *, instance_ids: Sequence[str], token: str, client: Any = None, port: int = TRAINER_PORT,
                  address: Callable[[dict], str] | None = None, start_timeout_s: float = 300,
                  health_timeout_s: float = 300, poll_s: float = 5, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep,
@@ -35,6 +36,7 @@ class Ec2Launcher:
         if not instance_ids:
             raise ValueError("at least one trainer instance id")
         self.instance_ids = list(instance_ids)
+        self._token = token
         self._ec2 = _LazyClient("ec2", client)
         self._port, self._start_timeout, self._health_timeout, self._poll = port, start_timeout_s, \
             health_timeout_s, poll_s
@@ -45,7 +47,7 @@ class Ec2Launcher:
         instance = self.ensure_running()
         base = f"http://{self._address(instance)}:{self._port}"
         self._wait_healthy(base)
-        HttpLauncher(base, opener=self._open)(job)
+        HttpLauncher(base, token=self._token, opener=self._open)(job)
 
     def ensure_running(self) -> dict:
         """A running trainer instance's description, starting one if none runs."""

@@ -39,6 +39,7 @@ from trainer_ec2.wiring import build_trainer_context
 
 pytestmark = pytest.mark.slow
 TEAM = "T0001"
+TRAINER_TOKEN = "e2e-trainer-token-0123456789abcdef"
 
 
 class InvokePredict:
@@ -76,7 +77,8 @@ def cloud(aws_credentials, atomic_moto_writes, monkeypatch, tmp_path: Path):
                         "AWS_REGION": "us-east-1"}.items():  # what the deployed inference Lambda reads
         monkeypatch.setenv(name, value)
     monkeypatch.setattr(predict_lambda, "_runtime", None)
-    trainer = make_server("127.0.0.1", 0, create_app(build_trainer_context(settings)), threaded=True)
+    trainer = make_server("127.0.0.1", 0, create_app(build_trainer_context(settings), token=TRAINER_TOKEN),
+                          threaded=True)
     threading.Thread(target=trainer.serve_forever, daemon=True).start()
     try:
         yield settings, clients, queue, fake, instance, trainer.server_port
@@ -88,7 +90,7 @@ def cloud(aws_credentials, atomic_moto_writes, monkeypatch, tmp_path: Path):
 
 def test_upload_train_notify_and_predict_through_the_aws_deployment(cloud, fashion_mnist) -> None:
     settings, clients, queue, fake, instance, trainer_port = cloud
-    launcher = Ec2Launcher(instance_ids=[instance], client=clients["ec2"], port=trainer_port,
+    launcher = Ec2Launcher(instance_ids=[instance], token=TRAINER_TOKEN, client=clients["ec2"], port=trainer_port,
                            address=lambda described: "127.0.0.1", poll_s=0.2)
     services = build_services(settings, launcher=launcher)
     services.predictor = LambdaPredictions(function="mlbot-predict", blobs=services.blobs, client=InvokePredict())
@@ -161,7 +163,7 @@ def test_telegram_upload_train_and_notify_through_the_aws_backend(cloud, fashion
     with FakeTelegram(TOKEN) as bot_api:
         settings = with_fields(base, telegram_bot_token=TOKEN, telegram_webhook_secret=HOOK,
                                telegram_api_url=bot_api.api_url, telegram_file_url=bot_api.file_url)
-        launcher = Ec2Launcher(instance_ids=[instance], client=clients["ec2"], port=trainer_port,
+        launcher = Ec2Launcher(instance_ids=[instance], token=TRAINER_TOKEN, client=clients["ec2"], port=trainer_port,
                                address=lambda described: "127.0.0.1", poll_s=0.2)
         sender = TelegramSender(settings)
         channel = TelegramChannel(build_services(settings, launcher=launcher), build_idempotency(settings),

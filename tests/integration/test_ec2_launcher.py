@@ -1,9 +1,10 @@
-"""The EC2 trainer lifecycle: start a stopped trainer (moto), wait for it, check /health, hand it the job;
-bounded waits; several trainers; the trainer stopping itself when idle."""
+"""The EC2 trainer lifecycle: start a stopped trainer (moto), wait for it, check /health, hand it the job
+with the trainer token; bounded waits; several trainers; the trainer stopping itself when idle."""
 from __future__ import annotations
 
 import itertools
 import threading
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,7 @@ from trainer_ec2.runner import drain
 from trainer_ec2.wiring import build_trainer_context
 
 TENANT = "slack:TEC2"
+TOKEN = "ec2-launcher-test-token-0123456789"
 
 
 @pytest.fixture
@@ -41,11 +43,12 @@ def trainer_server(tmp_path: Path):
 
         def busy(self) -> bool:
             return False
-    server = make_server("127.0.0.1", 0, create_app(ctx, drainer=NoDrain()), threaded=True)
+    server = make_server("127.0.0.1", 0, create_app(ctx, token=TOKEN, drainer=NoDrain()), threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     job = Job(job_id="job-ec2", tenant=TENANT, name="colours", kind="image", recipe="fast",
               dataset_path=record.dataset_path, dataset_version=1, requested_by="u",
               reply_to={"channel": "slack", "channel_id": "C1"})
+    job = ctx.jobs.submit(job)  # the chat function queues the job, then launches a trainer for it
     try:
         yield server.server_port, ctx, job
     finally:
@@ -71,7 +74,7 @@ def test_a_stopped_trainer_is_started_checked_and_given_the_job(ec2, trainer_ser
     port, ctx, job = trainer_server
     client.stop_instances(InstanceIds=ids)
     assert {state(client, i) for i in ids} == {"stopped"}
-    launcher = Ec2Launcher(instance_ids=ids, client=client, port=port, address=lambda i: "127.0.0.1", poll_s=0)
+    launcher = Ec2Launcher(instance_ids=ids, token=TOKEN, client=client, port=port, address=lambda i: "127.0.0.1", poll_s=0)
     launcher(job)
     assert sorted(state(client, i) for i in ids) == ["running", "stopped"]  # one trainer was enough
     assert ctx.jobs.get("job-ec2").reply_to == {"channel": "slack", "channel_id": "C1"}
@@ -80,11 +83,31 @@ def test_a_stopped_trainer_is_started_checked_and_given_the_job(ec2, trainer_ser
     assert drain(ctx) == 1
 
 
+def test_the_launcher_hands_the_job_over_with_its_token_and_a_wrong_one_is_refused(ec2, trainer_server) -> None:
+    client, ids = ec2
+    port, ctx, job = trainer_server
+    wrong = Ec2Launcher(instance_ids=ids, token="not-the-token", client=client, port=port,
+                        address=lambda i: "127.0.0.1", poll_s=0)
+    with pytest.raises(TrainerUnavailable, match="trainer answered 401"):
+        wrong(job)
+    assert ctx.jobs.queued() == [job]
+    seen = []
+
+    def opener(req, timeout):  # the real urlopen, watched
+        seen.append(req)
+        return urllib.request.urlopen(req, timeout=timeout)
+    Ec2Launcher(instance_ids=ids, token=TOKEN, client=client, port=port, address=lambda i: "127.0.0.1",
+                poll_s=0, opener=opener)(job)
+    posted = [r for r in seen if not isinstance(r, str)]
+    assert [r.get_header("Authorization") for r in posted] == [f"Bearer {TOKEN}"]
+    assert ctx.jobs.queued() == [job] and drain(ctx) == 1
+
+
 def test_a_running_trainer_is_preferred_over_starting_another(ec2, trainer_server) -> None:
     client, ids = ec2
     port, ctx, job = trainer_server
     client.stop_instances(InstanceIds=[ids[0]])
-    launcher = Ec2Launcher(instance_ids=ids, client=client, port=port, address=lambda i: "127.0.0.1", poll_s=0)
+    launcher = Ec2Launcher(instance_ids=ids, token=TOKEN, client=client, port=port, address=lambda i: "127.0.0.1", poll_s=0)
     assert launcher.ensure_running()["InstanceId"] == ids[1]
     assert state(client, ids[0]) == "stopped"
 
@@ -92,7 +115,7 @@ def test_a_running_trainer_is_preferred_over_starting_another(ec2, trainer_serve
 def test_terminated_trainers_and_a_silent_health_check_are_refused_within_bounds(ec2) -> None:
     client, ids = ec2
     ticks = itertools.count(0, 10)
-    launcher = Ec2Launcher(instance_ids=ids, client=client, port=9, address=lambda i: "127.0.0.1",
+    launcher = Ec2Launcher(instance_ids=ids, token=TOKEN, client=client, port=9, address=lambda i: "127.0.0.1",
                            health_timeout_s=30, poll_s=0, clock=lambda: next(ticks))
     job = Job(job_id="j", tenant=TENANT, name="x", kind="image", recipe="fast", dataset_path="p",
               dataset_version=1, requested_by="u")
@@ -120,14 +143,14 @@ class SlowEc2:
 
 def test_a_stopping_trainer_is_waited_for_then_started() -> None:
     fake = SlowEc2(["stopping", "stopping", "stopped", "pending", "pending", "running"])
-    launcher = Ec2Launcher(instance_ids=["i-1"], client=fake, poll_s=0)
+    launcher = Ec2Launcher(instance_ids=["i-1"], token=TOKEN, client=fake, poll_s=0)
     assert launcher.ensure_running()["PrivateIpAddress"] == "10.0.0.5"
     assert fake.started == ["i-1"] and fake.states == ["running"]
 
 
 def test_a_trainer_stuck_pending_times_out() -> None:
     ticks = itertools.count(0, 60)
-    launcher = Ec2Launcher(instance_ids=["i-1"], client=SlowEc2(["pending"]), poll_s=0, start_timeout_s=300,
+    launcher = Ec2Launcher(instance_ids=["i-1"], token=TOKEN, client=SlowEc2(["pending"]), poll_s=0, start_timeout_s=300,
                            clock=lambda: next(ticks))
     with pytest.raises(TrainerUnavailable, match="still pending after 300 s"):
         launcher.ensure_running()
