@@ -37,9 +37,8 @@ def prepare(home: Path) -> dict[str, Any]:
     import torch
 
     from bot.wiring import build_services
+    from handlers.chat import dispatch
     from handlers.commands import Attachment, Command
-    from handlers.train import handle_train
-    from handlers.upload import handle_upload
     from platform_core.config import Settings
     from tools import realdata
     from trainer_ec2 import text_training
@@ -61,8 +60,8 @@ def prepare(home: Path) -> dict[str, Any]:
     uploads = {"clothes": ("clothes.zip", realdata.build_image_zip(["trouser", "sneaker", "bag"], 20)),
                "reviews": ("reviews.csv", realdata.build_sentiment_csv(100))}
     for name, (filename, data) in uploads.items():
-        assert handle_upload(Command("upload", TENANT, "b", (name,), Attachment(filename, data)), services).ok
-        assert handle_train(Command("train", TENANT, "b", (name,)), services).ok
+        assert dispatch(Command("upload", TENANT, "b", (name,), Attachment(filename, data)), services).ok
+        assert dispatch(Command("train", TENANT, "b", (name,)), services).ok
     assert drain(build_trainer_context(settings, trainers=trainers)) == 2
     for kind, module in modules.items():
         torch.save(module.eval(), home / f"{kind}.pt")

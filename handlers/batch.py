@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Iterator
 
 from handlers.commands import Attachment, Command, Reply
-from handlers.replies import error_reply
 from handlers.services import Services
 from platform_core.errors import BadPredictionInput, MlbotError, UsageError
 from platform_core.prediction import MAX_IMAGE_BYTES, MAX_TEXT_CHARS
@@ -62,27 +61,24 @@ def handle_batch(cmd: Command, services: Services) -> Reply:
     name = cmd.args[0]
     rows: list[list[str]] = []
     labels: Counter[str] = Counter()
-    try:
-        for item in _inputs(cmd.attachment, services):
-            if item.problem:
-                rows.append([item.shown, "", "", "", "", "", item.problem])
-                continue
-            try:
-                answer = services.predictor.predict(cmd.tenant, name, image=item.image, text=item.text)
-            except MlbotError as exc:
-                if exc.code not in PER_ITEM_CODES:
-                    raise
-                rows.append([item.shown, "", "", "", "", "", exc.user_message()])
-                continue
-            second = answer["top"][1] if len(answer["top"]) > 1 else ["", None]
-            labels[answer["label"]] += 1
-            rows.append([item.shown, answer["label"], f"{answer['confidence']:.4f}",
-                         "yes" if answer.get("sure", True) else "no", second[0],
-                         "" if second[1] is None else f"{second[1]:.4f}", ""])
-    except MlbotError as exc:
-        return error_reply(exc)
+    for item in _inputs(cmd.attachment, services):
+        if item.problem:
+            rows.append([item.shown, "", "", "", "", "", item.problem])
+            continue
+        try:
+            answer = services.predictor.predict(cmd.tenant, name, image=item.image, text=item.text)
+        except MlbotError as exc:
+            if exc.code not in PER_ITEM_CODES:
+                raise
+            rows.append([item.shown, "", "", "", "", "", exc.user_message()])
+            continue
+        second = answer["top"][1] if len(answer["top"]) > 1 else ["", None]
+        labels[answer["label"]] += 1
+        rows.append([item.shown, answer["label"], f"{answer['confidence']:.4f}",
+                     "yes" if answer.get("sure", True) else "no", second[0],
+                     "" if second[1] is None else f"{second[1]:.4f}", ""])
     if not rows:
-        return error_reply(BadPredictionInput("the attached file holds nothing to predict"))
+        raise BadPredictionInput("the attached file holds nothing to predict")
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(HEADER)

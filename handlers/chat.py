@@ -13,10 +13,12 @@ from handlers.datasets import handle_datasets, handle_status
 from handlers.delete import handle_delete
 from handlers.feedback import handle_feedback, handle_forget, handle_retrain
 from handlers.models import handle_models, handle_rollback
+from handlers.replies import error_reply
 from handlers.predict import handle_predict
 from handlers.services import Services
 from handlers.train import handle_train
 from handlers.upload import handle_upload
+from platform_core.errors import MlbotError
 
 HELP = """I train image and text classifiers on your data, then answer predictions.
 - upload NAME [description] (with a file): a zip with one folder of images per class (2-10 classes, 10-100 images each), or a CSV of text,label rows (2-3 labels, 100-1000 rows each)
@@ -58,9 +60,15 @@ VERBS: dict[str, Callable[[Command, Services], Reply]] = {
 
 
 def dispatch(cmd: Command, services: Services, *, reply_to: dict | None = None) -> Reply:
-    """Run the command's use case. ``reply_to`` says where training notifications go (the chat that asked)."""
-    if cmd.verb == "train":
-        return handle_train(cmd, services, reply_to=reply_to)
-    if cmd.verb == "retrain":
-        return handle_retrain(cmd, services, reply_to=reply_to)
-    return VERBS.get(cmd.verb, handle_help)(cmd, services)
+    """Run the command's use case. ``reply_to`` says where training notifications go (the chat that asked).
+
+    Use cases raise an MlbotError for anything the user can act on; this is the one place it becomes the
+    reply (its sentence and code). Anything else is a bug or an outage, left to the channel to log."""
+    try:
+        if cmd.verb == "train":
+            return handle_train(cmd, services, reply_to=reply_to)
+        if cmd.verb == "retrain":
+            return handle_retrain(cmd, services, reply_to=reply_to)
+        return VERBS.get(cmd.verb, handle_help)(cmd, services)
+    except MlbotError as exc:
+        return error_reply(exc)

@@ -2,19 +2,16 @@
 from __future__ import annotations
 
 from handlers.commands import Command, Reply
-from handlers.replies import error_reply, format_accuracy
+from handlers.replies import format_accuracy
 from handlers.services import Services
-from platform_core.errors import DatasetNotFound, MlbotError, UsageError
+from platform_core.errors import DatasetNotFound, UsageError
 from platform_core.records import DatasetRecord, TrainingStatus, normalise_name
 from platform_core.validation.report import plural
 
 
 def handle_datasets(cmd: Command, services: Services) -> Reply:
     """List the tenant's datasets with status and accuracies."""
-    try:
-        records = services.records.list(cmd.tenant)
-    except MlbotError as exc:
-        return error_reply(exc)
+    records = services.records.list(cmd.tenant)
     data = {"datasets": [r.as_dict() for r in records]}
     if not records:
         return Reply("No datasets yet. Send a zip of images or a CSV with: upload NAME", data=data)
@@ -36,10 +33,7 @@ def named_record(cmd: Command, services: Services, usage: str) -> DatasetRecord:
 
 def handle_status(cmd: Command, services: Services) -> Reply:
     """Show one dataset's record."""
-    try:
-        record = named_record(cmd, services, "status NAME")
-    except MlbotError as exc:
-        return error_reply(exc)
+    record = named_record(cmd, services, "status NAME")
     classes = ", ".join(f"{c} ({n})" for c, n in record.class_counts.items())
     lines = [
         f"{record.name}: {record.kind} dataset, version {record.dataset_version}, owner {record.owner}",

@@ -20,8 +20,7 @@ from handlers.replies import error_reply
 from handlers.services import Services
 from handlers.train import handle_train
 from handlers.upload import upload
-from platform_core.errors import (BlobNotFound, DatasetOwnedByAnother, MlbotError,
-                                  UsageError)
+from platform_core.errors import BlobNotFound, DatasetOwnedByAnother, MlbotError, UsageError
 from platform_core.records import DatasetRecord, tenant_key
 
 PENDING = "feedback-pending"
@@ -59,28 +58,25 @@ def buttons(name: str, prediction_id: str, answer: dict) -> tuple[Button, ...]:
 
 def handle_feedback(cmd: Command, services: Services) -> Reply:
     """`feedback NAME ID LABEL`: file the predicted input under LABEL as a candidate example."""
+    record = named_record(cmd, services, "feedback NAME PREDICTION-ID LABEL (sent by the buttons under a prediction)")
+    if len(cmd.args) < 3:
+        raise UsageError("feedback NAME PREDICTION-ID LABEL (sent by the buttons under a prediction)")
+    prediction_id, label = cmd.args[1], " ".join(cmd.args[2:])
+    if label not in record.class_counts:
+        raise UsageError(f"feedback {record.name} ID LABEL, LABEL one of {', '.join(sorted(record.class_counts))}")
+    if not prediction_id.isalnum():
+        raise UsageError("feedback NAME PREDICTION-ID LABEL")
+    source = pending_key(cmd.tenant, record.name, prediction_id)
+    target = f"{kept_prefix(cmd.tenant, record.name)}{label}/{prediction_id}"
     try:
-        record = named_record(cmd, services, "feedback NAME PREDICTION-ID LABEL (sent by the buttons under a prediction)")
-        if len(cmd.args) < 3:
-            raise UsageError("feedback NAME PREDICTION-ID LABEL (sent by the buttons under a prediction)")
-        prediction_id, label = cmd.args[1], " ".join(cmd.args[2:])
-        if label not in record.class_counts:
-            raise UsageError(f"feedback {record.name} ID LABEL, LABEL one of {', '.join(sorted(record.class_counts))}")
-        if not prediction_id.isalnum():
-            raise UsageError("feedback NAME PREDICTION-ID LABEL")
-        source = pending_key(cmd.tenant, record.name, prediction_id)
-        target = f"{kept_prefix(cmd.tenant, record.name)}{label}/{prediction_id}"
-        try:
-            data = services.blobs.get(source)
-        except BlobNotFound:
-            if any(k.endswith(f"/{prediction_id}") for k in services.blobs.list(kept_prefix(cmd.tenant, record.name))):
-                return Reply("Already noted, thanks.", data={"label": label})
-            raise UsageError("that prediction is too old to give feedback on (inputs are kept for a week)") from None
-        services.blobs.put(target, data)
-        services.blobs.delete(source)
-        waiting = len(services.blobs.list(kept_prefix(cmd.tenant, record.name)))
-    except MlbotError as exc:
-        return error_reply(exc)
+        data = services.blobs.get(source)
+    except BlobNotFound:
+        if any(k.endswith(f"/{prediction_id}") for k in services.blobs.list(kept_prefix(cmd.tenant, record.name))):
+            return Reply("Already noted, thanks.", data={"label": label})
+        raise UsageError("that prediction is too old to give feedback on (inputs are kept for a week)") from None
+    services.blobs.put(target, data)
+    services.blobs.delete(source)
+    waiting = len(services.blobs.list(kept_prefix(cmd.tenant, record.name)))
     return Reply(f"Thanks: kept as an example of '{label}' ({waiting} waiting). Add them to the dataset and train "
                  f"again with: retrain {record.name}", data={"label": label, "waiting": waiting},
                  buttons=(Button(f"Retrain {record.name}", f"retrain {record.name}"),))
@@ -88,14 +84,11 @@ def handle_feedback(cmd: Command, services: Services) -> Reply:
 
 def handle_forget(cmd: Command, services: Services) -> Reply:
     """`forget NAME`: delete every kept prediction input of the dataset (pending and waiting examples)."""
-    try:
-        record = named_record(cmd, services, "forget NAME")
-        keys = services.blobs.list(pending_prefix(cmd.tenant, record.name)) + \
-            services.blobs.list(kept_prefix(cmd.tenant, record.name))
-        for key in keys:
-            services.blobs.delete(key)
-    except MlbotError as exc:
-        return error_reply(exc)
+    record = named_record(cmd, services, "forget NAME")
+    keys = services.blobs.list(pending_prefix(cmd.tenant, record.name)) + \
+        services.blobs.list(kept_prefix(cmd.tenant, record.name))
+    for key in keys:
+        services.blobs.delete(key)
     return Reply(f"Forgot {len(keys)} kept input(s) of '{record.name}', with every stored copy of them: no copy is "
                  "kept of anything you sent for prediction. The dataset and its models are unchanged.",
                  data={"forgotten": len(keys)})
@@ -103,30 +96,30 @@ def handle_forget(cmd: Command, services: Services) -> Reply:
 
 def handle_retrain(cmd: Command, services: Services, *, reply_to: dict | None = None) -> Reply:
     """`retrain NAME`: the dataset plus its candidate examples becomes the next version, then trains."""
-    try:
-        record = named_record(cmd, services, "retrain NAME")
-        if record.owner != cmd.user:
-            raise DatasetOwnedByAnother(record.name, record.owner)
-        keys = services.blobs.list(kept_prefix(cmd.tenant, record.name))
-        if not keys:
-            raise UsageError(f"retrain {record.name} after giving feedback on some predictions (no examples "
-                             "are waiting); or just: train " + record.name)
-        merged, added, skipped = _merge(record, keys, services)
-        if not added:
-            limit = services.limits.max_images_per_class if record.kind == "image" else services.limits.max_rows_per_class
-            raise UsageError(f"retrain {record.name} once its classes have room: the {len(skipped)} waiting "
-                             f"example(s) belong to classes already at the maximum of {limit}")
-        stored, _ = upload(Command("upload", cmd.tenant, record.owner, (record.name,),
-                                   Attachment(_filename(record), merged)), services)
-        for key in added:
-            services.blobs.delete(key)
-    except MlbotError as exc:
-        return error_reply(exc)
+    record = named_record(cmd, services, "retrain NAME")
+    if record.owner != cmd.user:
+        raise DatasetOwnedByAnother(record.name, record.owner)
+    keys = services.blobs.list(kept_prefix(cmd.tenant, record.name))
+    if not keys:
+        raise UsageError(f"retrain {record.name} after giving feedback on some predictions (no examples "
+                         "are waiting); or just: train " + record.name)
+    merged, added, skipped = _merge(record, keys, services)
+    if not added:
+        limit = services.limits.max_images_per_class if record.kind == "image" else services.limits.max_rows_per_class
+        raise UsageError(f"retrain {record.name} once its classes have room: the {len(skipped)} waiting "
+                         f"example(s) belong to classes already at the maximum of {limit}")
+    stored, _ = upload(Command("upload", cmd.tenant, record.owner, (record.name,),
+                               Attachment(_filename(record), merged)), services)
+    for key in added:
+        services.blobs.delete(key)
     counts = Counter(key.split("/")[-2] for key in added)
     note = f"Added {sum(counts.values())} example(s) ({', '.join(f'{c} {n}' for c, n in sorted(counts.items()))}) " \
            f"to '{record.name}', now dataset version {stored.dataset_version}"
     note += f"; {len(skipped)} left waiting (their classes are full)." if skipped else "."
-    trained = handle_train(Command("train", cmd.tenant, cmd.user, (record.name,)), services, reply_to=reply_to)
+    try:  # the examples are added whatever happens next: say so beside any refusal to train
+        trained = handle_train(Command("train", cmd.tenant, cmd.user, (record.name,)), services, reply_to=reply_to)
+    except MlbotError as exc:
+        trained = error_reply(exc)
     return Reply(f"{note}\n{trained.text}", ok=trained.ok, data={"added": dict(counts), **trained.data})
 
 

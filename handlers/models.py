@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from handlers.datasets import named_record
 from handlers.commands import Button, Command, Reply
-from handlers.replies import error_reply, format_accuracy
+from handlers.replies import format_accuracy
 from handlers.services import Services
 from platform_core.errors import MlbotError, ModelNotTrained
 from platform_core.models import stored_versions, version_path, version_summary
@@ -27,14 +27,11 @@ class UnknownVersion(MlbotError):
 
 def handle_models(cmd: Command, services: Services) -> Reply:
     """Every stored version, newest first, with its accuracies; the current one marked."""
-    try:
-        record = named_record(cmd, services, "models NAME")
-        versions = stored_versions(services.blobs, cmd.tenant, record.name)
-        if not versions:
-            raise ModelNotTrained(record.name, record.training_status)
-        summaries = [version_summary(services.blobs, cmd.tenant, record.name, v) for v in reversed(versions)]
-    except MlbotError as exc:
-        return error_reply(exc)
+    record = named_record(cmd, services, "models NAME")
+    versions = stored_versions(services.blobs, cmd.tenant, record.name)
+    if not versions:
+        raise ModelNotTrained(record.name, record.training_status)
+    summaries = [version_summary(services.blobs, cmd.tenant, record.name, v) for v in reversed(versions)]
     lines = [f"Models of '{record.name}' (newest first):"]
     for s in summaries:
         mark = " (current)" if s["version"] == record.model_version else ""
@@ -48,25 +45,22 @@ def handle_models(cmd: Command, services: Services) -> Reply:
 
 def handle_rollback(cmd: Command, services: Services) -> Reply:
     """Make a stored version current (default: the newest one older than the current)."""
-    try:
-        record = named_record(cmd, services, "rollback NAME [VERSION]")
-        versions = stored_versions(services.blobs, cmd.tenant, record.name)
-        if len(cmd.args) > 1:
-            wanted = cmd.args[1].lower().lstrip("v")
-            if not wanted.isdigit() or int(wanted) not in versions:
-                raise UnknownVersion(record.name, cmd.args[1], versions)
-            version = int(wanted)
-        else:
-            older = [v for v in versions if v < (record.model_version or 0)]
-            if not older:
-                raise UnknownVersion(record.name, "older than the current one", versions)
-            version = older[-1]
-        summary = version_summary(services.blobs, cmd.tenant, record.name, version)
-        update_record(services.records, cmd.tenant, record.name, lambda r: replace(
-            r, model_path=version_path(cmd.tenant, record.name, version), model_version=version,
-            training_accuracy=summary["train_accuracy"], validation_accuracy=summary["validation_accuracy"]))
-    except MlbotError as exc:
-        return error_reply(exc)
+    record = named_record(cmd, services, "rollback NAME [VERSION]")
+    versions = stored_versions(services.blobs, cmd.tenant, record.name)
+    if len(cmd.args) > 1:
+        wanted = cmd.args[1].lower().lstrip("v")
+        if not wanted.isdigit() or int(wanted) not in versions:
+            raise UnknownVersion(record.name, cmd.args[1], versions)
+        version = int(wanted)
+    else:
+        older = [v for v in versions if v < (record.model_version or 0)]
+        if not older:
+            raise UnknownVersion(record.name, "older than the current one", versions)
+        version = older[-1]
+    summary = version_summary(services.blobs, cmd.tenant, record.name, version)
+    update_record(services.records, cmd.tenant, record.name, lambda r: replace(
+        r, model_path=version_path(cmd.tenant, record.name, version), model_version=version,
+        training_accuracy=summary["train_accuracy"], validation_accuracy=summary["validation_accuracy"]))
     return Reply(f"'{record.name}' now answers with model version {version} (validation "
                  f"{format_accuracy(summary['validation_accuracy'])}). Newer versions are kept: models {record.name}",
                  data={"name": record.name, "model_version": version})

@@ -7,28 +7,24 @@ from pathlib import Path
 from handlers.batch import handle_batch, is_batch
 from handlers.commands import Command, Reply
 from handlers.feedback import buttons, remember
-from handlers.replies import error_reply
 from handlers.services import Services
-from platform_core.errors import MlbotError, UsageError
+from platform_core.errors import UsageError
 from platform_core.prediction import check_image_size
 
 
 def handle_predict(cmd: Command, services: Services) -> Reply:
     """Label and confidence from the dataset's latest good model."""
-    try:
-        if services.predictor is None:
-            raise UsageError("predict is not available here: no predictor is configured")
-        if not cmd.args:
-            raise UsageError("predict NAME (with an image attached) or predict NAME some text")
-        if cmd.attachment is not None and is_batch(cmd.attachment):
-            return handle_batch(cmd, services)
-        image = _image(cmd)
-        text = " ".join(cmd.args[1:]) or None
-        answer = services.predictor.predict(cmd.tenant, cmd.args[0], image=image, text=None if image else text)
-        name = answer.get("dataset") or cmd.args[0]
-        prediction_id = remember(services, cmd.tenant, name, image if image else (text or "").encode("utf-8"))
-    except MlbotError as exc:
-        return error_reply(exc)
+    if services.predictor is None:
+        raise UsageError("predict is not available here: no predictor is configured")
+    if not cmd.args:
+        raise UsageError("predict NAME (with an image attached) or predict NAME some text")
+    if cmd.attachment is not None and is_batch(cmd.attachment):
+        return handle_batch(cmd, services)
+    image = _image(cmd)
+    text = " ".join(cmd.args[1:]) or None
+    answer = services.predictor.predict(cmd.tenant, cmd.args[0], image=image, text=None if image else text)
+    name = answer.get("dataset") or cmd.args[0]
+    prediction_id = remember(services, cmd.tenant, name, image if image else (text or "").encode("utf-8"))
     return Reply(answer_text(answer), data={**answer, "prediction_id": prediction_id},
                  buttons=buttons(name, prediction_id, answer))
 

@@ -5,7 +5,6 @@ import logging
 from dataclasses import replace
 
 from handlers.commands import Button, Command, Reply
-from handlers.replies import error_reply
 from handlers.services import Services
 from platform_core.errors import (
     DatasetBusy,
@@ -23,10 +22,7 @@ log = logging.getLogger(__name__)
 
 def handle_upload(cmd: Command, services: Services) -> Reply:
     """`upload NAME [description]` with a file attached."""
-    try:
-        record, report = upload(cmd, services)
-    except MlbotError as exc:
-        return error_reply(exc)
+    record, report = upload(cmd, services)
     verb = "Replaced" if record.dataset_version > 1 else "Stored"
     classes = ", ".join(f"{name} ({count})" for name, count in record.class_counts.items())
     lines = [f"{verb} {record.kind} dataset '{record.name}' (version {record.dataset_version}): {classes}."]

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from handlers.commands import Command, Reply
-from handlers.replies import error_reply
 from handlers.services import Services
 from platform_core.errors import MissingAttachment
 from platform_core.validation import ValidationReport, validate_dataset
@@ -12,7 +11,7 @@ from platform_core.validation.report import plural
 def handle_validate(cmd: Command, services: Services) -> Reply:
     """Report every problem and warning of the attached file; ok when it would be accepted."""
     if cmd.attachment is None:
-        return error_reply(MissingAttachment("validate"))
+        raise MissingAttachment("validate")
     report = validate_dataset(cmd.attachment.data, cmd.attachment.filename, services.limits)
     return Reply(render_report(cmd.attachment.filename, report), ok=report.valid, data=report.as_dict())
 

@@ -7,14 +7,11 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 from bot.wiring import build_services
+from handlers.chat import dispatch
 from handlers.commands import Attachment, Command, Reply
-from handlers.datasets import handle_datasets, handle_status
-from handlers.predict import handle_predict
-from handlers.services import Services
-from handlers.upload import handle_upload
 from handlers.validate import handle_validate
 from platform_core.config import Settings
 from platform_core.errors import ConfigError
@@ -97,24 +94,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"mlbot: no such file: {args.image}", file=sys.stderr)
         return 1
     services = build_services(settings)
-    handler, cmd = _command(args, tenant, user)
-    return emit(handler(cmd, services), as_json=args.json)
+    cmd = _command(args, tenant, user)
+    reply = handle_validate(cmd, services) if cmd.verb == "validate" else dispatch(cmd, services)
+    return emit(reply, as_json=args.json)
 
 
-def _command(args: argparse.Namespace, tenant: str, user: str) -> tuple[Callable[[Command, Services], Reply], Command]:
+def _command(args: argparse.Namespace, tenant: str, user: str) -> Command:
     attachment = Attachment(args.file.name, args.file) if getattr(args, "file", None) else None
     if args.command == "validate":
-        return handle_validate, Command("validate", tenant, user, (), attachment)
+        return Command("validate", tenant, user, (), attachment)
     if args.command == "upload":
-        words = (args.name, *args.description.split())
-        return handle_upload, Command("upload", tenant, user, words, attachment)
+        return Command("upload", tenant, user, (args.name, *args.description.split()), attachment)
     if args.command == "status":
-        return handle_status, Command("status", tenant, user, (args.name,))
+        return Command("status", tenant, user, (args.name,))
     if args.command == "predict":
         image = Attachment(args.image.name, args.image) if args.image else None
-        words = (args.name, *(args.text.split() if args.text else ()))
-        return handle_predict, Command("predict", tenant, user, words, image)
-    return handle_datasets, Command("datasets", tenant, user)
+        return Command("predict", tenant, user, (args.name, *(args.text.split() if args.text else ())), image)
+    return Command("datasets", tenant, user)
 
 
 def emit(reply: Reply, *, as_json: bool) -> int:

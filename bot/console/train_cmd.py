@@ -9,7 +9,7 @@ from dataclasses import replace
 from bot.console.progress import ConsoleProgress, finished_text
 from bot.wiring import build_services
 from handlers.commands import Command
-from handlers.train import handle_train
+from handlers.chat import dispatch
 from platform_core.config import Settings
 from platform_core.jobs import JobState
 
@@ -22,7 +22,7 @@ def run_train(settings: Settings, tenant: str, user: str, name: str, *, recipe: 
     args = (name, recipe) if recipe else (name,)
     cmd = Command("train", tenant, user, args)
     if not wait:
-        reply = handle_train(cmd, build_services(settings), reply_to={"channel": "console"})
+        reply = dispatch(cmd, build_services(settings), reply_to={"channel": "console"})
         _emit(reply.text, reply.data, as_json)
         if reply.ok and not as_json:
             print(f"Follow it with: mlbot status {name}   (or train with --wait to watch)")
@@ -42,7 +42,7 @@ def _train_and_wait(settings: Settings, cmd: Command, as_json: bool, epochs: int
     progress = ConsoleProgress(cmd.tenant, cmd.args[0].lower(), sys.stderr if as_json else sys.stdout)
     if hasattr(ctx.events, "subscribe"):
         ctx.events.subscribe(progress)
-    reply = handle_train(cmd, services, reply_to={"channel": "console"})
+    reply = dispatch(cmd, services, reply_to={"channel": "console"})
     if not reply.ok:
         _emit(reply.text, reply.data, as_json)
         return 1

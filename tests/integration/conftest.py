@@ -7,11 +7,10 @@ from typing import Iterator
 import pytest
 from moto import mock_aws
 
+from handlers.chat import dispatch
 from bot.wiring import build_services
 from handlers.commands import Attachment, Command
 from handlers.services import Services
-from handlers.train import handle_train
-from handlers.upload import handle_upload
 from platform_core.config import Settings
 from tests import infra
 from tools import realdata
@@ -51,7 +50,7 @@ def trained_home(tmp_path_factory, fashion_mnist, vader_reviews) -> Path:
                "reviews.csv": realdata.build_sentiment_csv(100)}
     for filename, data in uploads.items():
         name = filename.split(".")[0]
-        assert handle_upload(Command("upload", TRAINED_TENANT, "u", (name,), Attachment(filename, data)), services).ok
-        assert handle_train(Command("train", TRAINED_TENANT, "u", (name,)), services).ok
+        assert dispatch(Command("upload", TRAINED_TENANT, "u", (name,), Attachment(filename, data)), services).ok
+        assert dispatch(Command("train", TRAINED_TENANT, "u", (name,)), services).ok
     assert drain(build_trainer_context(settings)) == 2
     return home

@@ -11,9 +11,9 @@ import pytest
 from moto import mock_aws
 from werkzeug.serving import make_server
 
+from handlers.chat import dispatch
 from bot.wiring import build_services
 from handlers.commands import Attachment, Command
-from handlers.upload import handle_upload
 from platform_core.adapters.aws import make_boto3_client
 from platform_core.adapters.aws_ec2 import Ec2Launcher, IdleStopper
 from platform_core.adapters.launchers import TrainerUnavailable
@@ -35,7 +35,7 @@ def trainer_server(tmp_path: Path):
     settings = Settings(backend="local", home=tmp_path / "home")
     ctx = build_trainer_context(settings, trainers={"image": FakeTrainer(), "sentiment": FakeTrainer()})
     services = build_services(settings, launcher=lambda job: None)
-    assert handle_upload(Command("upload", TENANT, "u", ("colours",), Attachment("c.zip", _zip())), services).ok
+    assert dispatch(Command("upload", TENANT, "u", ("colours",), Attachment("c.zip", _zip())), services).ok
     record = services.records.get(TENANT, "colours")
 
     class NoDrain:  # the test drains by hand, so what the launcher did is seen on its own

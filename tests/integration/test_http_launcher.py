@@ -10,10 +10,9 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import make_server
 
+from handlers.chat import dispatch
 from bot.wiring import build_services
 from handlers.commands import Attachment, Command
-from handlers.train import handle_train
-from handlers.upload import handle_upload
 from platform_core.adapters.launchers import HttpLauncher, TrainerUnavailable
 from platform_core.config import Settings
 from platform_core.jobs import Job
@@ -42,8 +41,8 @@ def served_trainer(tmp_path: Path):
 def test_a_train_command_is_posted_to_the_trainer_and_trained_once(served_trainer) -> None:
     settings, url, trainer = served_trainer
     services = build_services(settings, launcher=HttpLauncher(url, token=TOKEN))
-    assert handle_upload(Command("upload", TENANT, "u", ("c",), Attachment("c.zip", _zip())), services).ok
-    reply = handle_train(Command("train", TENANT, "u", ("c",)), services)
+    assert dispatch(Command("upload", TENANT, "u", ("c",), Attachment("c.zip", _zip())), services).ok
+    reply = dispatch(Command("train", TENANT, "u", ("c",)), services)
     assert reply.ok, reply.text
     deadline = time.time() + 20
     while services.jobs.get(reply.data["job_id"]).state != "succeeded":
@@ -56,9 +55,10 @@ def test_a_train_command_is_posted_to_the_trainer_and_trained_once(served_traine
 def test_an_unreachable_trainer_leaves_the_job_queued_and_says_so(tmp_path: Path) -> None:
     settings = Settings(backend="local", home=tmp_path / "home")
     services = build_services(settings, launcher=HttpLauncher("http://127.0.0.1:9", token=TOKEN, timeout_s=1))
-    assert handle_upload(Command("upload", TENANT, "u", ("c",), Attachment("c.zip", _zip())), services).ok
-    reply = handle_train(Command("train", TENANT, "u", ("c",)), services)
-    assert not reply.ok and "could not be reached yet" in reply.text
+    assert dispatch(Command("upload", TENANT, "u", ("c",), Attachment("c.zip", _zip())), services).ok
+    reply = dispatch(Command("train", TENANT, "u", ("c",)), services)
+    # queued is a result, not a failure: the reply says the job waits for the trainer
+    assert reply.ok and reply.data["trainer_starting"] and "trainer is starting up" in reply.text
     assert services.records.get(TENANT, "c").training_status == TrainingStatus.QUEUED.value
     assert [j.name for j in services.jobs.queued()] == ["c"]
 
@@ -67,9 +67,10 @@ def test_an_unreachable_trainer_leaves_the_job_queued_and_says_so(tmp_path: Path
 def test_a_launcher_with_the_wrong_token_is_refused_and_the_job_waits(served_trainer, token) -> None:
     settings, url, trainer = served_trainer
     services = build_services(settings, launcher=HttpLauncher(url, token=token))
-    assert handle_upload(Command("upload", TENANT, "u", ("c",), Attachment("c.zip", _zip())), services).ok
-    reply = handle_train(Command("train", TENANT, "u", ("c",)), services)
-    assert not reply.ok and "could not be reached yet" in reply.text
+    assert dispatch(Command("upload", TENANT, "u", ("c",), Attachment("c.zip", _zip())), services).ok
+    reply = dispatch(Command("train", TENANT, "u", ("c",)), services)
+    # queued is a result, not a failure: the reply says the job waits for the trainer
+    assert reply.ok and reply.data["trainer_starting"] and "trainer is starting up" in reply.text
     time.sleep(0.3)
     assert [j.name for j in services.jobs.queued()] == ["c"] and trainer.calls == []
 

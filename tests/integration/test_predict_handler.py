@@ -14,11 +14,9 @@ import pytest
 from moto import mock_aws
 from PIL import Image
 
+from handlers.chat import dispatch
 from bot.wiring import build_services
 from handlers.commands import Attachment, Command
-from handlers.predict import handle_predict
-from handlers.train import handle_train
-from handlers.upload import handle_upload
 from lambda_predict import handler as lambda_handler
 from lambda_predict.handler import InProcessPredictions, answer
 from lambda_predict.predictor import Predictor
@@ -47,10 +45,10 @@ class World:
         self.predictor = Predictor(blobs=self.ctx.blobs, records=self.ctx.records)
 
     def upload(self, name: str) -> None:
-        assert handle_upload(Command("upload", TENANT, "u", (name,), Attachment("c.zip", _zip())), self.services).ok
+        assert dispatch(Command("upload", TENANT, "u", (name,), Attachment("c.zip", _zip())), self.services).ok
 
     def train(self, name: str) -> None:
-        assert handle_train(Command("train", TENANT, "u", (name,)), self.services).ok
+        assert dispatch(Command("train", TENANT, "u", (name,)), self.services).ok
         drain(self.ctx)
 
     def ask(self, **event) -> dict:
@@ -199,9 +197,9 @@ def test_mlbot_predict_goes_through_the_handler_in_process(local_world: World, m
     assert isinstance(world.services.predictor, InProcessPredictions)
     calls = []
     monkeypatch.setattr("lambda_predict.handler.answer", lambda *a: calls.append(a) or answer(*a))
-    reply = handle_predict(Command("predict", TENANT, "u", ("colours",), Attachment("r.png", RED)), world.services)
+    reply = dispatch(Command("predict", TENANT, "u", ("colours",), Attachment("r.png", RED)), world.services)
     assert reply.ok and reply.data["label"] == "red" and calls and calls[0][0]["dataset"] == "colours"
-    refused = handle_predict(Command("predict", "console:someone", "u", ("colours",), Attachment("r.png", RED)),
+    refused = dispatch(Command("predict", "console:someone", "u", ("colours",), Attachment("r.png", RED)),
                              world.services)
     assert not refused.ok and "colours" in refused.text
 

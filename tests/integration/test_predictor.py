@@ -5,10 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from handlers.chat import dispatch
 from bot.wiring import build_services
 from handlers.commands import Attachment, Command
-from handlers.train import handle_train
-from handlers.upload import handle_upload
 from lambda_predict.predictor import Predictor
 from platform_core.config import Settings
 from platform_core.errors import BadPredictionInput, DatasetNotFound, ModelNotTrained
@@ -26,12 +25,12 @@ def setup(tmp_path: Path):
     trainer = FakeTrainer(["red", "green", "blue"])
     ctx = build_trainer_context(settings, trainers={"image": trainer, "sentiment": trainer})
     services = build_services(settings, launcher=lambda job: None)
-    assert handle_upload(Command("upload", TENANT, "u", ("c",), Attachment("c.zip", _zip())), services).ok
+    assert dispatch(Command("upload", TENANT, "u", ("c",), Attachment("c.zip", _zip())), services).ok
     return ctx, services, trainer, Predictor(blobs=ctx.blobs, records=ctx.records)
 
 
 def _train(ctx, services) -> None:
-    assert handle_train(Command("train", TENANT, "u", ("c",)), services).ok
+    assert dispatch(Command("train", TENANT, "u", ("c",)), services).ok
     drain(ctx)
 
 
@@ -51,7 +50,7 @@ def test_a_prediction_during_retraining_uses_the_last_good_model(setup) -> None:
     ctx, services, trainer, predictor = setup
     _train(ctx, services)
     trainer.release.clear()
-    assert handle_train(Command("train", TENANT, "u", ("c",)), services).ok
+    assert dispatch(Command("train", TENANT, "u", ("c",)), services).ok
     import threading
 
     worker = threading.Thread(target=drain, args=(ctx,))
@@ -77,17 +76,16 @@ def test_prediction_errors_are_clear(setup) -> None:
 
 
 def test_the_predict_command_answers_label_and_confidence_and_refuses_clearly(setup) -> None:
-    from handlers.predict import handle_predict
 
     ctx, services, _, predictor = setup
     services.predictor = predictor
-    not_yet = handle_predict(Command("predict", TENANT, "u", ("c",), Attachment("x.png", png((250, 5, 5)))), services)
+    not_yet = dispatch(Command("predict", TENANT, "u", ("c",), Attachment("x.png", png((250, 5, 5)))), services)
     assert not not_yet.ok and "Train it first" in not_yet.text
     _train(ctx, services)
-    reply = handle_predict(Command("predict", TENANT, "u", ("c",), Attachment("x.png", png((250, 5, 5)))), services)
+    reply = dispatch(Command("predict", TENANT, "u", ("c",), Attachment("x.png", png((250, 5, 5)))), services)
     assert reply.ok and reply.text.startswith("red (") and reply.data["label"] == "red"
     assert set(reply.data) >= {"label", "confidence", "top", "model_version"}
-    text_to_image_model = handle_predict(Command("predict", TENANT, "u", ("c", "hello", "there")), services)
+    text_to_image_model = dispatch(Command("predict", TENANT, "u", ("c", "hello", "there")), services)
     assert not text_to_image_model.ok and "send an image" in text_to_image_model.text
-    usage = handle_predict(Command("predict", TENANT, "u", ()), services)
+    usage = dispatch(Command("predict", TENANT, "u", ()), services)
     assert not usage.ok and usage.text.startswith("Usage: predict NAME")

@@ -107,7 +107,8 @@ def test_a_trainer_that_cannot_start_keeps_the_job_queued_and_a_repeat_retries_t
         raise TrainerUnavailable("InsufficientInstanceCapacity")
     services.launcher = refusing
     first = dispatch(Command("train", A, "u", ("colours",)), services)
-    assert not first.ok and "queued" in first.text and "trainer could not be reached" in first.text
+    assert first.ok and "Queued" in first.text and "trainer is starting up" in first.text  # a result, not a failure
+    assert first.data["trainer_starting"]
     job = services.jobs.active_for(A, "colours")
     assert job is not None and job.state == JobState.QUEUED.value  # nothing lost
     assert services.records.get(A, "colours").training_status == TrainingStatus.QUEUED.value

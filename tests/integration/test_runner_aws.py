@@ -9,10 +9,9 @@ import time
 import pytest
 from moto import mock_aws
 
+from handlers.chat import dispatch
 from bot.wiring import build_services
 from handlers.commands import Attachment, Command
-from handlers.train import handle_train
-from handlers.upload import handle_upload
 from platform_core.adapters.aws import make_boto3_client
 from platform_core.config import Settings
 from platform_core.events import FINISHED, PROGRESS, TrainingEvent
@@ -41,7 +40,7 @@ def aws_world(aws_credentials, atomic_moto_writes):
         trainer = FakeTrainer()
         services = build_services(settings, launcher=lambda job: None)
         for name in ("a", "b", "c"):
-            assert handle_upload(Command("upload", TENANT, "u", (name,), Attachment("z.zip", _zip())), services).ok
+            assert dispatch(Command("upload", TENANT, "u", (name,), Attachment("z.zip", _zip())), services).ok
         yield settings, services, trainer, sqs, queue_url
 
 
@@ -59,7 +58,7 @@ def _events(sqs, queue_url) -> list[TrainingEvent]:
 def test_jobs_train_once_each_with_two_trainer_threads_racing_for_the_lock(aws_world) -> None:
     settings, services, trainer, sqs, queue_url = aws_world
     for name in ("a", "b", "c"):
-        assert handle_train(Command("train", TENANT, "u", (name,)), services, reply_to={"channel": "slack"}).ok
+        assert dispatch(Command("train", TENANT, "u", (name,)), services, reply_to={"channel": "slack"}).ok
     contexts = [build_trainer_context(settings, trainers={"image": trainer, "sentiment": trainer})
                 for _ in range(2)]
     barrier = threading.Barrier(2)

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from handlers.chat import dispatch
 from bot.wiring import build_services
 from handlers.commands import Attachment, Command
-from handlers.train import handle_train
-from handlers.upload import handle_upload
 from platform_core.config import Settings
 from platform_core.jobs import JobState
 from tests.fakes import FakeTrainer
@@ -30,8 +29,8 @@ def queue_two(settings: Settings, uploads: dict[str, tuple[str, bytes]]) -> list
     services = build_services(settings, launcher=lambda job: None)
     job_ids = []
     for name, (filename, data) in uploads.items():
-        assert handle_upload(Command("upload", TENANT, "u", (name,), Attachment(filename, data)), services).ok
-        reply = handle_train(Command("train", TENANT, "u", (name,)), services)
+        assert dispatch(Command("upload", TENANT, "u", (name,), Attachment(filename, data)), services).ok
+        reply = dispatch(Command("train", TENANT, "u", (name,)), services)
         assert reply.ok, reply.text
         job_ids.append(reply.data["job_id"])
     return job_ids

@@ -18,10 +18,9 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import make_server
 
+from handlers.chat import dispatch
 from bot.wiring import build_services
 from handlers.commands import Attachment, Command
-from handlers.train import handle_train
-from handlers.upload import handle_upload
 from platform_core.config import Settings
 from platform_core.jobs import Job
 from platform_core.records import TrainingStatus
@@ -42,7 +41,7 @@ def trainer_app(tmp_path: Path):
     trainer = FakeTrainer(["red", "green", "blue"])
     ctx = build_trainer_context(settings, trainers={"image": trainer, "sentiment": trainer})
     services = build_services(settings, launcher=lambda job: None)
-    assert handle_upload(Command("upload", TENANT, "u1", ("colours",), Attachment("c.zip", _zip())), services).ok
+    assert dispatch(Command("upload", TENANT, "u1", ("colours",), Attachment("c.zip", _zip())), services).ok
     app = create_app(ctx, token=TOKEN)
     client = app.test_client()
     client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {TOKEN}"
@@ -162,9 +161,9 @@ def http_trainer(tmp_path: Path):
     trainer = FakeTrainer(["red", "green", "blue"])
     ctx = build_trainer_context(settings, trainers={"image": trainer, "sentiment": trainer})
     services = build_services(settings, launcher=lambda job: None)
-    assert handle_upload(Command("upload", TENANT, "u1", ("colours",), Attachment("c.zip", _zip())), services).ok
-    assert handle_upload(Command("upload", TENANT, "u1", ("shapes",), Attachment("s.zip", _zip())), services).ok
-    queued = handle_train(Command("train", TENANT, "u1", ("colours",)), services, reply_to=CHAT_A)
+    assert dispatch(Command("upload", TENANT, "u1", ("colours",), Attachment("c.zip", _zip())), services).ok
+    assert dispatch(Command("upload", TENANT, "u1", ("shapes",), Attachment("s.zip", _zip())), services).ok
+    queued = dispatch(Command("train", TENANT, "u1", ("colours",)), services, reply_to=CHAT_A)
     assert queued.ok, queued.text
     drainer = CountingDrainer()
     server = make_server("127.0.0.1", 0, create_app(ctx, token=TOKEN, drainer=drainer), threaded=True)
@@ -290,7 +289,7 @@ def test_an_app_made_without_a_token_refuses_everything_but_health(tmp_path: Pat
     settings = Settings(backend="local", home=tmp_path / "home")
     ctx = build_trainer_context(settings, trainers={"image": FakeTrainer(), "sentiment": FakeTrainer()})
     services = build_services(settings, launcher=lambda job: None)
-    assert handle_upload(Command("upload", TENANT, "u1", ("colours",), Attachment("c.zip", _zip())), services).ok
+    assert dispatch(Command("upload", TENANT, "u1", ("colours",), Attachment("c.zip", _zip())), services).ok
     client = create_app(ctx, token="", drainer=CountingDrainer()).test_client()
     for headers in ({}, {"Authorization": "Bearer "}, {"Authorization": "Bearer"}, bearer("x")):
         for path in ROUTES:

@@ -5,10 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from handlers.chat import dispatch
 from handlers.commands import Attachment, Command
-from handlers.datasets import handle_status
-from handlers.train import handle_train
-from handlers.upload import handle_upload
 from platform_core.adapters.launchers import ThreadLauncher
 from platform_core.config import Settings
 from platform_core.events import FAILED, FINISHED, PROGRESS
@@ -58,13 +56,13 @@ def world(tmp_path: Path):
     launched = Launched()
     services = build_services(settings, launcher=launched)
     for name in ("colours", "shades", "tints"):
-        reply = handle_upload(Command("upload", TENANT, "u1", (name,), Attachment("c.zip", _zip())), services)
+        reply = dispatch(Command("upload", TENANT, "u1", (name,), Attachment("c.zip", _zip())), services)
         assert reply.ok, reply.text
     return ctx, services, trainer, events, launched
 
 
 def _train(services, name="colours"):
-    return handle_train(Command("train", TENANT, "u1", (name,)), services, reply_to={"chat_id": 42})
+    return dispatch(Command("train", TENANT, "u1", (name,)), services, reply_to={"chat_id": 42})
 
 
 def _status(services, name="colours"):
@@ -103,7 +101,7 @@ def test_a_failed_training_keeps_the_last_good_model_and_says_why(world) -> None
     assert (record.model_path, record.model_version, record.validation_accuracy) == (
         good.model_path, good.model_version, good.validation_accuracy)
     assert events[-1].type == FAILED and events[-1].payload["reason"] == "the images could not be read"
-    status = handle_status(Command("status", TENANT, "u1", ("colours",)), services)
+    status = dispatch(Command("status", TENANT, "u1", ("colours",)), services)
     assert "Last training failed: the images could not be read" in status.text and "Model: version 1" in status.text
 
 
@@ -163,7 +161,7 @@ def test_a_repeated_request_with_the_same_job_id_does_not_train_twice(world) -> 
 def test_reupload_is_refused_while_training_is_queued(world) -> None:
     ctx, services, _, _, _ = world
     _train(services)
-    reply = handle_upload(Command("upload", TENANT, "u1", ("colours",), Attachment("c.zip", _zip())), services)
+    reply = dispatch(Command("upload", TENANT, "u1", ("colours",), Attachment("c.zip", _zip())), services)
     assert not reply.ok and "wait until its training ends" in reply.text
 
 

@@ -8,10 +8,9 @@ from dataclasses import replace
 
 from PIL import Image
 
+from handlers.chat import dispatch
 from handlers.commands import Attachment, Command
-from handlers.datasets import handle_datasets, handle_status
 from handlers.services import Services
-from handlers.upload import handle_upload
 from platform_core.errors import StorageError
 from platform_core.records import TrainingStatus
 
@@ -46,7 +45,7 @@ def _csv() -> Attachment:
 def _upload(services: Services, name: str = "pets", user: str = "U1", tenant: str = TENANT,
             attachment: Attachment | None = None, description: str = ""):
     words = (name, *description.split())
-    return handle_upload(Command("upload", tenant, user, words, attachment or _zip()), services)
+    return dispatch(Command("upload", tenant, user, words, attachment or _zip()), services)
 
 
 def _blobs(services: Services, tenant: str = TENANT) -> list[str]:
@@ -160,25 +159,25 @@ def test_reupload_while_training_is_refused(services: Services) -> None:
 def test_tenants_never_see_each_others_datasets(services: Services) -> None:
     assert _upload(services, tenant="slack:TA").ok
     assert _upload(services, tenant="slack:TB", user="U9", attachment=_csv()).ok  # same name, other tenant
-    a = handle_datasets(Command("datasets", "slack:TA", "U1"), services)
-    b = handle_datasets(Command("datasets", "slack:TB", "U9"), services)
+    a = dispatch(Command("datasets", "slack:TA", "U1"), services)
+    b = dispatch(Command("datasets", "slack:TB", "U9"), services)
     assert [d["kind"] for d in a.data["datasets"]] == ["image"]
     assert [d["kind"] for d in b.data["datasets"]] == ["sentiment"]
-    stranger = handle_status(Command("status", "telegram:42", "U1", ("pets",)), services)
+    stranger = dispatch(Command("status", "telegram:42", "U1", ("pets",)), services)
     assert not stranger.ok and "no dataset named 'pets'" in stranger.text
 
 
 def test_names_are_case_insensitive_and_checked(services: Services) -> None:
     assert _upload(services, name="Pets").ok
-    assert handle_status(Command("status", TENANT, "U1", ("PETS",)), services).ok
+    assert dispatch(Command("status", TENANT, "U1", ("PETS",)), services).ok
     bad = _upload(services, name="../etc")
     assert not bad.ok and "not a usable dataset name" in bad.text
 
 
 def test_upload_without_a_file_or_name_says_how(services: Services) -> None:
-    no_file = handle_upload(Command("upload", TENANT, "U1", ("pets",)), services)
+    no_file = dispatch(Command("upload", TENANT, "U1", ("pets",)), services)
     assert not no_file.ok and "needs a file" in no_file.text
-    no_name = handle_upload(Command("upload", TENANT, "U1", (), _zip()), services)
+    no_name = dispatch(Command("upload", TENANT, "U1", (), _zip()), services)
     assert not no_name.ok and no_name.text.startswith("Usage: upload NAME")
 
 
@@ -202,9 +201,9 @@ def test_racing_first_uploads_of_one_name_store_exactly_one(services: Services) 
 
 def test_status_and_datasets_show_the_record(services: Services) -> None:
     assert _upload(services, description="my pets").ok
-    status = handle_status(Command("status", TENANT, "U1", ("pets",)), services)
+    status = dispatch(Command("status", TENANT, "U1", ("pets",)), services)
     assert status.ok and "Training Not Started" in status.text and "my pets" in status.text
-    listing = handle_datasets(Command("datasets", TENANT, "U1"), services)
+    listing = dispatch(Command("datasets", TENANT, "U1"), services)
     assert "pets (image, 2 classes, 20 examples)" in listing.text
-    empty = handle_datasets(Command("datasets", "slack:TZ", "U1"), services)
+    empty = dispatch(Command("datasets", "slack:TZ", "U1"), services)
     assert empty.ok and "No datasets yet" in empty.text

@@ -1,0 +1,74 @@
+"""Submitting training: the one path from "train NAME" (chat, CLI, the trainer's HTTP API) to a queued job,
+and the one queue-position rule.
+
+A dataset has at most one active (queued or running) job. Racing requests never make two: the job id is
+derived from the dataset record's state, so every request that read the same record submits the same id,
+and the queue stores it once (``JobQueue.submit`` is idempotent on the id). Whoever stored it asked; the
+others join it. No waiting and no polling.
+"""
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass, replace
+from typing import Any, Callable
+
+from platform_core.jobs import ACTIVE_STATES, RECIPES, Job, JobQueue, JobState
+from platform_core.ports import DatasetRepository
+from platform_core.recordkeeping import update_record
+from platform_core.records import DatasetRecord, TrainingStatus
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """The dataset's active job, and whether this request joined one that someone else queued."""
+
+    job: Job
+    joined: bool
+
+
+def job_id_for(record: DatasetRecord) -> str:
+    """The id of the job that trains the record as it is now (every request reading it agrees)."""
+    state = "\0".join((record.tenant, record.name, record.created_at, str(record.revision),
+                       record.last_job_id or "", str(record.dataset_version)))
+    return hashlib.sha256(state.encode("utf-8")).hexdigest()[:16]
+
+
+def submit_training(jobs: JobQueue, records: DatasetRepository, record: DatasetRecord, *, recipe: str,
+                    requested_by: str, reply_to: dict[str, Any],
+                    new_id: Callable[[], str] = lambda: uuid.uuid4().hex[:16]) -> Submitted:
+    """Queue a job training ``record`` with ``recipe`` (one of RECIPES[record.kind]), or join its active one.
+
+    The job is stored first, then the record says Queued (a crash in between leaves a queued job that the
+    trainer still runs and records; never a record promising a job that does not exist)."""
+    if recipe not in RECIPES[record.kind]:
+        raise ValueError(f"{recipe!r} is not a {record.kind} recipe")
+    active = jobs.active_for(record.tenant, record.name)
+    if active is not None:
+        return Submitted(active, joined=True)
+    mine = Job(job_id=job_id_for(record), tenant=record.tenant, name=record.name, kind=record.kind,
+               recipe=recipe, dataset_path=record.dataset_path, dataset_version=record.dataset_version,
+               requested_by=requested_by, reply_to=dict(reply_to), enqueued_at=0.0)  # the queue stamps it
+    stored = jobs.submit(mine)
+    if stored.state not in ACTIVE_STATES:  # the id of a job that ended with the record unchanged after it
+        mine = replace(mine, job_id=new_id())
+        stored = jobs.submit(mine)
+    joined = (stored.requested_by, stored.reply_to) != (mine.requested_by, mine.reply_to)
+    if not joined:
+        update_record(records, record.tenant, record.name, lambda r: _queued(r, stored))
+    return Submitted(stored, joined)
+
+
+def _queued(record: DatasetRecord, job: Job) -> DatasetRecord:
+    if record.last_job_id == job.job_id and record.training_status != TrainingStatus.QUEUED.value:
+        return record  # the trainer got there first (it is already training or done): leave its word
+    return replace(record, training_status=TrainingStatus.QUEUED.value, last_job_id=job.job_id)
+
+
+def queue_position(jobs: JobQueue, job: Job) -> int:
+    """0 while training (or finished), else the 1-based place among queued jobs."""
+    current = jobs.get(job.job_id)
+    if current is None or current.state != JobState.QUEUED.value:
+        return 0
+    ids = [j.job_id for j in jobs.queued()]
+    return ids.index(job.job_id) + 1 if job.job_id in ids else 0
