@@ -1,7 +1,7 @@
 """`make bench`: run every benchmark side by side on this machine and write bench/RESULTS.md.
 
 `python -m bench.run intake` (or image, text, predict, load) runs a subset. Each suite runs in its own process, with
-jemalloc preloaded when installed (DESIGN.md: it doubles MobileNetV2 throughput here).
+jemalloc preloaded when installed (it doubles MobileNetV2 throughput on this machine).
 """
 from __future__ import annotations
 

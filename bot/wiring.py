@@ -46,7 +46,7 @@ def build_services(settings: Settings, *, launcher: TrainerLauncher | None = Non
         blobs=blobs, records=records,
         jobs=SqliteJobQueue(settings.home / "jobs.sqlite3"),
         launcher=launcher or ProcessLauncher(log_path=settings.home / "trainer.log"),
-        # DESIGN.md: locally the inference handler function is called in process
+        # locally the inference Lambda's own handler function is called in process
         predictor=InProcessPredictions(Predictor(blobs=blobs, records=records), blobs),
         limits=settings.limits, notifications=build_notification_log(settings),
     )

@@ -17,8 +17,10 @@ from typing import Iterator
 
 from handlers.commands import Attachment, Command, Reply
 from handlers.services import Services
+from platform_core.config import MB
 from platform_core.errors import BadPredictionInput, MlbotError, UsageError
 from platform_core.prediction import MAX_IMAGE_BYTES, MAX_TEXT_CHARS
+from platform_core.validation.csvcheck import TEXT_HEADERS, header_cell
 from platform_core.validation.zipsafety import display_name, entry_problem, is_junk, name_problem
 
 MAX_BATCH = 500
@@ -100,7 +102,7 @@ def _inputs(attachment: Attachment, services: Services) -> Iterator[Item]:
 
 def _images(data: bytes, services: Services) -> Iterator[Item]:
     if len(data) > services.limits.max_archive_bytes:
-        raise BadPredictionInput(f"the zip is larger than {services.limits.max_archive_bytes // 2**20} MB")
+        raise BadPredictionInput(f"the zip is larger than {services.limits.max_archive_bytes // MB} MB")
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile:
@@ -113,7 +115,7 @@ def _images(data: bytes, services: Services) -> Iterator[Item]:
             shown = display_name(info.filename)
             problem = name_problem(info.orig_filename) or entry_problem(info, services.limits)
             if problem is None and info.file_size > MAX_IMAGE_BYTES:
-                problem = "larger than 20 MB"
+                problem = f"larger than {MAX_IMAGE_BYTES // MB} MB"
             if problem:
                 yield Item(shown, problem=problem)
                 continue
@@ -130,7 +132,7 @@ def _texts(data: bytes) -> Iterator[Item]:
         rows = [r for r in csv.reader(io.StringIO(text, newline=""), strict=True) if r and r[0].strip()]
     except csv.Error as exc:
         raise BadPredictionInput(f"the CSV could not be read ({exc})") from None
-    if rows and rows[0][0].strip().lower() in ("text", "review", "sentence", "comment", "message"):
+    if rows and header_cell(rows[0][0]) in TEXT_HEADERS:  # a header as an upload's CSV may have
         rows = rows[1:]
     if len(rows) > MAX_BATCH:
         raise UsageError(f"predict NAME with a CSV of at most {MAX_BATCH} texts (this one has {len(rows)})")

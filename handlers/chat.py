@@ -1,4 +1,4 @@
-"""The chat commands of DESIGN.md, channel-agnostic: words in, one use case, a Reply out.
+"""The chat commands, channel-agnostic: words in, one use case, a Reply out.
 
 Slack (`/ml <verb> ...`), Telegram (`/<verb> ...`) and the console (`<verb> ...`) all parse their text
 with ``parse`` and call ``dispatch``; only how files arrive and replies leave differs per channel.

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from platform_core.config import MAX_IMAGE_PIXELS
 from platform_core.errors import BadPredictionInput, DatasetNotFound, ModelNotTrained
 from platform_core.models import load_file, load_manifest
 from platform_core.ports import BlobStore, DatasetRepository
@@ -20,7 +21,6 @@ from platform_core.records import normalise_name
 # What a prediction image may be: the formats chats send, and at most this many pixels once a JPEG is
 # decoded at reduced scale (a 200-megapixel JPEG is 3 megapixels in draft mode; a PNG has no such mode).
 IMAGE_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP")
-MAX_DECODED_PIXELS = 40_000_000
 
 
 @dataclass
@@ -102,7 +102,7 @@ class Predictor:
             from platform_core.preprocess.image import ImageTooLarge, preprocess_image_bytes
 
             try:
-                array = preprocess_image_bytes(image, model.spec, max_pixels=MAX_DECODED_PIXELS,
+                array = preprocess_image_bytes(image, model.spec, max_pixels=MAX_IMAGE_PIXELS,
                                                formats=IMAGE_FORMATS)[None, ...]
             except ImageTooLarge as exc:
                 raise BadPredictionInput(f"the image is too large to read ({exc}); send a smaller one") from None

@@ -9,6 +9,8 @@ from typing import Mapping
 from platform_core.errors import ConfigError
 
 MB = 1024 * 1024
+# Any image we decode (an upload's or one sent for prediction) has at most this many pixels.
+MAX_IMAGE_PIXELS = 40_000_000
 
 
 @dataclass(frozen=True)
@@ -28,12 +30,17 @@ class Limits:
     max_entry_bytes: int = 25 * MB
     max_total_bytes: int = 500 * MB
     max_compression_ratio: float = 100.0
-    max_image_pixels: int = 40_000_000
+    max_image_pixels: int = MAX_IMAGE_PIXELS
     min_image_side_warning: int = 32
     max_csv_bytes: int = 20 * MB
     max_csv_rows: int = 5000
     max_field_chars: int = 5000
     max_imbalance: float = 2.0
+
+    @property
+    def max_upload_bytes(self) -> int:
+        """The largest file any upload may be (a zip or a CSV), checked before it is downloaded."""
+        return max(self.max_archive_bytes, self.max_csv_bytes)
 
 
 @dataclass(frozen=True)
@@ -55,7 +62,7 @@ class Settings:
     region: str = "us-east-1"
     aws_endpoint_url: str | None = None
     limits: Limits = field(default_factory=Limits)
-    # Chat channels (DESIGN.md names): unset means the channel is off.
+    # Chat channels (the variable names the README gives): unset means the channel is off.
     slack_signing_secret: str = ""
     slack_bot_token: str = ""
     slack_app_token: str = ""

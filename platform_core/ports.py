@@ -50,6 +50,10 @@ class DatasetRepository(Protocol):
         """The tenant's records sorted by name; never another tenant's."""
 
 
+# Slack and Telegram redeliver within minutes; a delivery's key is kept for a day.
+WEBHOOK_KEY_TTL_S = 24 * 3600
+
+
 class Idempotency(Protocol):
     """Keys seen recently (webhook event ids, file ids, Telegram update ids), with expiry."""
 

@@ -1,4 +1,4 @@
-"""The prediction contract between the chat side and the inference Lambda (DESIGN.md "Predict").
+"""The prediction contract between the chat side and the inference Lambda.
 
 Request event, one JSON object:
     {"tenant": "slack:T1", "dataset": "shoes", "top": 3 (optional), and exactly one of
@@ -17,10 +17,10 @@ import base64
 import uuid
 from typing import Any, Callable, Protocol
 
+from platform_core.config import MB
 from platform_core.errors import BadPredictionInput, MlbotError
 from platform_core.ports import BlobStore
 
-MB = 1024 * 1024
 MAX_IMAGE_BYTES = 20 * MB  # a phone photo as chats send it (Telegram's bot download limit)
 MAX_INLINE_IMAGE_BYTES = 4 * MB  # base64 makes 4 MB into 5.4 MB, under Lambda's 6 MB request payload
 MAX_TEXT_CHARS = 5000

@@ -1,4 +1,4 @@
-"""The `Dataset` record (DESIGN.md's table) and the rules for names and keys."""
+"""The `Dataset` record (one item of the Dataset table) and the rules for names and keys."""
 from __future__ import annotations
 
 import re

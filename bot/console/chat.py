@@ -1,6 +1,6 @@
 """The console channel: `mlbot chat` (a REPL) and the demo's scripted chat, on the local backend.
 
-Lines are the chat commands of DESIGN.md; a file is attached with ``--file PATH`` anywhere in the line.
+Lines are the chat commands of handlers.chat; a file is attached with ``--file PATH`` anywhere in the line.
 Training runs in a thread of this process, so its notifications (the progress message, then the summary
 with the confusion matrix, saved under $MLBOT_HOME/outbox/) print here as they arrive.
 """

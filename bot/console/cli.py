@@ -1,4 +1,4 @@
-"""`mlbot`: the command-line contract of DESIGN.md (exit 0 done, 1 rejected or failed, 2 usage)."""
+"""`mlbot`: the command line of the README (exit 0 done, 1 rejected or failed, 2 usage)."""
 from __future__ import annotations
 
 import argparse

@@ -29,11 +29,10 @@ from bot.slack.sender import SlackSender, web_client
 from handlers.commands import Attachment, Command, Reply
 from handlers.services import Services
 from platform_core.config import Settings
-from platform_core.ports import Idempotency
+from platform_core.ports import WEBHOOK_KEY_TTL_S, Idempotency
 from platform_core.prediction import MAX_IMAGE_BYTES
 
 log = logging.getLogger(__name__)
-SEEN_TTL_S = 24 * 3600  # Slack retries within minutes; ids are kept for a day
 FILE_VERBS = ("upload", "predict")
 IGNORED_SUBTYPES = {"bot_message", "message_changed", "message_deleted", "channel_join", "channel_leave",
                     "thread_broadcast"}
@@ -60,7 +59,7 @@ class SlackBot:
         """A repeated event_id (Slack's retry of a slow or lost acknowledgement) is acknowledged, not redone."""
         event_id = body.get("event_id") if isinstance(body, dict) else None
         if event_id and not request.lazy_only:
-            if not self.seen.first(f"slack:event:{event_id}", SEEN_TTL_S, self.clock()):
+            if not self.seen.first(f"slack:event:{event_id}", WEBHOOK_KEY_TTL_S, self.clock()):
                 log.info("slack event %s already handled (retry %s)", event_id,
                          request.headers.get("x-slack-retry-num", ["?"])[0])
                 return BoltResponse(status=200, body="")
@@ -122,9 +121,9 @@ class SlackBot:
                     "To use this file, send it with the text `upload NAME` (a dataset) or `predict NAME` "
                     "(an image to classify).", ok=False))
             return
-        if not self.seen.first(f"slack:file:{file.get('id')}", SEEN_TTL_S, self.clock()):
+        if not self.seen.first(f"slack:file:{file.get('id')}", WEBHOOK_KEY_TTL_S, self.clock()):
             return  # the same share, seen through the other event
-        limit = max(self.services.limits.max_archive_bytes, self.services.limits.max_csv_bytes) \
+        limit = self.services.limits.max_upload_bytes \
             if verb == "upload" else MAX_IMAGE_BYTES
         try:
             data = download(file, token=self.settings.slack_bot_token, api_url=self.settings.slack_api_url,
@@ -148,7 +147,7 @@ class SlackBot:
 
 
 def tenant(team_id: Any) -> str:
-    """A Slack workspace is `slack:<team_id>` (DESIGN.md)."""
+    """A Slack workspace is the tenant `slack:<team_id>`."""
     return f"slack:{team_id}"
 
 

@@ -22,13 +22,12 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, R
 from telegram.error import BadRequest, RetryAfter, TelegramError
 
 from handlers.commands import Button, Reply
-from platform_core.config import Settings
+from platform_core.config import MB, Settings
 from platform_core.errors import ConfigError, MlbotError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-MB = 1024 * 1024
 MAX_TEXT = 4096  # UTF-16 code units in one message
 MAX_CALLBACK_DATA = 64  # bytes
 REDACTED = "<bot-token>"

@@ -22,13 +22,12 @@ from handlers.replies import error_reply
 from handlers.services import Services
 from platform_core.config import Settings
 from platform_core.errors import MlbotError
-from platform_core.ports import Idempotency
+from platform_core.ports import WEBHOOK_KEY_TTL_S, Idempotency
 from platform_core.prediction import MAX_IMAGE_BYTES
 
 log = logging.getLogger(__name__)
 
 SECRET_HEADER = "x-telegram-bot-api-secret-token"
-UPDATE_TTL_S = 24 * 3600
 MAX_DOWNLOAD_BYTES = MAX_IMAGE_BYTES  # Telegram's getFile limit for bots is the same 20 MB
 APOLOGY = "Sorry, something went wrong on our side. Please try again in a minute."
 FILE_VERBS = frozenset({"upload", "predict"})
@@ -46,7 +45,7 @@ class TelegramChannel:
     def process(self, data: Mapping[str, Any]) -> None:
         """Handle one update once; a fault is logged and the chat gets a short apology."""
         update = Update.de_json(dict(data), self.sender.bot)
-        if not self.idempotency.first(f"telegram:update:{update.update_id}", UPDATE_TTL_S, self.clock()):
+        if not self.idempotency.first(f"telegram:update:{update.update_id}", WEBHOOK_KEY_TTL_S, self.clock()):
             log.info("update %s was already handled", update.update_id)
             return
         try:

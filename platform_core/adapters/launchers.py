@@ -64,7 +64,7 @@ class ProcessLauncher:
 
 
 class HttpLauncher:
-    """POSTs a queued job's id to a trainer's HTTP API (DESIGN.md "Trainer HTTP"), with the shared token as
+    """POSTs a queued job's id to a trainer's HTTP API (README "Using it locally"), with the shared token as
     `Authorization: Bearer`; the trainer answers 202 and trains off the request thread.
 
     The Job record is already in the queue, so only its id (and kind, tenant and name, for logs and older

@@ -24,7 +24,8 @@ def normalise_label(raw: str) -> str:
     return str(int(number)) if number.is_integer() else label
 
 
-def _header_cell(raw: str) -> str:
+def header_cell(raw: str) -> str:
+    """A header cell as the header rule compares it (case, spacing and a BOM ignored)."""
     return " ".join(raw.split()).lower().lstrip("\ufeff")
 
 
@@ -52,7 +53,7 @@ def decode_text(data: bytes, report: ValidationReport) -> str | None:
 
 
 def validate_csv(data: bytes, limits: Limits) -> ValidationReport:
-    """Check every rule of SECURITY.md's "Sentiment CSV"; on success attach normalised UTF-8 text,label."""
+    """Check every sentiment CSV rule (README "Datasets"; hostile input included); on success attach normalised UTF-8 text,label."""
     report = ValidationReport(kind=DatasetKind.SENTIMENT)
     text = decode_text(data, report)
     if text is None:
@@ -103,7 +104,7 @@ def _parse(text: str, limits: Limits, report: ValidationReport) -> list[tuple[in
 
 def _columns(rows: list[tuple[int, list[str]]]) -> tuple[int, int, int, list[tuple[int, list[str]]]]:
     """Find text and label columns from a header if there is one, else assume text,label."""
-    first = [_header_cell(c) for c in rows[0][1]]
+    first = [header_cell(c) for c in rows[0][1]]
     text_idx = next((i for i, c in enumerate(first) if c in TEXT_HEADERS), None)
     label_idx = next((i for i, c in enumerate(first) if c in LABEL_HEADERS), None)
     if text_idx is not None and label_idx is not None:

@@ -32,7 +32,7 @@ def validate_dataset(source: bytes | Path, filename: str, limits: Limits) -> Val
     """Validate an upload given as bytes or a path; never raises for bad content."""
     if isinstance(source, Path):
         size = source.stat().st_size
-        cap = max(limits.max_archive_bytes, limits.max_csv_bytes)
+        cap = limits.max_upload_bytes
         if size > cap:
             # Refuse before reading a byte: the file may be gigabytes.
             return _too_large(size, cap, filename)

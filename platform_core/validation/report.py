@@ -45,7 +45,7 @@ class ValidationReport:
         self.warnings.append(Problem(code, message, where))
 
     def as_dict(self) -> dict[str, Any]:
-        """The `--json` shape of DESIGN.md, plus structured ``problems``."""
+        """The `mlbot validate --json` shape, plus structured ``problems``."""
         return {
             "valid": self.valid,
             "kind": self.kind.value,

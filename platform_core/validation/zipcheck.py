@@ -27,7 +27,7 @@ _Images = dict[str, list[images.DecodedImage]]
 
 
 def validate_zip(data: bytes, limits: Limits) -> ValidationReport:
-    """Check every rule of SECURITY.md's "Image zip"; on success attach a normalised zip."""
+    """Check every image zip rule (README "Datasets"; hostile input included); on success attach a normalised zip."""
     report = ValidationReport(kind=DatasetKind.IMAGE)
     bound = entry_count_bound(data)
     if bound > limits.max_entries:

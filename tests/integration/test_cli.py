@@ -1,4 +1,4 @@
-"""The `mlbot` command line: exit codes and --json shapes exactly as DESIGN.md writes them."""
+"""The `mlbot` command line: exit codes and --json shapes exactly as the README writes them."""
 from __future__ import annotations
 
 import json

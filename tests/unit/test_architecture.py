@@ -1,4 +1,4 @@
-"""The dependency rules of DESIGN.md, checked on the source: nothing imports upward or sideways."""
+"""The dependency rules (README "Layout"), checked on the source: nothing imports upward or sideways."""
 from __future__ import annotations
 
 import ast

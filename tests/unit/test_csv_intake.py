@@ -1,4 +1,4 @@
-"""SECURITY.md "Sentiment CSV": one test per behaviour, driven through validate_dataset."""
+"""The sentiment CSV rules, hostile input included: one test per behaviour, driven through validate_dataset."""
 from __future__ import annotations
 
 import codecs

@@ -1,4 +1,4 @@
-"""SECURITY.md "Image zip": one test per behaviour, driven through validate_dataset."""
+"""The image zip rules, hostile input included: one test per behaviour, driven through validate_dataset."""
 from __future__ import annotations
 
 import io
