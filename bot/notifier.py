@@ -50,7 +50,7 @@ def notify_records(event: dict[str, Any], notifier: Notifier) -> int:
             log.error("skipping a record that is not a training event: %s", str(record)[:300])
             continue
         log_keys(job_id=training_event.job_id)
-        log.info("notifying %s of %s", training_event.reply_to.get("channel"), training_event.type)
+        log.info("notifying %s of %s", training_event.reply_to.channel if training_event.reply_to else "nobody", training_event.type)
         notifier(training_event)
         delivered += 1
     return delivered

@@ -19,6 +19,7 @@ from handlers.services import Services
 from handlers.train import handle_train
 from handlers.upload import handle_upload
 from platform_core.errors import MlbotError
+from platform_core.jobs import ReplyTo
 
 HELP = """I train image and text classifiers on your data, then answer predictions.
 - upload NAME [description] (with a file): a zip with one folder of images per class (2-10 classes, 10-100 images each), or a CSV of text,label rows (2-3 labels, 100-1000 rows each)
@@ -59,7 +60,7 @@ VERBS: dict[str, Callable[[Command, Services], Reply]] = {
 }
 
 
-def dispatch(cmd: Command, services: Services, *, reply_to: dict | None = None) -> Reply:
+def dispatch(cmd: Command, services: Services, *, reply_to: ReplyTo | None = None) -> Reply:
     """Run the command's use case. ``reply_to`` says where training notifications go (the chat that asked).
 
     Use cases raise an MlbotError for anything the user can act on; this is the one place it becomes the

@@ -21,6 +21,7 @@ from handlers.services import Services
 from handlers.train import handle_train
 from handlers.upload import upload
 from platform_core.errors import BlobNotFound, DatasetOwnedByAnother, MlbotError, UsageError
+from platform_core.jobs import ReplyTo
 from platform_core.records import DatasetRecord, tenant_key
 
 PENDING = "feedback-pending"
@@ -94,7 +95,7 @@ def handle_forget(cmd: Command, services: Services) -> Reply:
                  data={"forgotten": len(keys)})
 
 
-def handle_retrain(cmd: Command, services: Services, *, reply_to: dict | None = None) -> Reply:
+def handle_retrain(cmd: Command, services: Services, *, reply_to: ReplyTo | None = None) -> Reply:
     """`retrain NAME`: the dataset plus its candidate examples becomes the next version, then trains."""
     record = named_record(cmd, services, "retrain NAME")
     if record.owner != cmd.user:

@@ -10,15 +10,14 @@ post once.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-from typing import Any, Mapping, Protocol
+from typing import Mapping, Protocol
 
 from handlers.commands import Button, Reply
 from handlers.replies import format_accuracy
 from platform_core.errors import MlbotError
 from platform_core.events import FAILED, FINISHED, PROGRESS, TrainingEvent
+from platform_core.jobs import ReplyTo
 from platform_core.ports import BlobStore, NotificationLog
 
 log = logging.getLogger(__name__)
@@ -28,10 +27,10 @@ BAR = 12
 class ChatSender(Protocol):
     """One channel's outbound side (Slack Web API, Telegram Bot API, the console)."""
 
-    def send(self, reply_to: Mapping[str, Any], reply: Reply) -> str | None:
+    def send(self, reply_to: ReplyTo, reply: Reply) -> str | None:
         """Post the reply (text, image, buttons) where ``reply_to`` says; return a reference to edit it."""
 
-    def edit(self, reply_to: Mapping[str, Any], ref: str, reply: Reply) -> None:
+    def edit(self, reply_to: ReplyTo, ref: str, reply: Reply) -> None:
         """Replace the text of the message ``ref``."""
 
 
@@ -112,17 +111,17 @@ def failed_reply(event: TrainingEvent) -> Reply:
                  data={"event": event.type, **event.payload})
 
 
-def destination(reply_to: Mapping[str, Any]) -> str:
-    """A short stable id of a chat destination, to keep per-destination notes apart."""
-    return hashlib.sha1(json.dumps(dict(reply_to), sort_keys=True, default=str).encode()).hexdigest()[:10]
+def watchers(log_: NotificationLog, job_id: str) -> list[ReplyTo]:
+    """The chats that joined the job after it was queued, as the notification log keeps them."""
+    return [w for w in (ReplyTo.from_dict(d) for d in log_.get(job_id).get("watchers") or []) if w]
 
 
-def watch(log_: NotificationLog, job_id: str, reply_to: Mapping[str, Any]) -> bool:
+def watch(log_: NotificationLog, job_id: str, reply_to: ReplyTo) -> bool:
     """Add a chat that joined the job to the ones told about it; False if it is told already."""
-    watchers = list(log_.get(job_id).get("watchers") or [])
-    if dict(reply_to) in watchers:
+    known = watchers(log_, job_id)
+    if any(w.key == reply_to.key for w in known):
         return False
-    log_.update(job_id, watchers=[*watchers, dict(reply_to)])
+    log_.update(job_id, watchers=[*(w.as_dict() for w in known), reply_to.as_dict()])
     return True
 
 
@@ -135,16 +134,18 @@ class Notifier:
 
     def __call__(self, event: TrainingEvent) -> None:
         try:
-            watchers = self.log.get(event.job_id).get("watchers") or []
+            joined = watchers(self.log, event.job_id)
         except Exception:
             log.exception("could not read who else to tell about job %s", event.job_id)
-            watchers = []
-        targets = [event.reply_to, *[w for w in watchers if w != event.reply_to]]
-        for target in targets:
+            joined = []
+        targets: dict[str, ReplyTo] = {}
+        for target in ([event.reply_to] if event.reply_to else []) + joined:
+            targets.setdefault(target.key, target)  # one chat is told once, however it joined
+        for target in targets.values():
             self._tell(target, event)
 
-    def _tell(self, target: Mapping[str, Any], event: TrainingEvent) -> None:
-        channel = str(target.get("channel", ""))
+    def _tell(self, target: ReplyTo, event: TrainingEvent) -> None:
+        channel = target.channel
         sender = self.senders.get(channel)
         if sender is None:
             if channel:
@@ -159,10 +160,9 @@ class Notifier:
             except Exception:
                 log.exception("could not record the failed notification of job %s", event.job_id)
 
-    def _deliver(self, sender: ChatSender, target: Mapping[str, Any], event: TrainingEvent) -> None:
+    def _deliver(self, sender: ChatSender, target: ReplyTo, event: TrainingEvent) -> None:
         notes = self.log.get(event.job_id)
-        dest = destination(target)
-        ref_key, final_key = f"progress_ref.{dest}", f"final_sent.{dest}"
+        ref_key, final_key = f"progress_ref.{target.key}", f"final_sent.{target.key}"
         if event.type == PROGRESS:
             if notes.get(final_key):
                 return  # a late progress event after the summary

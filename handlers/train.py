@@ -9,15 +9,15 @@ from handlers.notify import watch
 from handlers.services import Services
 from platform_core.adapters.launchers import TrainerUnavailable
 from platform_core.errors import MlbotError, UsageError
-from platform_core.jobs import RECIPES, Job, JobState
+from platform_core.jobs import RECIPES, Job, JobState, ReplyTo
 from platform_core.training import Submitted, queue_position, submit_training
 
 log = logging.getLogger(__name__)
 
 
-def handle_train(cmd: Command, services: Services, *, reply_to: dict | None = None) -> Reply:
+def handle_train(cmd: Command, services: Services, *, reply_to: ReplyTo | None = None) -> Reply:
     """Queue training of the tenant's dataset; the reply says the queue position."""
-    submitted, starting = queue_training(cmd, services, reply_to or {})
+    submitted, starting = queue_training(cmd, services, reply_to)
     job = submitted.job
     position = queue_position(services.jobs, job)
     where = "training now" if position == 0 else f"position {position} in the queue"
@@ -34,7 +34,7 @@ def handle_train(cmd: Command, services: Services, *, reply_to: dict | None = No
                              "name": job.name, "recipe": job.recipe, "trainer_starting": starting})
 
 
-def queue_training(cmd: Command, services: Services, reply_to: dict) -> tuple[Submitted, bool]:
+def queue_training(cmd: Command, services: Services, reply_to: ReplyTo | None) -> tuple[Submitted, bool]:
     """Submit a job for the dataset (or join its active one), then make sure a trainer will run it.
 
     Returns the submission and whether the trainer is still starting (it could not take the job yet: the
@@ -59,12 +59,13 @@ def queue_training(cmd: Command, services: Services, reply_to: dict) -> tuple[Su
     return submitted, False
 
 
-def _also_tell(services: Services, job: Job, reply_to: dict | None) -> bool:
+def _also_tell(services: Services, job: Job, reply_to: ReplyTo | None) -> bool:
     """Whether this chat will hear about the job it joined (it asked first, or is now a watcher)."""
-    here = dict(reply_to or {})
-    if here == job.reply_to:
+    if reply_to is None:
+        return False
+    if job.reply_to is not None and job.reply_to.key == reply_to.key:
         return True
-    if not here or services.notifications is None:
+    if services.notifications is None:
         return False
     try:
         watch(services.notifications, job.job_id, reply_to)

@@ -6,6 +6,8 @@ import logging
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Protocol
 
+from platform_core.jobs import ReplyTo
+
 log = logging.getLogger(__name__)
 
 PROGRESS = "TrainingProgress"
@@ -21,11 +23,15 @@ class TrainingEvent:
     job_id: str
     tenant: str
     name: str
-    reply_to: dict[str, Any] = field(default_factory=dict)
+    reply_to: ReplyTo | None = None
     payload: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reply_to", ReplyTo.from_dict(self.reply_to))
+
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        return json.dumps({**asdict(self), "reply_to": self.reply_to.as_dict() if self.reply_to else {}},
+                          sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> "TrainingEvent":

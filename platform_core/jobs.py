@@ -1,7 +1,7 @@
 """Training jobs, the per-machine trainer lock (`MachineStatus`), and their ports."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from enum import Enum
 from typing import Any, Protocol
 
@@ -18,6 +18,52 @@ ACTIVE_STATES = (JobState.QUEUED.value, JobState.RUNNING.value)
 RECIPES: dict[str, tuple[str, ...]] = {"image": ("fast", "seed"), "sentiment": ("encoder", "seed")}
 
 
+# Keys a reply_to dict had before ReplyTo (jobs and notes stored then still read back).
+_LEGACY_KEYS = {"channel_id": "chat", "chat_id": "chat", "thread_ts": "thread", "message_thread_id": "thread",
+                "user_id": "user", "team_id": "team", "reply_to_message_id": "answering"}
+
+
+@dataclass(frozen=True)
+class ReplyTo:
+    """Where the replies and training notices of one request go.
+
+    ``channel`` is "slack", "telegram" or "console"; ``chat`` the Slack channel or Telegram chat id ("" on
+    the console). Two requests from one chat are one destination (``key``), whatever else they carry: a
+    slash command and a button press in the same channel are told once."""
+
+    channel: str
+    chat: str = ""
+    thread: str | None = None  # a Slack thread_ts or a Telegram forum topic
+    user: str | None = None  # who asked (a Slack DM fallback; the console user)
+    team: str | None = None  # the Slack workspace
+    answering: str | None = None  # the message this answers (Telegram's reply_to_message_id)
+
+    @property
+    def key(self) -> str:
+        """The destination's stable identity: the channel and the chat."""
+        return f"{self.channel}:{self.chat}"
+
+    def as_dict(self) -> dict[str, str]:
+        return {k: v for k, v in asdict(self).items() if v not in (None, "")}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "ReplyTo | None":
+        """The destination a stored or received dict names (None for an empty one); ValueError if malformed."""
+        if data is None or isinstance(data, ReplyTo):
+            return data
+        if not isinstance(data, dict):
+            raise ValueError("reply_to must be an object")
+        if not data:
+            return None
+        fields_ = {_LEGACY_KEYS.get(k, k): v for k, v in data.items()}
+        unknown = set(fields_) - set(cls.__dataclass_fields__)
+        if unknown or not isinstance(fields_.get("channel"), str) or not fields_["channel"]:
+            raise ValueError(f"reply_to needs a channel and knows no {', '.join(sorted(unknown)) or 'channel'}")
+        if not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in fields_.values() if v is not None):
+            raise ValueError("reply_to values must be strings or numbers")
+        return cls(**{k: None if v is None else str(v) for k, v in fields_.items()})
+
+
 @dataclass
 class Job:
     """One training request. ``job_id`` makes requests and completions idempotent."""
@@ -30,7 +76,7 @@ class Job:
     dataset_path: str
     dataset_version: int
     requested_by: str
-    reply_to: dict[str, Any] = field(default_factory=dict)  # the chat that asked (channel, ids)
+    reply_to: ReplyTo | None = None  # the chat that asked; None for an API caller nobody tells
     state: str = JobState.QUEUED.value
     enqueued_at: float = 0.0
     started_at: float | None = None
@@ -39,8 +85,11 @@ class Job:
     error: str | None = None
     model_version: int | None = None
 
+    def __post_init__(self) -> None:
+        self.reply_to = ReplyTo.from_dict(self.reply_to)  # stores and old callers hand in a dict
+
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "reply_to": self.reply_to.as_dict() if self.reply_to else {}}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Job":

@@ -11,9 +11,9 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass, replace
-from typing import Any, Callable
+from typing import Callable
 
-from platform_core.jobs import ACTIVE_STATES, RECIPES, Job, JobQueue, JobState
+from platform_core.jobs import ACTIVE_STATES, RECIPES, Job, JobQueue, JobState, ReplyTo
 from platform_core.ports import DatasetRepository
 from platform_core.recordkeeping import update_record
 from platform_core.records import DatasetRecord, TrainingStatus
@@ -35,7 +35,7 @@ def job_id_for(record: DatasetRecord) -> str:
 
 
 def submit_training(jobs: JobQueue, records: DatasetRepository, record: DatasetRecord, *, recipe: str,
-                    requested_by: str, reply_to: dict[str, Any],
+                    requested_by: str, reply_to: ReplyTo | None,
                     new_id: Callable[[], str] = lambda: uuid.uuid4().hex[:16]) -> Submitted:
     """Queue a job training ``record`` with ``recipe`` (one of RECIPES[record.kind]), or join its active one.
 
@@ -48,15 +48,19 @@ def submit_training(jobs: JobQueue, records: DatasetRepository, record: DatasetR
         return Submitted(active, joined=True)
     mine = Job(job_id=job_id_for(record), tenant=record.tenant, name=record.name, kind=record.kind,
                recipe=recipe, dataset_path=record.dataset_path, dataset_version=record.dataset_version,
-               requested_by=requested_by, reply_to=dict(reply_to), enqueued_at=0.0)  # the queue stamps it
+               requested_by=requested_by, reply_to=reply_to, enqueued_at=0.0)  # the queue stamps it
     stored = jobs.submit(mine)
     if stored.state not in ACTIVE_STATES:  # the id of a job that ended with the record unchanged after it
         mine = replace(mine, job_id=new_id())
         stored = jobs.submit(mine)
-    joined = (stored.requested_by, stored.reply_to) != (mine.requested_by, mine.reply_to)
+    joined = (stored.requested_by, _key(stored.reply_to)) != (mine.requested_by, _key(mine.reply_to))
     if not joined:
         update_record(records, record.tenant, record.name, lambda r: _queued(r, stored))
     return Submitted(stored, joined)
+
+
+def _key(reply_to: ReplyTo | None) -> str | None:
+    return reply_to.key if reply_to else None
 
 
 def _queued(record: DatasetRecord, job: Job) -> DatasetRecord:

@@ -1,4 +1,5 @@
-"""The trainer's HTTP API (DESIGN.md "Trainer HTTP"): thin Flask routes over the runner and predictor.
+"""The trainer's HTTP API: thin Flask routes over the runner and predictor (`GET /health`, the `/train_*` and
+`/predict_*` routes).
 
 Every route but `GET /health` requires `Authorization: Bearer <token>`, the shared secret of the chat
 functions and the trainer (MLBOT_TRAINER_TOKEN), compared in constant time before the body is read; without
@@ -25,7 +26,7 @@ from lambda_predict.handler import answer
 from lambda_predict.predictor import Predictor
 from platform_core.errors import ConfigError, DatasetNotFound, InvalidDatasetName, MlbotError
 from platform_core.config import Settings
-from platform_core.jobs import RECIPES, Job
+from platform_core.jobs import RECIPES, Job, ReplyTo
 from platform_core.records import normalise_name
 from trainer_ec2.runner import TrainerContext, drain, enqueue
 from trainer_ec2.wiring import build_trainer_context
@@ -201,17 +202,19 @@ def _job_from(body: dict[str, Any], kind: str, ctx: TrainerContext) -> Job:
     recipe = str(body.get("recipe") or RECIPES[kind][0]).lower()
     if recipe not in RECIPES[kind]:
         raise _WrongKind(name, f"{kind} (recipes: {', '.join(RECIPES[kind])})")
-    reply_to = body.get("reply_to")
-    reply_to = {} if reply_to is None else reply_to
-    if not isinstance(reply_to, dict) or not all(isinstance(k, str) and isinstance(v, str)
-                                                 for k, v in reply_to.items()):
+    raw = body.get("reply_to")
+    if raw is not None and (not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values())):
         raise _BadRequest("reply_to must be a JSON object of strings")
+    try:
+        reply_to = ReplyTo.from_dict(raw)
+    except ValueError as exc:
+        raise _BadRequest(str(exc)) from None
     requested_by = body.get("requested_by") or "api"
     if not isinstance(requested_by, str):
         raise _BadRequest("requested_by must be a string")
     return Job(job_id=str(body.get("job_id") or uuid.uuid4().hex[:12]), tenant=tenant, name=name, kind=kind,
                recipe=recipe, dataset_path=record.dataset_path, dataset_version=record.dataset_version,
-               requested_by=requested_by, reply_to=dict(reply_to), enqueued_at=0.0)  # the queue stamps it
+               requested_by=requested_by, reply_to=reply_to, enqueued_at=0.0)  # the queue stamps it
 
 
 class _BadRequest(MlbotError):

@@ -11,7 +11,7 @@ import sys
 import threading
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Mapping, TextIO
+from typing import TextIO
 
 from bot.wiring import build_notification_log, build_services
 from handlers.chat import dispatch, parse
@@ -19,6 +19,7 @@ from handlers.commands import Attachment, Command, Reply
 from handlers.notify import Notifier
 from platform_core.config import Settings
 from platform_core.events import FAILED, FINISHED, TrainingEvent
+from platform_core.jobs import ReplyTo
 
 PREFIX = "  mlbot: "
 
@@ -34,7 +35,7 @@ class ConsoleSender:
         self._count = 0
         self._open: str | None = None  # a progress line being redrawn
 
-    def send(self, reply_to: Mapping[str, Any], reply: Reply) -> str:
+    def send(self, reply_to: ReplyTo, reply: Reply) -> str:
         with self._lock:
             self._close_line()
             self._count += 1
@@ -55,7 +56,7 @@ class ConsoleSender:
             self.out.flush()
             return str(self._count)
 
-    def edit(self, reply_to: Mapping[str, Any], ref: str, reply: Reply) -> None:
+    def edit(self, reply_to: ReplyTo, ref: str, reply: Reply) -> None:
         with self._lock:
             line = self.prefix + reply.text.replace("\n", " ")
             if self.tty:
@@ -119,7 +120,7 @@ class ConsoleChat:
         else:
             attachment = Attachment(path.name, path) if path is not None else None
             cmd = Command(verb, self.tenant, user or self.user, args, attachment)
-            reply = dispatch(cmd, self.services, reply_to={"channel": "console", "user": cmd.user})
+            reply = dispatch(cmd, self.services, reply_to=ReplyTo("console", user=cmd.user))
         self.sender.send({}, reply)
         return reply
 

@@ -11,7 +11,7 @@ from bot.wiring import build_services
 from handlers.commands import Command
 from handlers.chat import dispatch
 from platform_core.config import Settings
-from platform_core.jobs import JobState
+from platform_core.jobs import JobState, ReplyTo
 
 POLL_S = 0.5
 
@@ -22,7 +22,7 @@ def run_train(settings: Settings, tenant: str, user: str, name: str, *, recipe: 
     args = (name, recipe) if recipe else (name,)
     cmd = Command("train", tenant, user, args)
     if not wait:
-        reply = dispatch(cmd, build_services(settings), reply_to={"channel": "console"})
+        reply = dispatch(cmd, build_services(settings), reply_to=ReplyTo("console", user=user))
         _emit(reply.text, reply.data, as_json)
         if reply.ok and not as_json:
             print(f"Follow it with: mlbot status {name}   (or train with --wait to watch)")
@@ -42,7 +42,7 @@ def _train_and_wait(settings: Settings, cmd: Command, as_json: bool, epochs: int
     progress = ConsoleProgress(cmd.tenant, cmd.args[0].lower(), sys.stderr if as_json else sys.stdout)
     if hasattr(ctx.events, "subscribe"):
         ctx.events.subscribe(progress)
-    reply = dispatch(cmd, services, reply_to={"channel": "console"})
+    reply = dispatch(cmd, services, reply_to=ReplyTo("console", user=cmd.user))
     if not reply.ok:
         _emit(reply.text, reply.data, as_json)
         return 1

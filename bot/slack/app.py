@@ -29,6 +29,7 @@ from bot.slack.sender import SlackSender, web_client
 from handlers.commands import Attachment, Command, Reply
 from handlers.services import Services
 from platform_core.config import Settings
+from platform_core.jobs import ReplyTo
 from platform_core.ports import WEBHOOK_KEY_TTL_S, Idempotency
 from platform_core.prediction import MAX_IMAGE_BYTES
 
@@ -74,8 +75,7 @@ class SlackBot:
     def run_command(self, body: dict, respond: Callable[..., Any]) -> None:
         """`/ml <verb> ...`, answered in the channel (refusals only to the user who typed them)."""
         verb, args = _chat().parse(str(body.get("text", "")))
-        reply_to = {"channel": "slack", "channel_id": body.get("channel_id"), "team_id": body.get("team_id"),
-                    "user_id": body.get("user_id")}
+        reply_to = destination(body.get("channel_id"), team=body.get("team_id"), user=body.get("user_id"))
         cmd = Command(verb, tenant(body.get("team_id")), str(body.get("user_id")), args)
         reply = self._safely(cmd, reply_to)
         respond(response_type="in_channel" if reply.ok else "ephemeral", replace_original=False, **message(reply))
@@ -90,8 +90,7 @@ class SlackBot:
             for file in event.get("files") or []:
                 self._file(client, file, verb, args, team, user, channel, thread, direct=_is_dm(event))
         elif event.get("subtype") is None and _is_dm(event):
-            reply_to = {"channel": "slack", "channel_id": channel}
-            self._post(client, channel, None, self._safely(Command(verb, team, user, args), reply_to))
+            self._post(client, channel, None, self._safely(Command(verb, team, user, args), destination(channel)))
 
     def on_file_shared(self, body: dict, event: dict, client: WebClient) -> None:
         """A `file_shared` event carries ids only: its comment, if any, says what to do."""
@@ -108,7 +107,7 @@ class SlackBot:
         verb, args = _chat().parse(str(action.get("value") or ""))
         channel = str((body.get("channel") or {}).get("id"))
         cmd = Command(verb, tenant((body.get("team") or {}).get("id")), str((body.get("user") or {}).get("id")), args)
-        reply = self._safely(cmd, {"channel": "slack", "channel_id": channel})
+        reply = self._safely(cmd, destination(channel))
         respond(response_type="in_channel", replace_original=False, **message(reply))
 
     # --- helpers ----------------------------------------------------------------------------------
@@ -132,10 +131,9 @@ class SlackBot:
             self._post(client, channel, thread, Reply(exc.user_message(), ok=False))
             return
         cmd = Command(verb, team, user, args, Attachment(str(file.get("name") or "upload"), data))
-        self._post(client, channel, thread, self._safely(cmd, {"channel": "slack", "channel_id": channel,
-                                                               "thread_ts": thread}))
+        self._post(client, channel, thread, self._safely(cmd, destination(channel, thread)))
 
-    def _safely(self, cmd: Command, reply_to: dict) -> Reply:
+    def _safely(self, cmd: Command, reply_to: ReplyTo) -> Reply:
         try:
             return _chat().dispatch(cmd, self.services, reply_to=reply_to)
         except Exception:  # a bug or an outage: logged with its trace, told plainly
@@ -143,7 +141,13 @@ class SlackBot:
             return Reply(SORRY, ok=False)
 
     def _post(self, client: WebClient, channel: str, thread: str | None, reply: Reply) -> None:
-        SlackSender(client).send({"channel": "slack", "channel_id": channel, "thread_ts": thread}, reply)
+        SlackSender(client).send(destination(channel, thread), reply)
+
+
+def destination(channel: Any, thread: Any = None, *, team: Any = None, user: Any = None) -> ReplyTo:
+    """The Slack conversation (and thread) a request came from: where its answers and notices go."""
+    return ReplyTo("slack", str(channel), thread=str(thread) if thread else None,
+                   team=str(team) if team else None, user=str(user) if user else None)
 
 
 def tenant(team_id: Any) -> str:

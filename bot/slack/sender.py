@@ -5,8 +5,6 @@ on a 429, after the Retry-After Slack sends.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
-
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
@@ -14,6 +12,7 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from bot.slack.blocks import message
 from handlers.commands import Reply
 from platform_core.config import Settings
+from platform_core.jobs import ReplyTo
 
 
 def web_client(settings: Settings) -> WebClient:
@@ -35,7 +34,7 @@ ELSEWHERE = "(I can't post in the channel where you asked; invite me there with 
 
 
 class SlackSender:
-    """Posts where ``reply_to`` says: {"channel": "slack", "channel_id", "thread_ts"?, "user_id"?}.
+    """Posts where ``reply_to`` says: its chat (a channel or DM id), thread and the user who asked.
 
     When the channel refuses the bot, the message goes to the user who asked, as a direct message; its
     reference then carries that conversation ("D123|ts") so progress edits follow it there."""
@@ -43,12 +42,12 @@ class SlackSender:
     def __init__(self, client: WebClient) -> None:
         self.client = client
 
-    def send(self, reply_to: Mapping[str, Any], reply: Reply) -> str | None:
-        channel, thread = str(reply_to["channel_id"]), reply_to.get("thread_ts")
+    def send(self, reply_to: ReplyTo, reply: Reply) -> str | None:
+        channel, thread = reply_to.chat, reply_to.thread
         try:
             posted = self.client.chat_postMessage(channel=channel, thread_ts=thread, **message(reply))
         except SlackApiError as exc:
-            user = reply_to.get("user_id")
+            user = reply_to.user
             if exc.response.get("error") not in UNREACHABLE_CHANNEL or not user:
                 raise
             direct = Reply(ELSEWHERE + reply.text, reply.ok, reply.data, reply.image, reply.image_name,
@@ -59,6 +58,6 @@ class SlackSender:
         upload_attachments(self.client, channel, thread, reply)
         return posted.get("ts")
 
-    def edit(self, reply_to: Mapping[str, Any], ref: str, reply: Reply) -> None:
+    def edit(self, reply_to: ReplyTo, ref: str, reply: Reply) -> None:
         channel, _, ts = ref.rpartition("|")
-        self.client.chat_update(channel=channel or str(reply_to["channel_id"]), ts=ts, **message(reply))
+        self.client.chat_update(channel=channel or reply_to.chat, ts=ts, **message(reply))

@@ -15,7 +15,7 @@ import datetime as dt
 import logging
 import threading
 import time
-from typing import Any, Callable, Coroutine, Mapping, TypeVar
+from typing import Any, Callable, Coroutine, TypeVar
 from urllib.parse import quote
 
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, ReplyParameters
@@ -24,6 +24,7 @@ from telegram.error import BadRequest, RetryAfter, TelegramError
 from handlers.commands import Button, Reply
 from platform_core.config import MB, Settings
 from platform_core.errors import ConfigError, MlbotError
+from platform_core.jobs import ReplyTo
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -103,11 +104,11 @@ class TelegramSender:
         self._thread = threading.Thread(target=self._loop.run_forever, name="telegram-sender", daemon=True)
         self._thread.start()
 
-    def send(self, reply_to: Mapping[str, Any], reply: Reply) -> str:
+    def send(self, reply_to: ReplyTo, reply: Reply) -> str:
         """Post the text (in several messages if long), then the image; buttons go under the last one.
         Returns the first text message's id, the one progress edits replace."""
-        chat_id, thread = reply_to["chat_id"], reply_to.get("message_thread_id")
-        answered = reply_to.get("reply_to_message_id")
+        chat_id, thread = int(reply_to.chat), int(reply_to.thread) if reply_to.thread else None
+        answered = reply_to.answering
         quoted = ReplyParameters(int(answered), allow_sending_without_reply=True) if answered else None
         keyboard = keyboard_for(reply.buttons)
         pieces = split_text(reply.text)
@@ -128,11 +129,11 @@ class TelegramSender:
                 chat_id, content, filename=name, message_thread_id=thread, reply_markup=keyboard))
         return str(ids[0])
 
-    def edit(self, reply_to: Mapping[str, Any], ref: str, reply: Reply) -> None:
+    def edit(self, reply_to: ReplyTo, ref: str, reply: Reply) -> None:
         """Replace the text of message ``ref``; an unchanged text is not an error."""
         try:
             self._call(lambda: self.bot.edit_message_text(
-                split_text(reply.text)[0], chat_id=reply_to["chat_id"], message_id=int(ref),
+                split_text(reply.text)[0], chat_id=int(reply_to.chat), message_id=int(ref),
                 reply_markup=keyboard_for(reply.buttons)))
         except BadRequest as exc:
             if "not modified" not in exc.message.lower():

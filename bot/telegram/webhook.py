@@ -22,6 +22,7 @@ from handlers.replies import error_reply
 from handlers.services import Services
 from platform_core.config import Settings
 from platform_core.errors import MlbotError
+from platform_core.jobs import ReplyTo
 from platform_core.ports import WEBHOOK_KEY_TTL_S, Idempotency
 from platform_core.prediction import MAX_IMAGE_BYTES
 
@@ -86,7 +87,7 @@ class TelegramChannel:
         cmd = Command(verb, _tenant(query.message), str(query.from_user.id), args)
         self._run(cmd, _reply_to(query.message))
 
-    def _run(self, cmd: Command, reply_to: dict[str, Any]) -> None:
+    def _run(self, cmd: Command, reply_to: ReplyTo) -> None:
         self.sender.send(reply_to, dispatch(cmd, self.services, reply_to=reply_to))
 
     def _attachment(self, message: Message) -> Attachment | None:
@@ -108,7 +109,7 @@ class TelegramChannel:
         if chat is None:
             return
         try:
-            self.sender.send({"channel": "telegram", "chat_id": chat.id}, Reply(APOLOGY, ok=False))
+            self.sender.send(ReplyTo("telegram", str(chat.id)), Reply(APOLOGY, ok=False))
         except Exception:
             log.exception("could not apologise to chat %s", chat.id)
 
@@ -142,9 +143,9 @@ def _tenant(message: Any) -> str:
     return f"telegram:{message.chat.id}"
 
 
-def _reply_to(message: Any) -> dict[str, Any]:
-    """Where the answer and any training notifications go: this chat, as a reply to this message."""
-    reply_to = {"channel": "telegram", "chat_id": message.chat.id, "reply_to_message_id": message.message_id}
-    if getattr(message, "is_topic_message", False):
-        reply_to["message_thread_id"] = message.message_thread_id
-    return reply_to
+def _reply_to(message: Any) -> ReplyTo:
+    """Where the answer and any training notifications go: this chat (its forum topic), as a reply to this
+    message."""
+    topic = message.message_thread_id if getattr(message, "is_topic_message", False) else None
+    return ReplyTo("telegram", str(message.chat.id), thread=None if topic is None else str(topic),
+                   answering=str(message.message_id))

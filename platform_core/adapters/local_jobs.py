@@ -40,7 +40,7 @@ class SqliteJobQueue:
 
         A job without an enqueued_at (0) is stamped here, under SQLite's write lock and never before a job
         already stored, so queue order is insert order and a position computed after submit stays true."""
-        row = {**job.as_dict(), "reply_to": json.dumps(job.reply_to, sort_keys=True),
+        row = {**job.as_dict(), "reply_to": json.dumps(job.reply_to.as_dict() if job.reply_to else {}, sort_keys=True),
                "state": JobState(job.state).value}
         placeholders = ", ".join("?" for _ in _JOB_COLUMNS)
         with self._db.transaction("submit", job.job_id) as conn:

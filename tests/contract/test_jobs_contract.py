@@ -20,7 +20,7 @@ from platform_core.adapters.aws_jobs import DynamoJobQueue, DynamoMachineLock
 from platform_core.adapters.local_jobs import SqliteJobQueue, SqliteMachineLock
 from platform_core.config import Settings
 from platform_core.errors import StorageError
-from platform_core.jobs import Job, JobQueue, JobState, MachineLock, MachineStatus
+from platform_core.jobs import ReplyTo, Job, JobQueue, JobState, MachineLock, MachineStatus
 from tests import infra
 
 T0 = 1_700_000_000.25  # a realistic epoch time with a fraction, so floats must round-trip
@@ -54,8 +54,7 @@ def make_job(job_id: str = "job-1", **changes: Any) -> Job:
     base = Job(
         job_id=job_id, tenant="slack:T001", name="digits", kind="image", recipe="fast",
         dataset_path="datasets/slack:T001/digits/v1.zip", dataset_version=1, requested_by="U123",
-        reply_to={"channel": "slack", "channel_id": "C42", "thread_ts": "1714550400.000100",
-                  "chat_id": -100200, "nested": {"ratio": 0.5}},
+        reply_to=ReplyTo("slack", "C42", thread="1714550400.000100", user="U123", team="T001"),
         enqueued_at=T0,
     )
     return replace(base, **changes)
@@ -84,7 +83,7 @@ def _race(*actions: Callable[[], Any]) -> list[Any]:
 # ---- JobQueue: submit and get ----------------------------------------------------------------
 
 
-def test_a_submitted_job_reads_back_equal_with_floats_nones_and_nested_reply_to(
+def test_a_submitted_job_reads_back_equal_with_floats_nones_and_its_destination(
     training: Training,
 ) -> None:
     job = make_job()
@@ -96,10 +95,10 @@ def test_a_submitted_job_reads_back_equal_with_floats_nones_and_nested_reply_to(
 
 
 def test_a_whole_second_enqueue_time_still_reads_back_as_a_float(training: Training) -> None:
-    training.jobs.submit(make_job(enqueued_at=1_700_000_000.0, reply_to={}))
+    training.jobs.submit(make_job(enqueued_at=1_700_000_000.0, reply_to=None))
     stored = training.jobs.get("job-1")
     assert stored.enqueued_at == 1_700_000_000.0 and type(stored.enqueued_at) is float
-    assert stored.reply_to == {}
+    assert stored.reply_to is None  # an API caller's job tells nobody
 
 
 def test_getting_a_missing_job_returns_none(training: Training) -> None:
@@ -172,7 +171,7 @@ def test_queued_and_running_are_empty_on_a_new_store(training: Training) -> None
 
 def test_queued_returns_every_job_even_past_one_result_page(training: Training) -> None:
     # Three items of ~380 KB exceed DynamoDB's 1 MB query page.
-    jobs = [make_job(f"big-{i}", enqueued_at=T0 + i, reply_to={"pad": str(i) * 380_000})
+    jobs = [make_job(f"big-{i}", enqueued_at=T0 + i, reply_to=ReplyTo("slack", str(i) * 380_000))
             for i in range(3)]
     for job in jobs:
         training.jobs.submit(job)

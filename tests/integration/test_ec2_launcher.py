@@ -18,7 +18,7 @@ from platform_core.adapters.aws import make_boto3_client
 from platform_core.adapters.aws_ec2 import Ec2Launcher, IdleStopper
 from platform_core.adapters.launchers import TrainerUnavailable
 from platform_core.config import Settings
-from platform_core.jobs import Job
+from platform_core.jobs import Job, ReplyTo
 from tests.fakes import FakeTrainer
 from tests.integration.test_trainer_runner import _zip
 from trainer_ec2.app import create_app
@@ -47,7 +47,7 @@ def trainer_server(tmp_path: Path):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     job = Job(job_id="job-ec2", tenant=TENANT, name="colours", kind="image", recipe="fast",
               dataset_path=record.dataset_path, dataset_version=1, requested_by="u",
-              reply_to={"channel": "slack", "channel_id": "C1"})
+              reply_to=ReplyTo("slack", "C1"))
     job = ctx.jobs.submit(job)  # the chat function queues the job, then launches a trainer for it
     try:
         yield server.server_port, ctx, job
@@ -77,7 +77,7 @@ def test_a_stopped_trainer_is_started_checked_and_given_the_job(ec2, trainer_ser
     launcher = Ec2Launcher(instance_ids=ids, token=TOKEN, client=client, port=port, address=lambda i: "127.0.0.1", poll_s=0)
     launcher(job)
     assert sorted(state(client, i) for i in ids) == ["running", "stopped"]  # one trainer was enough
-    assert ctx.jobs.get("job-ec2").reply_to == {"channel": "slack", "channel_id": "C1"}
+    assert ctx.jobs.get("job-ec2").reply_to == ReplyTo("slack", "C1")
     launcher(job)  # a repeated launch is harmless: the running trainer is reused, the job id known
     assert sorted(state(client, i) for i in ids) == ["running", "stopped"]
     assert drain(ctx) == 1

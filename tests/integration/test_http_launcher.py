@@ -15,7 +15,7 @@ from bot.wiring import build_services
 from handlers.commands import Attachment, Command
 from platform_core.adapters.launchers import HttpLauncher, TrainerUnavailable
 from platform_core.config import Settings
-from platform_core.jobs import Job
+from platform_core.jobs import Job, ReplyTo
 from platform_core.records import TrainingStatus
 from tests.fakes import FakeTrainer
 from tests.integration.test_trainer_runner import _zip
@@ -96,7 +96,7 @@ class Recorder:
 
 
 JOB = Job(job_id="j-7", tenant=TENANT, name="c", kind="sentiment", recipe="fast", dataset_path="p",
-          dataset_version=1, requested_by="u", reply_to={"channel": "slack", "channel_id": "C1"}, enqueued_at=5.0)
+          dataset_version=1, requested_by="u", reply_to=ReplyTo("slack", "C1"), enqueued_at=5.0)
 
 
 def test_the_launcher_sends_the_token_as_a_bearer_header_and_only_the_jobs_id() -> None:

@@ -11,6 +11,7 @@ import pytest
 from bot.notifier import build_notifier, notify_records
 from bot.wiring import build_notification_log
 from platform_core.config import Settings
+from platform_core.jobs import ReplyTo
 from platform_core.events import FAILED, TrainingEvent
 from platform_core.storage import build_storage
 from tests.fake_slack import BOT_TOKEN, FakeSlack
@@ -116,11 +117,11 @@ class Recorder:
         self.seen: dict[str, list[str]] = {}
 
     def send(self, reply_to, reply) -> str:
-        self.seen.setdefault(reply_to["chat"], []).append(reply.text)
-        return str(len(self.seen[reply_to["chat"]]))
+        self.seen.setdefault(reply_to.chat, []).append(reply.text)
+        return str(len(self.seen[reply_to.chat]))
 
     def edit(self, reply_to, ref, reply) -> None:
-        self.seen[reply_to["chat"]].append("(edited) " + reply.text)
+        self.seen[reply_to.chat].append("(edited) " + reply.text)
 
 
 def test_a_chat_that_joined_the_job_is_told_too_with_its_own_progress_message(tmp_path: Path) -> None:
@@ -129,8 +130,9 @@ def test_a_chat_that_joined_the_job_is_told_too_with_its_own_progress_message(tm
     from platform_core.events import PROGRESS
 
     log = SqliteNotificationLog(tmp_path / "n.sqlite3")
-    first, second = {"channel": "test", "chat": "a"}, {"channel": "test", "chat": "b"}
+    first, second = ReplyTo("test", "a"), ReplyTo("test", "b", thread="t1")
     assert watch(log, "j1", second) and not watch(log, "j1", second)  # told once, however often it joins
+    assert not watch(log, "j1", ReplyTo("test", "b", user="U2"))  # the same chat by another way (a button)
     sender = Recorder()
     notifier = Notifier({"test": sender}, log, None)
     for epoch in (1, 2):

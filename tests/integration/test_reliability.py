@@ -25,7 +25,7 @@ from platform_core.adapters.launchers import TrainerUnavailable
 from platform_core.config import Settings
 from platform_core.errors import StorageError
 from platform_core.events import FAILED, FINISHED
-from platform_core.jobs import JobState
+from platform_core.jobs import JobState, ReplyTo
 from platform_core.records import TrainingStatus
 from tests.fakes import FakeTrainer, png
 from tests.integration.test_trainer_runner import _zip
@@ -56,7 +56,7 @@ def test_ten_simultaneous_train_requests_over_three_datasets(services: Services)
 
     def request(i: int) -> None:
         start.wait()
-        replies[i] = dispatch(Command("train", A, f"user{i}", (names[i],)), services, reply_to={"n": i})
+        replies[i] = dispatch(Command("train", A, f"user{i}", (names[i],)), services, reply_to=ReplyTo("slack", f"C{i}"))
     threads = [threading.Thread(target=request, args=(i,)) for i in range(len(names))]
     for t in threads:
         t.start()
@@ -123,7 +123,7 @@ def test_a_trainer_process_killed_mid_epoch_fails_its_job_tells_the_user_and_the
     settings, ctx, services, _ = local
     upload(services, A, "shades")
     for name in ("colours", "shades"):
-        assert dispatch(Command("train", A, "u", (name,)), services, reply_to={"channel": "console"}).ok
+        assert dispatch(Command("train", A, "u", (name,)), services, reply_to=ReplyTo("console")).ok
     code = textwrap.dedent(f"""
         import pathlib, sys, time
         sys.path.insert(0, {str(REPO)!r})
@@ -150,7 +150,7 @@ def test_a_trainer_process_killed_mid_epoch_fails_its_job_tells_the_user_and_the
     assert first.state == JobState.FAILED.value and "stopped responding" in first.error
     assert second.state == JobState.SUCCEEDED.value
     told = [e for e in events if e.type == FAILED]
-    assert told and told[0].reply_to == {"channel": "console"}  # the user who asked is told
+    assert told and told[0].reply_to == ReplyTo("console")  # the user who asked is told
     assert services.records.get(A, "colours").training_status == TrainingStatus.FAILED.value
 
 

@@ -15,6 +15,7 @@ from handlers.commands import Attachment, Command
 from platform_core.adapters.aws import make_boto3_client
 from platform_core.config import Settings
 from platform_core.events import FINISHED, PROGRESS, TrainingEvent
+from platform_core.jobs import ReplyTo
 from platform_core.records import TrainingStatus
 from tests import infra
 from tests.fakes import FakeTrainer
@@ -58,7 +59,7 @@ def _events(sqs, queue_url) -> list[TrainingEvent]:
 def test_jobs_train_once_each_with_two_trainer_threads_racing_for_the_lock(aws_world) -> None:
     settings, services, trainer, sqs, queue_url = aws_world
     for name in ("a", "b", "c"):
-        assert dispatch(Command("train", TENANT, "u", (name,)), services, reply_to={"channel": "slack"}).ok
+        assert dispatch(Command("train", TENANT, "u", (name,)), services, reply_to=ReplyTo("slack", "C1")).ok
     contexts = [build_trainer_context(settings, trainers={"image": trainer, "sentiment": trainer})
                 for _ in range(2)]
     barrier = threading.Barrier(2)
@@ -81,7 +82,7 @@ def test_jobs_train_once_each_with_two_trainer_threads_racing_for_the_lock(aws_w
     events = _events(sqs, queue_url)
     assert sorted(e.name for e in events if e.type == FINISHED) == ["a", "b", "c"]
     assert sum(e.type == PROGRESS for e in events) == 9
-    assert all(e.reply_to == {"channel": "slack"} for e in events)
+    assert all(e.reply_to == ReplyTo("slack", "C1") for e in events)
     lock_row = contexts[0].lock.get("i-0abc")
     assert lock_row.State == "Free"
     assert "token" not in json.dumps([e.payload for e in events]).lower()

@@ -12,6 +12,7 @@ from platform_core.adapters.aws_events import SnsEventBus
 from platform_core.config import Settings
 from platform_core.errors import StorageError
 from platform_core.events import FAILED, FINISHED, PROGRESS, TrainingEvent
+from platform_core.jobs import ReplyTo
 from tests import infra
 
 SETTINGS = Settings(backend="aws", region="us-east-1")
@@ -54,7 +55,7 @@ def aws(aws_credentials: None) -> Iterator[tuple[Any, Any]]:
 def event(kind: str = FINISHED, **payload: Any) -> TrainingEvent:
     return TrainingEvent(
         type=kind, job_id="job-1", tenant="telegram:-100200", name="digits",
-        reply_to={"channel": "telegram", "chat_id": -100200, "message_id": 7},
+        reply_to=ReplyTo("telegram", "-100200", answering="7"),
         payload=payload or {"validation_accuracy": 0.93, "classes": ["cat", "dög"], "epoch": None},
     )
 

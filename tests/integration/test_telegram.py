@@ -21,6 +21,7 @@ from handlers.commands import Button, Reply
 from handlers.notify import Notifier
 from platform_core.config import Settings
 from platform_core.events import LocalEventBus
+from platform_core.jobs import ReplyTo
 from tests.fake_telegram import FakeTelegram
 from tests.fakes import FakeTrainer, png
 from tests.integration.test_trainer_runner import _zip
@@ -213,7 +214,7 @@ def test_upload_datasets_train_and_status(world: World) -> None:
     queued = world.said(command("/train colours"))
     assert "Queued 'colours' for training" in queued
     job = world.services.jobs.active_for(f"telegram:{ADA}", "colours")
-    assert job.reply_to["chat_id"] == ADA and job.reply_to["channel"] == "telegram"
+    assert job.reply_to.chat == str(ADA) and job.reply_to.channel == "telegram"
     assert "Training Queued" in world.said(command("/status colours"))
     drain(world.ctx)
     assert "Training Successful" in world.said(command("/status colours"))
@@ -281,8 +282,8 @@ def test_a_pressed_button_runs_its_command_and_is_answered(world: World) -> None
     assert "Queued 'colours' for training" in world.said(press)
     assert world.fake.sent("answerCallbackQuery")[0].params["callback_query_id"] == press["callback_query"]["id"]
     job = world.services.jobs.active_for(f"telegram:{ADA}", "colours")
-    assert job.reply_to == {"channel": "telegram", "chat_id": ADA,
-                            "reply_to_message_id": press["callback_query"]["message"]["message_id"]}
+    assert job.reply_to == ReplyTo("telegram", str(ADA),
+                                   answering=str(press["callback_query"]["message"]["message_id"]))
 
 
 @pytest.mark.parametrize("data", ["", "game:level-2", "rm -rf colours"])
@@ -327,20 +328,20 @@ def test_a_429_is_retried_after_retry_after(world: World) -> None:
 def test_a_429_beyond_the_bound_is_not_waited_for(world: World) -> None:
     world.fake.fail_next("sendMessage", retry_after=600)
     with pytest.raises(RetryAfter):
-        world.sender.send({"chat_id": ADA}, Reply("hello"))
+        world.sender.send(ReplyTo("telegram", str(ADA)), Reply("hello"))
     assert world.slept == [] and len(world.fake.sent("sendMessage")) == 1
 
 
 def test_the_sender_works_from_several_threads_at_once(world: World) -> None:
     with ThreadPoolExecutor(max_workers=4) as pool:
-        refs = list(pool.map(lambda i: world.sender.send({"chat_id": ADA}, Reply(f"note {i}")), range(8)))
+        refs = list(pool.map(lambda i: world.sender.send(ReplyTo("telegram", str(ADA)), Reply(f"note {i}")), range(8)))
     assert len(set(refs)) == 8
     assert sorted(c.params["text"] for c in world.fake.sent("sendMessage")) == [f"note {i}" for i in range(8)]
 
 
 def test_long_texts_are_split_and_buttons_go_under_the_last_piece(world: World) -> None:
     lines = [f"problem {i}: images/red/{i}.png is not a readable image" for i in range(200)]
-    ref = world.sender.send({"chat_id": ADA}, Reply("\n".join(lines), buttons=(Button("Help", "help"),)))
+    ref = world.sender.send(ReplyTo("telegram", str(ADA)), Reply("\n".join(lines), buttons=(Button("Help", "help"),)))
     sent = world.fake.sent("sendMessage")
     assert len(sent) > 1 and "\n".join(c.params["text"] for c in sent) == "\n".join(lines)
     assert "reply_markup" not in sent[0].params and sent[-1].params["reply_markup"]

@@ -22,7 +22,7 @@ from handlers.chat import dispatch
 from bot.wiring import build_services
 from handlers.commands import Attachment, Command
 from platform_core.config import Settings
-from platform_core.jobs import Job
+from platform_core.jobs import Job, ReplyTo
 from platform_core.records import TrainingStatus
 from tests.fakes import FakeTrainer, png
 from tests.integration.test_trainer_runner import _zip
@@ -136,7 +136,7 @@ def test_predict_before_training_says_to_train_first(trainer_app) -> None:
 
 # --- the credential, over real HTTP -------------------------------------------------------------------
 
-CHAT_A = {"channel": "slack", "channel_id": "C-ASKED", "team_id": "T1"}
+CHAT_A = ReplyTo("slack", "C-ASKED", team="T1")
 FORGED = {"channel": "slack", "channel_id": "C-ATTACKER", "team_id": "T-EVIL"}
 
 
@@ -235,7 +235,7 @@ def test_a_forged_reply_to_and_queue_place_for_a_queued_job_have_no_effect(http_
     url, ctx, drainer, queued, _ = http_trainer
     later = ctx.jobs.submit(Job(job_id="later", tenant=TENANT, name="shapes", kind="image", recipe="fast",
                                 dataset_path=ctx.records.get(TENANT, "shapes").dataset_path, dataset_version=1,
-                                requested_by="u2", reply_to={"channel": "console"}))
+                                requested_by="u2", reply_to=ReplyTo("console")))
     forged = {"tenant": "slack:T-EVIL", "name": "shapes", "job_id": "later", "reply_to": FORGED,
               "enqueued_at": enqueued_at, "requested_by": "mallory"}
     assert post(url + "/train_image_classification", forged)[0] == 401
@@ -246,7 +246,7 @@ def test_a_forged_reply_to_and_queue_place_for_a_queued_job_have_no_effect(http_
     assert [j.job_id for j in ctx.jobs.queued()] == [queued.job_id, "later"]
     assert ctx.jobs.get(queued.job_id).reply_to == CHAT_A
     assert drain(ctx) == 2  # the stored jobs run, in their stored order, for their stored chats
-    assert [ctx.jobs.get(j).reply_to for j in (queued.job_id, "later")] == [CHAT_A, {"channel": "console"}]
+    assert [ctx.jobs.get(j).reply_to for j in (queued.job_id, "later")] == [CHAT_A, ReplyTo("console")]
 
 
 def test_an_authenticated_new_job_is_stamped_by_the_queue_not_the_body(http_trainer) -> None:
@@ -258,7 +258,8 @@ def test_an_authenticated_new_job_is_stamped_by_the_queue_not_the_body(http_trai
     assert status == 202 and body["job_id"] == "api-1" and body["position"] == 2 and drainer.kicks == 1
     job = ctx.jobs.get("api-1")
     assert job.enqueued_at > queued.enqueued_at > 1 and job.enqueued_at > time.time() - 60
-    assert (job.tenant, job.name, job.reply_to, job.requested_by) == (TENANT, "shapes", reply_to, "script")
+    assert (job.tenant, job.name, job.reply_to, job.requested_by) == (TENANT, "shapes", ReplyTo("telegram", "42"),
+                                                                      "script")
     assert [j.job_id for j in ctx.jobs.queued()] == [queued.job_id, "api-1"]
 
 

@@ -17,6 +17,7 @@ from handlers.commands import Attachment, Command
 from lambda_predict.handler import InProcessPredictions
 from lambda_predict.predictor import Predictor
 from platform_core.config import Settings
+from platform_core.jobs import ReplyTo
 from platform_core.models import stored_versions
 from tests.fakes import FakeTrainer, png
 from tests.integration.test_trainer_runner import _zip
@@ -196,12 +197,12 @@ def test_feedback_refusals_and_full_classes(world: World) -> None:
 
 def test_a_second_chat_joining_a_queued_job_is_told_it_will_hear_too(world: World) -> None:
     first = dispatch(Command("train", TENANT, "ada", ("colours",)), world.services,
-                     reply_to={"channel": "slack", "channel_id": "C1"})
+                     reply_to=ReplyTo("slack", "C1"))
     joined = dispatch(Command("train", TENANT, "bob", ("colours",)), world.services,
-                      reply_to={"channel": "slack", "channel_id": "C2"})
+                      reply_to=ReplyTo("slack", "C2"))
     assert joined.data["job_id"] == first.data["job_id"] and "you will hear here" in joined.text
     notes = world.services.notifications.get(first.data["job_id"])
-    assert notes["watchers"] == [{"channel": "slack", "channel_id": "C2"}]
+    assert notes["watchers"] == [{"channel": "slack", "chat": "C2"}]
 
 
 def test_forget_deletes_every_kept_prediction_input(world: World) -> None:
