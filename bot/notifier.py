@@ -11,12 +11,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from bot.wiring import build_notification_log, settings_from_env
+from bot.wiring import settings_from_env
 from handlers.notify import ChatSender, Notifier
 from platform_core.adapters.aws_powertools import lambda_entry, log_keys
 from platform_core.config import Settings
 from platform_core.events import TrainingEvent
-from platform_core.storage import build_storage
+from platform_core.backend import backend_for
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +36,8 @@ def chat_senders(settings: Settings) -> dict[str, ChatSender]:
 
 
 def build_notifier(settings: Settings) -> Notifier:
-    blobs, _ = build_storage(settings)
-    return Notifier(chat_senders(settings), build_notification_log(settings), blobs)
+    backend = backend_for(settings)
+    return Notifier(chat_senders(settings), backend.notifications, backend.blobs)
 
 
 def notify_records(event: dict[str, Any], notifier: Notifier) -> int:

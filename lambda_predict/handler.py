@@ -107,11 +107,11 @@ _runtime: tuple[Predictor, BlobStore] | None = None
 
 def _build() -> tuple[Predictor, BlobStore]:
     """Stores from the environment (platform_core.config), once per container."""
+    from platform_core.backend import backend_for
     from platform_core.config import Settings
-    from platform_core.storage import build_storage
 
-    blobs, records = build_storage(Settings.from_env())
-    return Predictor(blobs=blobs, records=records), blobs
+    backend = backend_for(Settings.from_env())
+    return Predictor(blobs=backend.blobs, records=backend.records), backend.blobs
 
 
 @lambda_entry("mlbot-predict")

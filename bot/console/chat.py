@@ -13,10 +13,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
-from bot.wiring import build_notification_log, build_services
+from bot.wiring import build_services
 from handlers.chat import dispatch, parse
 from handlers.commands import Attachment, Command, Reply
 from handlers.notify import Notifier
+from platform_core.backend import backend_for
 from platform_core.config import Settings
 from platform_core.events import FAILED, FINISHED, TrainingEvent
 from platform_core.jobs import ReplyTo
@@ -96,10 +97,11 @@ class ConsoleChat:
 
         settings = replace(settings, backend="local")
         self.tenant, self.user, self.out = tenant, user, out
+        backend = backend_for(settings)
         self.ctx = build_trainer_context(settings)
-        self.services = build_services(settings, launcher=ThreadLauncher(lambda: drain(self.ctx)))
+        self.services = build_services(settings, launcher=ThreadLauncher(lambda: drain(self.ctx)), backend=backend)
         self.sender = ConsoleSender(out, settings.home / "outbox")
-        notifier = Notifier({"console": self.sender}, build_notification_log(settings), self.services.blobs)
+        notifier = Notifier({"console": self.sender}, backend.notifications, backend.blobs)
         self.ctx.events.subscribe(notifier)
         self.ctx.events.subscribe(self._track)
         self._finals: dict[str, TrainingEvent] = {}

@@ -52,7 +52,7 @@ def gateway_event(request: Request) -> dict:
             "body": text, "isBase64Encoded": encoded}
 
 
-def webhook_routes(settings: Settings, services) -> dict[str, Route]:
+def webhook_routes(settings: Settings, services, backend=None) -> dict[str, Route]:
     """path -> Lambda-style handler, for each channel whose secrets are set."""
     routes: dict[str, Route] = {}
     if settings.slack_signing_secret and settings.slack_bot_token:
@@ -60,14 +60,14 @@ def webhook_routes(settings: Settings, services) -> dict[str, Route]:
 
         from bot.slack.lambda_entry import build_handler
 
-        slack = build_handler(settings, services)
+        slack = build_handler(settings, services, backend=backend)
         slack.app.listener_runner.lazy_listener_runner = ThreadLazyListenerRunner(
             slack.app.logger, ThreadPoolExecutor(max_workers=4, thread_name_prefix="slack-lazy"))
         routes["/slack/events"] = slack.handle
     if settings.telegram_bot_token and settings.telegram_webhook_secret:
         from bot.telegram.lambda_entry import build_handler as build_telegram
 
-        routes["/telegram/webhook"] = build_telegram(settings, services)
+        routes["/telegram/webhook"] = build_telegram(settings, services, backend=backend)
     return routes
 
 
@@ -126,9 +126,10 @@ class Served:
 def build_serve(settings: Settings) -> Served:
     """Everything `mlbot serve` serves, wired and started (the drainer kicked), but not yet listening."""
     from bot.notifier import chat_senders
-    from bot.wiring import build_notification_log, build_services
+    from bot.wiring import build_services
     from handlers.notify import Notifier
     from platform_core.adapters.launchers import ThreadLauncher
+    from platform_core.backend import backend_for
     from trainer_ec2.app import create_app
     from trainer_ec2.wiring import build_trainer_context
 
@@ -136,10 +137,11 @@ def build_serve(settings: Settings) -> Served:
     token, token_at = trainer_token(settings)
     trainer = create_app(ctx, token=token)
     drainer = trainer.extensions["mlbot_drainer"]
-    services = build_services(settings, launcher=ThreadLauncher(drainer.kick))
-    ctx.events.subscribe(Notifier(chat_senders(settings), build_notification_log(settings), services.blobs))
-    routes = webhook_routes(settings, services)
-    background = start_socket_clients(settings, services)
+    backend = backend_for(settings)
+    services = build_services(settings, launcher=ThreadLauncher(drainer.kick), backend=backend)
+    ctx.events.subscribe(Notifier(chat_senders(settings), backend.notifications, backend.blobs))
+    routes = webhook_routes(settings, services, backend)
+    background = start_socket_clients(settings, services, backend)
     drainer.kick()  # jobs queued while nothing was serving
     return Served(combined_app(routes, trainer), routes, token_at, background, drainer)
 
@@ -163,21 +165,20 @@ def run_serve(settings: Settings, port: int, host: str = "127.0.0.1") -> int:
     return 0
 
 
-def start_socket_clients(settings: Settings, services) -> str:
+def start_socket_clients(settings: Settings, services, backend) -> str:
     """Slack Socket Mode and Telegram long polling, for a bot without a public URL; says what started."""
     started = []
     if settings.slack_app_token and settings.slack_bot_token:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 
         from bot.slack.app import build_app
-        from bot.wiring import build_idempotency
 
-        app = build_app(settings, services, build_idempotency(settings))
+        app = build_app(settings, services, backend.idempotency)
         SocketModeHandler(app, settings.slack_app_token).connect()
         started.append("Slack Socket Mode")
     if settings.telegram_bot_token and not settings.telegram_webhook_secret:
         from bot.telegram.polling import start_polling
 
-        start_polling(settings, services)
+        start_polling(settings, services, backend=backend)
         started.append("Telegram long polling")
     return f"; {' and '.join(started)} connected" if started else ""

@@ -20,6 +20,7 @@ from bot.slack.app import build_app
 from bot.wiring import settings_from_env
 from handlers.services import LazyServices, Services
 from platform_core.adapters.aws_powertools import lambda_entry
+from platform_core.backend import Backend, backend_for
 from platform_core.config import Settings
 from platform_core.ports import Idempotency
 
@@ -59,19 +60,14 @@ class FirstUseIdempotency:
         return self._store.first(key, ttl_s, now)
 
 
-def _idempotency(settings: Settings) -> Idempotency:
-    if settings.backend != "aws":  # SQLite under $MLBOT_HOME, which the services may not have made yet
-        settings.home.mkdir(parents=True, exist_ok=True)
-    return wiring.build_idempotency(settings)
-
-
 def build_handler(settings: Settings, services: Services | None = None, *, client: Any = None,
-                  lambda_client: Any = None) -> SlackLambda:
+                  lambda_client: Any = None, backend: Backend | None = None) -> SlackLambda:
     """The Lambda handler for the app; ``lambda_client`` is what re-invokes the function for lazy work.
     Without ``services``, they are built by bot.wiring.build_services on first use (after the ack)."""
+    backend = backend or backend_for(settings)  # builds nothing yet; what is built is shared
     if services is None:
-        services = LazyServices(lambda: wiring.build_services(settings))
-    seen = FirstUseIdempotency(lambda: _idempotency(settings))
+        services = LazyServices(lambda: wiring.build_services(settings, backend=backend))
+    seen = FirstUseIdempotency(lambda: backend.idempotency)
     handler = SlackRequestHandler(build_app(settings, services, seen, client=client))
     if lambda_client is not None:
         handler.app.listener_runner.lazy_listener_runner.lambda_client = lambda_client

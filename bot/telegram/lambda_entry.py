@@ -14,9 +14,8 @@ import json
 import logging
 from typing import Any, Callable
 
-from bot.telegram.sender import TelegramSender
-from bot.telegram.webhook import TelegramChannel, handle_webhook
-from bot.wiring import build_idempotency, build_services, settings_from_env
+from bot.telegram.webhook import TelegramChannel, build_channel, handle_webhook
+from bot.wiring import settings_from_env
 from platform_core.adapters.aws_powertools import lambda_entry
 from platform_core.config import Settings
 from platform_core.errors import MlbotError
@@ -27,10 +26,9 @@ _channel: TelegramChannel | None = None
 _invoker: Callable[[dict], None] | None = None
 
 
-def build_handler(settings: Settings, services=None) -> Callable[[dict, Any], dict]:
+def build_handler(settings: Settings, services=None, *, backend=None) -> Callable[[dict, Any], dict]:
     """A Lambda-style handler over its own channel, processing in the request (`mlbot serve`)."""
-    channel = TelegramChannel(services or build_services(settings), build_idempotency(settings),
-                              TelegramSender(settings), settings)
+    channel = build_channel(settings, services, backend=backend)
 
     def handle(event: dict, context: Any = None) -> dict:
         return _answer(event, channel, None)
@@ -41,9 +39,7 @@ def channel() -> TelegramChannel:
     """This container's channel, built on first use."""
     global _channel
     if _channel is None:
-        settings = settings_from_env()
-        _channel = TelegramChannel(build_services(settings), build_idempotency(settings),
-                                   TelegramSender(settings), settings)
+        _channel = build_channel(settings_from_env())
     return _channel
 
 

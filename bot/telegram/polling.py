@@ -6,10 +6,9 @@ import logging
 import threading
 import time
 
-from bot.telegram.sender import TelegramSender
-from bot.telegram.webhook import TelegramChannel
-from bot.wiring import build_idempotency
+from bot.telegram.webhook import TelegramChannel, build_channel
 from handlers.services import Services
+from platform_core.backend import Backend
 from platform_core.config import Settings
 
 log = logging.getLogger(__name__)
@@ -23,9 +22,10 @@ def poll_once(channel: TelegramChannel, offset: int | None, timeout_s: int = 25)
     return offset
 
 
-def start_polling(settings: Settings, services: Services, *, stop: threading.Event | None = None) -> threading.Thread:
+def start_polling(settings: Settings, services: Services, *, backend: Backend | None = None,
+                  stop: threading.Event | None = None) -> threading.Thread:
     """A daemon thread that polls until ``stop`` is set; a failed poll waits and tries again."""
-    channel = TelegramChannel(services, build_idempotency(settings), TelegramSender(settings), settings)
+    channel = build_channel(settings, services, backend=backend)
     stop = stop or threading.Event()
 
     def loop() -> None:

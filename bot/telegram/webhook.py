@@ -20,6 +20,7 @@ from handlers.chat import VERBS, dispatch, parse
 from handlers.commands import Attachment, Command, Reply
 from handlers.replies import error_reply
 from handlers.services import Services
+from platform_core.backend import Backend, backend_for
 from platform_core.config import Settings
 from platform_core.errors import MlbotError
 from platform_core.jobs import ReplyTo
@@ -149,3 +150,14 @@ def _reply_to(message: Any) -> ReplyTo:
     topic = message.message_thread_id if getattr(message, "is_topic_message", False) else None
     return ReplyTo("telegram", str(message.chat.id), thread=None if topic is None else str(topic),
                    answering=str(message.message_id))
+
+
+def build_channel(settings: Settings, services: Services | None = None, *,
+                  backend: Backend | None = None) -> TelegramChannel:
+    """The one way a Telegram channel is built (the webhook Lambda, `mlbot serve`, long polling): its
+    services and dedupe store over one backend, and a Bot API sender."""
+    from bot.wiring import build_services
+
+    backend = backend or backend_for(settings)
+    return TelegramChannel(services or build_services(settings, backend=backend), backend.idempotency,
+                           TelegramSender(settings), settings)

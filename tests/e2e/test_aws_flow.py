@@ -155,7 +155,7 @@ def test_telegram_upload_train_and_notify_through_the_aws_backend(cloud, fashion
 
     from bot.telegram.sender import TelegramSender
     from bot.telegram.webhook import TelegramChannel, handle_webhook
-    from bot.wiring import build_idempotency
+    from platform_core.backend import backend_for
     from tests.fake_telegram import FakeTelegram
     from tests.integration.test_telegram import SECRET as HOOK, TOKEN, command, update
 
@@ -166,7 +166,7 @@ def test_telegram_upload_train_and_notify_through_the_aws_backend(cloud, fashion
         launcher = Ec2Launcher(instance_ids=[instance], token=TRAINER_TOKEN, client=clients["ec2"], port=trainer_port,
                                address=lambda described: "127.0.0.1", poll_s=0.2)
         sender = TelegramSender(settings)
-        channel = TelegramChannel(build_services(settings, launcher=launcher), build_idempotency(settings),
+        channel = TelegramChannel(build_services(settings, launcher=launcher), backend_for(settings).idempotency,
                                   sender, settings)
 
         def post(data: dict) -> None:

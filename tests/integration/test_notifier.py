@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.notifier import build_notifier, notify_records
-from bot.wiring import build_notification_log
+from platform_core.backend import backend_for
 from platform_core.config import Settings
 from platform_core.jobs import ReplyTo
 from platform_core.events import FAILED, TrainingEvent
@@ -54,7 +54,7 @@ def test_a_refusing_chat_is_recorded_and_never_raises(slack, caplog) -> None:
     fake.error_next["chat.postMessage"] = "channel_not_found"
     with caplog.at_level(logging.ERROR):
         assert notify_records(sns_event(), build_notifier(settings)) == 1
-    notes = build_notification_log(settings).get("job1")
+    notes = backend_for(settings).notifications.get("job1")
     assert "channel_not_found" in notes["last_error"] and not any(k.startswith("final_sent") for k in notes)
     assert BOT_TOKEN not in caplog.text
 

@@ -22,7 +22,8 @@ import pytest
 from bot.slack.blocks import escape, message
 from bot.slack.lambda_entry import build_handler
 from bot.slack.sender import SlackSender, web_client
-from bot.wiring import build_notification_log, build_services
+from bot.wiring import build_services
+from platform_core.backend import backend_for
 from handlers.commands import Button, Reply
 from handlers.notify import Notifier
 from platform_core.config import Settings
@@ -82,7 +83,7 @@ class World:
         self.handler = build_handler(self.settings, self.services, client=web_client(self.settings),
                                      lambda_client=self.lambda_client)
         self.bus.subscribe(Notifier({"slack": SlackSender(web_client(self.settings))},
-                                    build_notification_log(self.settings), self.services.blobs))
+                                    backend_for(self.settings).notifications, self.services.blobs))
 
     def post(self, body: str, *, content_type: str, headers: dict[str, str] | None = None,
              encode: bool = False) -> dict:

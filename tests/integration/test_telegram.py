@@ -16,7 +16,8 @@ from telegram.error import RetryAfter
 from bot.telegram import lambda_entry
 from bot.telegram.sender import TelegramSender, callback_data, split_text
 from bot.telegram.webhook import APOLOGY, TelegramChannel, handle_webhook
-from bot.wiring import build_idempotency, build_notification_log, build_services
+from bot.wiring import build_services
+from platform_core.backend import backend_for
 from handlers.commands import Button, Reply
 from handlers.notify import Notifier
 from platform_core.config import Settings
@@ -70,8 +71,8 @@ class World:
         self.services = build_services(self.settings, launcher=lambda job: None)
         self.slept: list[float] = []
         self.sender = TelegramSender(self.settings, sleep=self.slept.append)
-        self.channel = TelegramChannel(self.services, build_idempotency(self.settings), self.sender, self.settings)
-        self.ctx.events.subscribe(Notifier({"telegram": self.sender}, build_notification_log(self.settings),
+        self.channel = TelegramChannel(self.services, backend_for(self.settings).idempotency, self.sender, self.settings)
+        self.ctx.events.subscribe(Notifier({"telegram": self.sender}, backend_for(self.settings).notifications,
                                            self.services.blobs))
 
     def post(self, data: Any, *, headers: dict[str, str] | None = None) -> tuple[int, dict]:
@@ -411,7 +412,7 @@ def test_the_lambda_entry_decodes_a_base64_body(tmp_path: Path, fake: FakeTelegr
 
 
 def test_without_a_webhook_secret_the_webhook_refuses_everything(world: World, fake: FakeTelegram) -> None:
-    polling_only = TelegramChannel(world.services, build_idempotency(world.settings), world.sender,
+    polling_only = TelegramChannel(world.services, backend_for(world.settings).idempotency, world.sender,
                                    Settings(backend="local", home=world.settings.home, telegram_bot_token=TOKEN))
     for headers in ({}, {"X-Telegram-Bot-Api-Secret-Token": ""}, {"X-Telegram-Bot-Api-Secret-Token": SECRET}):
         status, _ = handle_webhook(headers, json.dumps(command("/help")).encode(), polling_only)
@@ -450,7 +451,7 @@ def test_on_lambda_the_webhook_answers_at_once_and_a_second_invocation_does_the_
 def test_long_polling_handles_each_update_once_and_confirms_it(world: World, fake: FakeTelegram) -> None:
     from bot.telegram.polling import poll_once
 
-    polling = TelegramChannel(world.services, build_idempotency(world.settings), world.sender,
+    polling = TelegramChannel(world.services, backend_for(world.settings).idempotency, world.sender,
                               Settings(backend="local", home=world.settings.home, telegram_bot_token=TOKEN,
                                        telegram_api_url=fake.api_url, telegram_file_url=fake.file_url))
     first, second = command("/help"), command("/datasets")

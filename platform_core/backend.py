@@ -1,0 +1,175 @@
+"""The one place that turns settings into the platform's adapters, for every deployable's wiring.
+
+Local: files and SQLite under $MLBOT_HOME, events delivered in process. AWS: S3, DynamoDB and SNS, with one
+boto3 client per service shared by every adapter of the process (a chat Lambda builds one DynamoDB client,
+not one per table). Adapters are built on first use and then kept, so a Lambda's acknowledgement path builds
+only what it touches. SDKs are imported by the adapters, and only when the AWS backend is chosen.
+"""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+from platform_core.config import Settings
+from platform_core.errors import ConfigError
+from platform_core.events import EventBus
+from platform_core.jobs import JobQueue, MachineLock
+from platform_core.ports import BlobStore, DatasetRepository, Idempotency, NotificationLog
+
+T = TypeVar("T")
+
+
+class Backend:
+    """The adapters of one process, each built once on first use (thread-safe)."""
+
+    name = ""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._built: dict[str, Any] = {}
+        self._lock = threading.RLock()
+
+    def client(self, service: str) -> Any:
+        """An AWS SDK client; only the AWS backend has them."""
+        raise ConfigError("MLBOT_BACKEND", f"must be 'aws' to reach the {service} service")
+
+    def _once(self, key: str, build: Callable[[], T]) -> T:
+        if key not in self._built:
+            with self._lock:
+                if key not in self._built:
+                    self._built[key] = build()
+        return self._built[key]
+
+    @property
+    def blobs(self) -> BlobStore:
+        return self._once("blobs", self._blobs)
+
+    @property
+    def records(self) -> DatasetRepository:
+        return self._once("records", self._records)
+
+    @property
+    def jobs(self) -> JobQueue:
+        return self._once("jobs", self._jobs)
+
+    @property
+    def lock(self) -> MachineLock:
+        return self._once("lock", self._machine_lock)
+
+    @property
+    def events(self) -> EventBus:
+        return self._once("events", self._events)
+
+    @property
+    def idempotency(self) -> Idempotency:
+        return self._once("idempotency", self._idempotency)
+
+    @property
+    def notifications(self) -> NotificationLog:
+        return self._once("notifications", self._notifications)
+
+    def _blobs(self) -> BlobStore: raise NotImplementedError
+    def _records(self) -> DatasetRepository: raise NotImplementedError
+    def _jobs(self) -> JobQueue: raise NotImplementedError
+    def _machine_lock(self) -> MachineLock: raise NotImplementedError
+    def _events(self) -> EventBus: raise NotImplementedError
+    def _idempotency(self) -> Idempotency: raise NotImplementedError
+    def _notifications(self) -> NotificationLog: raise NotImplementedError
+
+
+class LocalBackend(Backend):
+    """Files and SQLite under settings.home; events to in-process subscribers."""
+
+    name = "local"
+
+    def _file(self, name: str) -> Path:
+        self.settings.home.mkdir(parents=True, exist_ok=True)
+        return self.settings.home / name
+
+    def _blobs(self) -> BlobStore:
+        from platform_core.adapters.local import LocalBlobStore
+
+        return LocalBlobStore(self._file("blobs"))
+
+    def _records(self) -> DatasetRepository:
+        from platform_core.adapters.local import SqliteDatasetRepository
+
+        return SqliteDatasetRepository(self._file("mlbot.sqlite3"))
+
+    def _jobs(self) -> JobQueue:
+        from platform_core.adapters.local_jobs import SqliteJobQueue
+
+        return SqliteJobQueue(self._file("jobs.sqlite3"))
+
+    def _machine_lock(self) -> MachineLock:
+        from platform_core.adapters.local_jobs import SqliteMachineLock
+
+        return SqliteMachineLock(self._file("jobs.sqlite3"))
+
+    def _events(self) -> EventBus:
+        from platform_core.events import LocalEventBus
+
+        return LocalEventBus()
+
+    def _idempotency(self) -> Idempotency:
+        from platform_core.adapters.local_chat import SqliteIdempotency
+
+        return SqliteIdempotency(self._file("chat.sqlite3"))
+
+    def _notifications(self) -> NotificationLog:
+        from platform_core.adapters.local_chat import SqliteNotificationLog
+
+        return SqliteNotificationLog(self._file("jobs.sqlite3"))  # beside the jobs it is about
+
+
+class AwsBackend(Backend):
+    """S3, DynamoDB and SNS named by settings; one client per AWS service for the whole process."""
+
+    name = "aws"
+
+    def client(self, service: str) -> Any:
+        """The process's boto3 client for ``service`` (settings' region and endpoint)."""
+        from platform_core.adapters.aws import make_boto3_client
+
+        return self._once(f"client:{service}", lambda: make_boto3_client(service, self.settings))
+
+    def _blobs(self) -> BlobStore:
+        from platform_core.adapters.aws import S3BlobStore
+
+        return S3BlobStore(bucket=self.settings.bucket, client=self.client("s3"))
+
+    def _records(self) -> DatasetRepository:
+        from platform_core.adapters.aws import DynamoDatasetRepository
+
+        return DynamoDatasetRepository(table_name=self.settings.dataset_table, client=self.client("dynamodb"))
+
+    def _jobs(self) -> JobQueue:
+        from platform_core.adapters.aws_jobs import DynamoJobQueue
+
+        return DynamoJobQueue(table_name=self.settings.job_table, client=self.client("dynamodb"))
+
+    def _machine_lock(self) -> MachineLock:
+        from platform_core.adapters.aws_jobs import DynamoMachineLock
+
+        return DynamoMachineLock(table_name=self.settings.machine_table, client=self.client("dynamodb"))
+
+    def _events(self) -> EventBus:
+        from platform_core.adapters.aws_events import SnsEventBus
+
+        return SnsEventBus(topic_arn=self.settings.topic_arn, client=self.client("sns"))
+
+    def _idempotency(self) -> Idempotency:
+        from platform_core.adapters.aws_chat import DynamoIdempotency
+
+        return DynamoIdempotency(table_name=self.settings.idempotency_table, client=self.client("dynamodb"))
+
+    def _notifications(self) -> NotificationLog:
+        from platform_core.adapters.aws_chat import DynamoNotificationLog
+
+        return DynamoNotificationLog(table_name=self.settings.job_table, client=self.client("dynamodb"))
+
+
+def backend_for(settings: Settings) -> Backend:
+    """The backend settings name (MLBOT_BACKEND): the only test of it outside configuration."""
+    return AwsBackend(settings) if settings.backend == "aws" else LocalBackend(settings)
