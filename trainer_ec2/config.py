@@ -1,13 +1,13 @@
-"""Training configuration and the shape of a finished run."""
+"""Training configuration: one run's knobs, each recipe's own settings, and the shape of a finished run."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Self
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """One run's knobs. ``None`` means the recipe's own default (see each recipe's module)."""
+    """One run's knobs. ``None`` means the recipe's own default (its ``RecipeConfig``)."""
 
     recipe: str
     epochs: int | None = None
@@ -18,6 +18,20 @@ class TrainConfig:
     max_text_tokens: int = 128
     # Where torchvision's own MobileNetV2 ImageNet weights lie, when they do (else the packaged ones).
     torchvision_weights: str | None = None
+
+
+@dataclass(frozen=True)
+class RecipeConfig:
+    """A recipe's settings, nanoGPT style: every number the recipe uses, with its measured default.
+
+    Each recipe subclasses it with its own fields; a run may override only the epochs and learning rate."""
+
+    epochs: int
+    learning_rate: float
+
+    def for_run(self, run: TrainConfig) -> Self:
+        """These settings with the run's epochs and learning rate where it gives them."""
+        return replace(self, epochs=run.epochs or self.epochs, learning_rate=run.learning_rate or self.learning_rate)
 
 
 @dataclass

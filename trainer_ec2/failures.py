@@ -1,25 +1,21 @@
-"""Turning any training failure into one plain sentence for the user."""
+"""Turning any training failure into one plain sentence for the user.
+
+Training failures are typed where they are detected (platform_core.errors.TrainingError and its kinds) and
+say their own sentence; only an error nobody anticipated gets the generic one here.
+"""
 from __future__ import annotations
 
-from platform_core.errors import MlbotError
+from platform_core.errors import MlbotError, TrainerOutOfMemory
 
 
 class LeaseLost(Exception):
     """This trainer no longer holds the machine: stop without writing anything."""
 
 
-class TrainingDataError(ValueError):
-    """The stored dataset cannot be trained on; the message is shown to the user."""
-
-
-def failure_reason(exc: BaseException) -> str:
-    """What went wrong, in words a user can act on; never a stack trace."""
-    if isinstance(exc, MemoryError):
-        return "the trainer ran out of memory; try fewer or smaller images"
-    if isinstance(exc, TrainingDataError):
-        return str(exc)
+def failure_reason(exc: BaseException, kind: str | None = None) -> str:
+    """What went wrong, in words a user can act on; never a stack trace. ``kind``: the dataset's kind."""
+    if isinstance(exc, MemoryError):  # raised outside trainer_ec2.loop.training_run, which types its own
+        exc = TrainerOutOfMemory(kind, str(exc))
     if isinstance(exc, MlbotError):
         return exc.user_message()
-    if isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower():
-        return "the trainer ran out of memory; try fewer or smaller images"
     return f"training stopped on an internal error ({type(exc).__name__}); please try again"

@@ -1,29 +1,27 @@
-"""Export a torch module to one self-contained ONNX file (bytes) and check it against torch.
+"""Export a torch module to one self-contained ONNX file (bytes), and check the graph against torch.
 
 The legacy TorchScript exporter (``dynamo=False``) writes a single file in well under a second; the
-default dynamo exporter needs onnxscript and splits weights into a ``.onnx.data`` side file.
+default dynamo exporter needs onnxscript and splits weights into a ``.onnx.data`` side file. Every recipe
+exports through ``export_checked``: a graph that disagrees with its torch model is never stored.
 """
 from __future__ import annotations
 
 import io
-import os
 import warnings
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 import onnxruntime as ort
 import torch
 
+from platform_core.errors import OnnxMismatch
+from trainer_ec2.loop import cpu_cores
+
 OPSET = 17
-
-
-class OnnxMismatch(RuntimeError):
-    """The exported graph disagrees with the torch model beyond the tolerance."""
-
-    def __init__(self, difference: float, tolerance: float) -> None:
-        self.difference, self.tolerance = difference, tolerance
-        super().__init__(f"ONNX and torch probabilities differ by {difference:.2e} (tolerance {tolerance:.0e})")
+TOLERANCE = 1e-3  # largest allowed |onnxruntime - torch| class probability on the validation set
+OUTPUT_NAME = "probabilities"
 
 
 @contextmanager
@@ -51,19 +49,13 @@ def export_onnx(module: torch.nn.Module, example_inputs: Sequence[torch.Tensor],
     axes = {name: {0: "batch", **(dynamic_axes or {}).get(name, {})} for name in [*input_names, *output_names]}
     out = io.BytesIO()
     with evaluating(module), warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # the legacy exporter is deprecated, and chosen
+        # The legacy exporter is deprecated (and chosen), and its tracer notes (LSTM batch sizes, Python
+        # values in the trace) are known; export_checked is what vouches for the graph.
+        warnings.simplefilter("ignore")
         torch.onnx.export(module, tuple(example_inputs), out, input_names=list(input_names),
                           output_names=list(output_names), dynamic_axes=axes, opset_version=opset,
                           do_constant_folding=True, dynamo=False)
     return out.getvalue()
-
-
-def cpu_cores() -> int:
-    """The cores this process may run on (a container's limit, not the host's count)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def session(onnx_bytes: bytes, threads: int | None = None) -> ort.InferenceSession:
@@ -83,30 +75,67 @@ def run_batched(sess: ort.InferenceSession, inputs: dict[str, np.ndarray], batch
     return np.concatenate(parts)
 
 
-def max_probability_difference(onnx_bytes: bytes, torch_module: torch.nn.Module, inputs: dict[str, np.ndarray],
-                               batch_size: int = 32) -> float:
-    """Largest absolute difference between onnxruntime's and torch's first output on the same inputs."""
-    return compare(onnx_bytes, torch_module, inputs, batch_size)[0]
+def max_difference(onnx_bytes: bytes, module: torch.nn.Module, inputs: dict[str, np.ndarray], *,
+                   reference: np.ndarray | None = None, whole_sample: int | None = None,
+                   batch_size: int = 32) -> tuple[float, np.ndarray]:
+    """(largest |onnxruntime - torch| of the first output, the probabilities to keep) over ``inputs``.
 
-
-def compare(onnx_bytes: bytes, torch_module: torch.nn.Module, inputs: dict[str, np.ndarray],
-            batch_size: int = 32) -> tuple[float, np.ndarray]:
-    """(largest |onnxruntime - torch| of the first output, onnxruntime's outputs) on the same inputs.
-
-    ``inputs`` maps the graph's input names to arrays (float32, int64 ...) passed positionally to the
-    module in that order; both sides run in batches of ``batch_size``.
+    ``inputs`` maps the graph's input names to arrays (float32, int64 ...), passed positionally to the module
+    in the graph's order; both sides run in batches of ``batch_size``. Without ``reference`` the module runs
+    on every input and the graph's outputs are kept. With one (the recipe's own float32 torch outputs, a row
+    for at least every input) the graph is compared with it, the whole module runs on the first
+    ``whole_sample`` inputs only (covering what the reference came through onnxruntime for), and the
+    reference is kept.
     """
     sess = session(onnx_bytes)
     expected = [i.name for i in sess.get_inputs()]
     if sorted(expected) != sorted(inputs):
         raise ValueError(f"the graph takes {expected}, given {sorted(inputs)}")
     ordered = {name: inputs[name] for name in expected}
-    onnx_out = run_batched(sess, ordered, batch_size)
-    n = len(onnx_out)
-    if not n:
-        return 0.0, onnx_out
-    with evaluating(torch_module):
+    graph = run_batched(sess, ordered, batch_size)
+    if not len(graph):
+        return 0.0, graph
+    n = len(graph) if reference is None or whole_sample is None else min(len(graph), whole_sample)
+    with evaluating(module):
         torch_out = np.concatenate([
-            torch_module(*(torch.from_numpy(np.ascontiguousarray(v[i:i + batch_size])) for v in ordered.values()))
+            module(*(torch.from_numpy(np.ascontiguousarray(v[i:i + batch_size])) for v in ordered.values()))
             .numpy() for i in range(0, n, batch_size)])
-    return float(np.max(np.abs(onnx_out.astype(np.float64) - torch_out.astype(np.float64)))), onnx_out
+    difference = _largest_gap(graph[:n], torch_out)
+    if reference is None:
+        return difference, graph
+    return max(difference, _largest_gap(graph, reference[:len(graph)])), reference
+
+
+def _largest_gap(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64)), initial=0.0))
+
+
+@dataclass(frozen=True)
+class CheckedGraph:
+    """An exported graph that reproduces its torch model within TOLERANCE."""
+
+    onnx_model: bytes
+    difference: float  # the largest |onnxruntime - torch| class probability found
+    probabilities: np.ndarray  # on the check's inputs (the validation set): calibration and mistakes use them
+
+
+def export_checked(module: torch.nn.Module, inputs: dict[str, np.ndarray], *,
+                   example: Sequence[torch.Tensor] | None = None,
+                   dynamic_axes: Mapping[str, Mapping[int, str]] | None = None,
+                   reference: np.ndarray | None = None, whole_sample: int | None = None,
+                   batch_size: int = 32) -> CheckedGraph:
+    """``module`` (preprocessed inputs -> probabilities) as ONNX, checked against torch on ``inputs``.
+
+    The graph's inputs are named as ``inputs``' keys, in the module's argument order, and its output
+    ``probabilities``; the exporter traces ``example`` (default: the first two rows of every input). The
+    check is ``max_difference``'s; beyond TOLERANCE it raises OnnxMismatch.
+    """
+    names = list(inputs)
+    if example is None:
+        example = [torch.from_numpy(inputs[name][:2]) for name in names]
+    graph = export_onnx(module, example, names, [OUTPUT_NAME], dynamic_axes=dynamic_axes)
+    difference, probabilities = max_difference(graph, module, inputs, reference=reference,
+                                               whole_sample=whole_sample, batch_size=batch_size)
+    if not difference < TOLERANCE:
+        raise OnnxMismatch(difference, TOLERANCE)
+    return CheckedGraph(graph, difference, probabilities)

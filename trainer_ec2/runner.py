@@ -141,7 +141,7 @@ def run_job(ctx: TrainerContext, job: Job) -> None:
         log.warning("job %s lost its lease; another trainer has taken over", job.job_id)
     except BaseException as exc:  # noqa: BLE001 - every failure must reach the user
         log.exception("job %s failed", job.job_id)
-        _fail(ctx, job, failure_reason(exc))
+        _fail(ctx, job, failure_reason(exc, job.kind))
         if not isinstance(exc, Exception):
             raise
     finally:

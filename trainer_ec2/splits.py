@@ -1,9 +1,21 @@
-"""Stratified, seeded train/validation splits: 80:20 for the smallest datasets up to 70:30 for the largest."""
+"""Stratified, seeded train/validation splits: 80:20 for the smallest datasets up to 70:30 for the largest,
+and the rule on what can be split at all."""
 from __future__ import annotations
 
 import random
 from collections import defaultdict
-from typing import Sequence
+from typing import Collection, Sequence
+
+from platform_core.errors import TooFewExamples
+
+MIN_CLASSES = 2  # a classifier needs two classes to tell apart
+
+
+def require_classes(kind: str, class_sizes: Collection[int], min_per_class: int = 1) -> None:
+    """Raise TooFewExamples unless there are MIN_CLASSES classes, each of at least ``min_per_class`` examples."""
+    smallest = min(class_sizes, default=0)
+    if len(class_sizes) < MIN_CLASSES or smallest < min_per_class:
+        raise TooFewExamples(kind, len(class_sizes), smallest, MIN_CLASSES, min_per_class)
 
 
 def validation_fraction(smallest_class: int, small: int = 10, large: int = 100) -> float:
@@ -16,7 +28,8 @@ def validation_fraction(smallest_class: int, small: int = 10, large: int = 100) 
 
 
 def stratified_split(labels: Sequence[int], val_fraction: float, seed: int = 0) -> tuple[list[int], list[int]]:
-    """Indices (train, validation): each class split in the same ratio, at least one example on each side."""
+    """Indices (train, validation): each class split in the same ratio, at least one example on each side
+    of a class that has two or more."""
     by_class: dict[int, list[int]] = defaultdict(list)
     for index, label in enumerate(labels):
         by_class[label].append(index)

@@ -13,6 +13,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # every test starts the trainer as a server process
 ROOT = Path(__file__).resolve().parents[2]
 
 

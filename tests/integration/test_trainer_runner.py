@@ -9,12 +9,12 @@ from handlers.chat import dispatch
 from handlers.commands import Attachment, Command
 from platform_core.adapters.launchers import ThreadLauncher
 from platform_core.config import Settings
+from platform_core.errors import OnnxMismatch, TrainerOutOfMemory, TrainingDataUnreadable
 from platform_core.events import FAILED, FINISHED, PROGRESS
-from platform_core.jobs import Job
+from platform_core.jobs import Job, ReplyTo
 from platform_core.models import load_manifest
 from platform_core.records import TrainingStatus
 from tests.fakes import FakeTrainer, png
-from trainer_ec2.failures import TrainingDataError
 from trainer_ec2.runner import drain, enqueue, recover_expired
 from trainer_ec2.wiring import build_trainer_context
 from bot.wiring import build_services
@@ -62,7 +62,7 @@ def world(tmp_path: Path):
 
 
 def _train(services, name="colours"):
-    return dispatch(Command("train", TENANT, "u1", (name,)), services, reply_to={"chat_id": 42})
+    return dispatch(Command("train", TENANT, "u1", (name,)), services, reply_to=ReplyTo("telegram", "42"))
 
 
 def _status(services, name="colours"):
@@ -83,7 +83,7 @@ def test_training_moves_status_from_queued_to_successful_and_records_accuracies(
     manifest = load_manifest(services.blobs, record.model_path)
     assert set(manifest["files"]) >= {"model.onnx", "classes.json", "preprocess.json", "metrics.json", "confusion.png"}
     assert [e.type for e in events] == [PROGRESS] * 3 + [FINISHED]
-    assert events[-1].reply_to == {"chat_id": 42} and events[-1].payload["validation_accuracy"] == 0.9
+    assert events[-1].reply_to == ReplyTo("telegram", "42") and events[-1].payload["validation_accuracy"] == 0.9
     assert trainer.calls[0][0] == services.blobs.get(record.dataset_path)
 
 
@@ -92,20 +92,23 @@ def test_a_failed_training_keeps_the_last_good_model_and_says_why(world) -> None
     _train(services)
     drain(ctx)
     good = _status(services)
-    trainer.fail = TrainingDataError("the images could not be read")
+    trainer.fail = TrainingDataUnreadable("image", "is not a readable zip (truncated)")
+    reason = "the stored dataset is not a readable zip (truncated); upload it again"
     _train(services)
     drain(ctx)
     record = _status(services)
     assert record.training_status == TrainingStatus.FAILED.value
-    assert record.training_error == "the images could not be read"
+    assert record.training_error == reason
     assert (record.model_path, record.model_version, record.validation_accuracy) == (
         good.model_path, good.model_version, good.validation_accuracy)
-    assert events[-1].type == FAILED and events[-1].payload["reason"] == "the images could not be read"
+    assert events[-1].type == FAILED and events[-1].payload["reason"] == reason
     status = dispatch(Command("status", TENANT, "u1", ("colours",)), services)
-    assert "Last training failed: the images could not be read" in status.text and "Model: version 1" in status.text
+    assert f"Last training failed: {reason}" in status.text and "Model: version 1" in status.text
 
 
-@pytest.mark.parametrize("error, words", [(MemoryError(), "ran out of memory"),
+@pytest.mark.parametrize("error, words", [(MemoryError(), "ran out of memory; try fewer or smaller images"),
+                                          (TrainerOutOfMemory("image"), "ran out of memory"),
+                                          (OnnxMismatch(0.02, 1e-3), "did not reproduce the trained one"),
                                           (KeyError("x"), "internal error (KeyError)")])
 def test_any_exception_ends_in_failed_with_a_readable_reason(world, error, words) -> None:
     ctx, services, trainer, events, _ = world
