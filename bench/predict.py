@@ -90,9 +90,10 @@ def warm(home: Path, inputs: dict[str, Any], runs: int) -> list[dict[str, Any]]:
     from platform_core.models import load_manifest
     from platform_core.preprocess.image import preprocess_image_bytes
     from platform_core.preprocess.text import preprocess_texts
-    from platform_core.storage import build_storage
+    from platform_core.backend import backend_for
 
-    blobs, records = build_storage(Settings(backend="local", home=home))
+    backend = backend_for(Settings(backend="local", home=home))
+    blobs, records = backend.blobs, backend.records
     predictor = Predictor(blobs=blobs, records=records)
     rows = []
     for kind, name, key in (("image", "clothes", "images"), ("sentiment", "reviews", "texts")):
@@ -163,8 +164,9 @@ import numpy as np, torch
 event, home = json.loads(sys.argv[1]), Path(sys.argv[2])
 from platform_core.config import Settings
 from platform_core.models import load_manifest
-from platform_core.storage import build_storage
-blobs, records = build_storage(Settings(backend="local", home=home))
+from platform_core.backend import backend_for
+backend = backend_for(Settings(backend="local", home=home))
+blobs, records = backend.blobs, backend.records
 path = records.get(event["tenant"], event["dataset"]).model_path
 manifest = load_manifest(blobs, path)
 kind = "image" if "image_file" in event else "sentiment"

@@ -13,7 +13,8 @@ from typing import Any, Callable
 
 from platform_core.adapters.aws_powertools import lambda_entry, publish_metrics
 from platform_core.config import Settings
-from platform_core.jobs import JobQueue, queue_health
+from platform_core.jobs import queue_health
+from platform_core.ports import JobQueue
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,8 @@ import logging
 from typing import Any
 
 from bot.wiring import settings_from_env
-from handlers.notify import ChatSender, Notifier
+from handlers.notify import Notifier
+from platform_core.ports import ChatSender
 from platform_core.adapters.aws_powertools import lambda_entry, log_keys
 from platform_core.config import Settings
 from platform_core.events import TrainingEvent

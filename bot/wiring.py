@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from handlers.services import Services, TrainerLauncher
+from handlers.services import Services
+from platform_core.ports import TrainerLauncher
 from platform_core.backend import Backend, backend_for
 from platform_core.config import Settings
 

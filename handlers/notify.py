@@ -11,27 +11,17 @@ post once.
 from __future__ import annotations
 
 import logging
-from typing import Mapping, Protocol
+from typing import Mapping
 
 from handlers.commands import Button, Reply
 from handlers.replies import format_accuracy
 from platform_core.errors import MlbotError
 from platform_core.events import FAILED, FINISHED, PROGRESS, TrainingEvent
 from platform_core.jobs import ReplyTo
-from platform_core.ports import BlobStore, NotificationLog
+from platform_core.ports import BlobStore, ChatSender, NotificationLog
 
 log = logging.getLogger(__name__)
 BAR = 12
-
-
-class ChatSender(Protocol):
-    """One channel's outbound side (Slack Web API, Telegram Bot API, the console)."""
-
-    def send(self, reply_to: ReplyTo, reply: Reply) -> str | None:
-        """Post the reply (text, image, buttons) where ``reply_to`` says; return a reference to edit it."""
-
-    def edit(self, reply_to: ReplyTo, ref: str, reply: Reply) -> None:
-        """Replace the text of the message ``ref``."""
 
 
 def duration(seconds: float | None) -> str:

@@ -5,18 +5,11 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
 from platform_core.config import Limits
-from platform_core.jobs import Job, JobQueue
-from platform_core.ports import BlobStore, DatasetRepository, NotificationLog
-from platform_core.prediction import PredictionService
-
-
-class TrainerLauncher(Protocol):
-    """Makes sure a trainer will run a queued job (local: in process or a child; AWS: start EC2, POST)."""
-
-    def __call__(self, job: Job) -> None: ...
+from platform_core.ports import (BlobStore, DatasetRepository, JobQueue, NotificationLog, PredictionService,
+                                 TrainerLauncher)
 
 
 @dataclass

@@ -13,9 +13,8 @@ from typing import Any, Callable, TypeVar
 
 from platform_core.config import Settings
 from platform_core.errors import ConfigError
-from platform_core.events import EventBus
-from platform_core.jobs import JobQueue, MachineLock
-from platform_core.ports import BlobStore, DatasetRepository, Idempotency, NotificationLog
+from platform_core.ports import (BlobStore, DatasetRepository, EventBus, Idempotency, JobQueue, MachineLock,
+                                 NotificationLog)
 
 T = TypeVar("T")
 
@@ -108,7 +107,7 @@ class LocalBackend(Backend):
         return SqliteMachineLock(self._file("jobs.sqlite3"))
 
     def _events(self) -> EventBus:
-        from platform_core.events import LocalEventBus
+        from platform_core.adapters.local_events import LocalEventBus
 
         return LocalEventBus()
 

@@ -1,14 +1,13 @@
-"""Training events and the port they travel through (in process locally, SNS on AWS)."""
+"""Training events: what the trainer tells the notifier (in process locally, over SNS on AWS; the port is
+platform_core.ports.EventBus)."""
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any
 
 from platform_core.jobs import ReplyTo
 
-log = logging.getLogger(__name__)
 
 PROGRESS = "TrainingProgress"
 FINISHED = "TrainingFinished"
@@ -37,27 +36,3 @@ class TrainingEvent:
     def from_json(cls, text: str) -> "TrainingEvent":
         data = json.loads(text)
         return cls(**{k: data[k] for k in ("type", "job_id", "tenant", "name", "reply_to", "payload") if k in data})
-
-
-class EventBus(Protocol):
-    def publish(self, event: TrainingEvent) -> None:
-        """Deliver the event; a failure is logged by the caller and never fails a job."""
-
-
-class LocalEventBus:
-    """In-process delivery to subscribers; one failing subscriber never stops the others."""
-
-    def __init__(self) -> None:
-        self._subscribers: list[Callable[[TrainingEvent], None]] = []
-
-    def subscribe(self, handler: Callable[[TrainingEvent], None]) -> None:
-        """Call ``handler`` for every event published from now on."""
-        self._subscribers.append(handler)
-
-    def publish(self, event: TrainingEvent) -> None:
-        """Hand the event to each subscriber in turn."""
-        for handler in list(self._subscribers):
-            try:
-                handler(event)
-            except Exception:  # a notification failure never fails the job
-                log.exception("event subscriber failed for %s %s", event.type, event.job_id)

@@ -1,9 +1,13 @@
-"""Training jobs, the per-machine trainer lock (`MachineStatus`), and their ports."""
+"""Training jobs, where their notices go (ReplyTo), the per-machine trainer lock record (`MachineStatus`),
+and the queue's health figures. Their ports are in platform_core.ports."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from enum import Enum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the port, for the annotation only (ports imports this module)
+    from platform_core.ports import JobQueue
 
 
 class JobState(str, Enum):
@@ -108,50 +112,6 @@ class MachineStatus:
 
     def expired(self, now: float) -> bool:
         return self.State == "Busy" and self.lease_expires_at < now
-
-
-class JobQueue(Protocol):
-    """The jobs table. Every state change is a conditional write."""
-
-    def submit(self, job: Job) -> Job:
-        """Store a new job; if ``job_id`` exists already, return the stored one unchanged (idempotent).
-
-        A job whose enqueued_at is 0 is stamped by the store (in insert order where the store can)."""
-
-    def get(self, job_id: str) -> Job | None:
-        """The job, or None."""
-
-    def queued(self) -> list[Job]:
-        """Queued jobs in queue order (enqueued_at, then job_id)."""
-
-    def active_for(self, tenant: str, name: str) -> Job | None:
-        """The queued or running job of one dataset, if any."""
-
-    def claim(self, job_id: str, trainer: str, now: float) -> bool:
-        """QUEUED -> RUNNING for ``trainer``; False if the job is no longer queued."""
-
-    def finish(self, job_id: str, state: JobState, now: float, *, error: str | None = None,
-               model_version: int | None = None) -> bool:
-        """RUNNING (or QUEUED) -> SUCCEEDED/FAILED; False if already finished (so callers notify once)."""
-
-    def running(self) -> list[Job]:
-        """Jobs in RUNNING state."""
-
-
-class MachineLock(Protocol):
-    """The `MachineStatus` table: one training at a time per trainer machine."""
-
-    def acquire(self, machine: str, owner: str, lease_s: float, now: float) -> bool:
-        """Busy for ``owner`` if the machine is Free, absent, or its lease expired before ``now``."""
-
-    def heartbeat(self, machine: str, owner: str, lease_s: float, now: float) -> bool:
-        """Extend the lease; False if ``owner`` no longer holds the machine."""
-
-    def release(self, machine: str, owner: str) -> bool:
-        """Free the machine if ``owner`` holds it; False otherwise (never frees another's lock)."""
-
-    def get(self, machine: str) -> MachineStatus | None:
-        """The machine's row, or None."""
 
 
 def queue_health(jobs: JobQueue, now: float) -> dict[str, float]:

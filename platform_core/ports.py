@@ -1,8 +1,12 @@
-"""Ports: what the use cases need from storage. Adapters live in ``platform_core.adapters``."""
+"""Every port of the platform, in one place: what the use cases and the trainer need from storage, the
+job queue and trainer lock, events, predictions, trainers and chats. Adapters (local, AWS, in-memory fakes
+in tests) live in ``platform_core.adapters``, bot/ and tests/ and pass the same contract tests."""
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
+from platform_core.events import TrainingEvent
+from platform_core.jobs import Job, JobState, MachineStatus, ReplyTo
 from platform_core.records import DatasetRecord
 
 
@@ -70,3 +74,77 @@ class NotificationLog(Protocol):
 
     def update(self, job_id: str, **fields) -> dict:
         """Merge ``fields`` into the job's notes and return them."""
+
+
+class JobQueue(Protocol):
+    """The jobs table. Every state change is a conditional write."""
+
+    def submit(self, job: Job) -> Job:
+        """Store a new job; if ``job_id`` exists already, return the stored one unchanged (idempotent).
+
+        A job whose enqueued_at is 0 is stamped by the store (in insert order where the store can)."""
+
+    def get(self, job_id: str) -> Job | None:
+        """The job, or None."""
+
+    def queued(self) -> list[Job]:
+        """Queued jobs in queue order (enqueued_at, then job_id)."""
+
+    def active_for(self, tenant: str, name: str) -> Job | None:
+        """The queued or running job of one dataset, if any."""
+
+    def claim(self, job_id: str, trainer: str, now: float) -> bool:
+        """QUEUED -> RUNNING for ``trainer``; False if the job is no longer queued."""
+
+    def finish(self, job_id: str, state: JobState, now: float, *, error: str | None = None,
+               model_version: int | None = None) -> bool:
+        """RUNNING (or QUEUED) -> SUCCEEDED/FAILED; False if already finished (so callers notify once)."""
+
+    def running(self) -> list[Job]:
+        """Jobs in RUNNING state."""
+
+
+class MachineLock(Protocol):
+    """The `MachineStatus` table: one training at a time per trainer machine."""
+
+    def acquire(self, machine: str, owner: str, lease_s: float, now: float) -> bool:
+        """Busy for ``owner`` if the machine is Free, absent, or its lease expired before ``now``."""
+
+    def heartbeat(self, machine: str, owner: str, lease_s: float, now: float) -> bool:
+        """Extend the lease; False if ``owner`` no longer holds the machine."""
+
+    def release(self, machine: str, owner: str) -> bool:
+        """Free the machine if ``owner`` holds it; False otherwise (never frees another's lock)."""
+
+    def get(self, machine: str) -> MachineStatus | None:
+        """The machine's row, or None."""
+
+
+class EventBus(Protocol):
+    def publish(self, event: TrainingEvent) -> None:
+        """Deliver the event; a failure is logged by the caller and never fails a job."""
+
+
+class PredictionService(Protocol):
+    """What handlers.predict needs: an answer dict, or an MlbotError with the user's sentence."""
+
+    def predict(self, tenant: str, name: str, *, image: bytes | None = None,
+                text: str | None = None) -> dict[str, Any]:
+        """{"label", "confidence", "top", "model_version", "dataset"}."""
+
+
+class TrainerLauncher(Protocol):
+    """Makes sure a trainer will run a queued job (local: in process or a child; AWS: start EC2, POST)."""
+
+    def __call__(self, job: Job) -> None: ...
+
+
+class ChatSender(Protocol):
+    """One channel's outbound side (Slack Web API, Telegram Bot API, the console). ``reply`` is a
+    handlers.commands.Reply (the use cases' answer type, which this layer does not import)."""
+
+    def send(self, reply_to: ReplyTo, reply: Any) -> str | None:
+        """Post the reply (text, image, buttons) where ``reply_to`` says; return a reference to edit it."""
+
+    def edit(self, reply_to: ReplyTo, ref: str, reply: Any) -> None:
+        """Replace the text of the message ``ref``."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import base64
 import uuid
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
 from platform_core.config import MB
 from platform_core.errors import BadPredictionInput, MlbotError
@@ -25,14 +25,6 @@ MAX_IMAGE_BYTES = 20 * MB  # a phone photo as chats send it (Telegram's bot down
 MAX_INLINE_IMAGE_BYTES = 4 * MB  # base64 makes 4 MB into 5.4 MB, under Lambda's 6 MB request payload
 MAX_TEXT_CHARS = 5000
 INPUT_PREFIX = "predict-inputs"
-
-
-class PredictionService(Protocol):
-    """What handlers.predict needs: an answer dict, or an MlbotError with the user's sentence."""
-
-    def predict(self, tenant: str, name: str, *, image: bytes | None = None,
-                text: str | None = None) -> dict[str, Any]:
-        """{"label", "confidence", "top", "model_version", "dataset"}."""
 
 
 class PredictionFailed(MlbotError):

@@ -13,8 +13,8 @@ import uuid
 from dataclasses import dataclass, replace
 from typing import Callable
 
-from platform_core.jobs import ACTIVE_STATES, RECIPES, Job, JobQueue, JobState, ReplyTo
-from platform_core.ports import DatasetRepository
+from platform_core.jobs import ACTIVE_STATES, RECIPES, Job, JobState, ReplyTo
+from platform_core.ports import DatasetRepository, JobQueue
 from platform_core.recordkeeping import update_record
 from platform_core.records import DatasetRecord, TrainingStatus
 

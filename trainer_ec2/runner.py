@@ -11,10 +11,10 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
-from platform_core.events import FAILED, FINISHED, PROGRESS, EventBus, TrainingEvent
-from platform_core.jobs import Job, JobQueue, JobState, MachineLock
+from platform_core.events import FAILED, FINISHED, PROGRESS, TrainingEvent
+from platform_core.ports import BlobStore, DatasetRepository, EventBus, JobQueue, MachineLock
+from platform_core.jobs import Job, JobState
 from platform_core.models import ModelArtifacts, next_version, store_model
-from platform_core.ports import BlobStore, DatasetRepository
 from platform_core.records import TrainingStatus
 from trainer_ec2.config import TrainConfig, TrainingResult
 from trainer_ec2.failures import LeaseLost, failure_reason

@@ -98,7 +98,7 @@ class ConsoleChat:
         settings = replace(settings, backend="local")
         self.tenant, self.user, self.out = tenant, user, out
         backend = backend_for(settings)
-        self.ctx = build_trainer_context(settings)
+        self.ctx = build_trainer_context(settings, backend=backend)
         self.services = build_services(settings, launcher=ThreadLauncher(lambda: drain(self.ctx)), backend=backend)
         self.sender = ConsoleSender(out, settings.home / "outbox")
         notifier = Notifier({"console": self.sender}, backend.notifications, backend.blobs)

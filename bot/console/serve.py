@@ -133,11 +133,11 @@ def build_serve(settings: Settings) -> Served:
     from trainer_ec2.app import create_app
     from trainer_ec2.wiring import build_trainer_context
 
-    ctx = build_trainer_context(settings)
+    backend = backend_for(settings)
+    ctx = build_trainer_context(settings, backend=backend)
     token, token_at = trainer_token(settings)
     trainer = create_app(ctx, token=token)
     drainer = trainer.extensions["mlbot_drainer"]
-    backend = backend_for(settings)
     services = build_services(settings, launcher=ThreadLauncher(drainer.kick), backend=backend)
     ctx.events.subscribe(Notifier(chat_senders(settings), backend.notifications, backend.blobs))
     routes = webhook_routes(settings, services, backend)

@@ -20,7 +20,8 @@ from platform_core.adapters.aws_jobs import DynamoJobQueue, DynamoMachineLock
 from platform_core.adapters.local_jobs import SqliteJobQueue, SqliteMachineLock
 from platform_core.config import Settings
 from platform_core.errors import StorageError
-from platform_core.jobs import ReplyTo, Job, JobQueue, JobState, MachineLock, MachineStatus
+from platform_core.jobs import ReplyTo, Job, JobState, MachineStatus
+from platform_core.ports import JobQueue, MachineLock
 from tests import infra
 
 T0 = 1_700_000_000.25  # a realistic epoch time with a fraction, so floats must round-trip

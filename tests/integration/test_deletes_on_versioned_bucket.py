@@ -14,7 +14,7 @@ from lambda_predict.handler import InProcessPredictions
 from lambda_predict.predictor import Predictor
 from platform_core.adapters.aws import S3BlobStore, make_boto3_client
 from platform_core.config import Settings
-from platform_core.events import LocalEventBus
+from platform_core.adapters.local_events import LocalEventBus
 from tests import infra
 from tests.fakes import FakeTrainer, png
 from tests.integration.test_trainer_runner import _zip

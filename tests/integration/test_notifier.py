@@ -13,7 +13,6 @@ from platform_core.backend import backend_for
 from platform_core.config import Settings
 from platform_core.jobs import ReplyTo
 from platform_core.events import FAILED, TrainingEvent
-from platform_core.storage import build_storage
 from tests.fake_slack import BOT_TOKEN, FakeSlack
 from tests.fakes import png
 
@@ -25,7 +24,7 @@ def slack(tmp_path: Path):
     fake = FakeSlack()
     settings = Settings(backend="local", home=tmp_path / "home", slack_bot_token=BOT_TOKEN,
                         slack_api_url=fake.api_url)
-    blobs, _ = build_storage(settings)
+    blobs = backend_for(settings).blobs
     blobs.put("models/slack:T0001/colours/v1/confusion.png", png((1, 2, 3)))
     try:
         yield fake, settings
@@ -79,7 +78,7 @@ def test_an_event_for_a_channel_without_a_token_is_dropped_quietly(tmp_path: Pat
 
 def test_after_the_summary_the_mistakes_album_shows_what_the_model_got_wrong(slack) -> None:
     fake, settings = slack
-    blobs, _ = build_storage(settings)
+    blobs = backend_for(settings).blobs
     blobs.put("models/slack:T0001/colours/v1/mistakes.png", png((9, 9, 9)))
     event = sns_event()
     message = json.loads(event["Records"][0]["Sns"]["Message"])

@@ -27,7 +27,7 @@ from platform_core.backend import backend_for
 from handlers.commands import Button, Reply
 from handlers.notify import Notifier
 from platform_core.config import Settings
-from platform_core.events import LocalEventBus
+from platform_core.adapters.local_events import LocalEventBus
 from tests.fake_slack import BOT_TOKEN, FakeSlack
 from tests.fakes import FakeTrainer, png
 from tests.integration.test_trainer_runner import _zip

@@ -21,7 +21,7 @@ from platform_core.backend import backend_for
 from handlers.commands import Button, Reply
 from handlers.notify import Notifier
 from platform_core.config import Settings
-from platform_core.events import LocalEventBus
+from platform_core.adapters.local_events import LocalEventBus
 from platform_core.jobs import ReplyTo
 from tests.fake_telegram import FakeTelegram
 from tests.fakes import FakeTrainer, png
