@@ -8,21 +8,9 @@ from handlers.datasets import named_record
 from handlers.commands import Button, Command, Reply
 from handlers.replies import format_accuracy
 from handlers.services import Services
-from platform_core.errors import MlbotError, ModelNotTrained
+from platform_core.errors import ModelNotTrained, UnknownVersion
 from platform_core.models import stored_versions, version_path, version_summary
 from platform_core.recordkeeping import update_record
-
-
-class UnknownVersion(MlbotError):
-    code = "unknown_version"
-
-    def __init__(self, name: str, version: str, known: list[int]) -> None:
-        self.name, self.version, self.known = name, version, known
-        super().__init__(version)
-
-    def user_message(self) -> str:
-        versions = ", ".join(str(v) for v in self.known) or "none"
-        return f"'{self.name}' has no model version {self.version}; its versions are {versions}. See: models {self.name}"
 
 
 def handle_models(cmd: Command, services: Services) -> Reply:

@@ -7,8 +7,7 @@ from handlers.commands import Command, Reply
 from handlers.datasets import named_record
 from handlers.notify import watch
 from handlers.services import Services
-from platform_core.adapters.launchers import TrainerUnavailable
-from platform_core.errors import MlbotError, UsageError
+from platform_core.errors import MlbotError, TrainerUnavailable, UsageError
 from platform_core.jobs import RECIPES, Job, JobState, ReplyTo
 from platform_core.training import Submitted, queue_position, submit_training
 

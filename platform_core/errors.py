@@ -198,6 +198,105 @@ class BadPredictionInput(MlbotError):
         return f"Cannot predict: {self.reason}."
 
 
+# --- Models and predictions ---------------------------------------------------------------------------
+
+class PredictionFailed(MlbotError):
+    """The predictor answered with an error object; its code and sentence are passed on unchanged."""
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        self.message = message
+        super().__init__(message)
+
+    def user_message(self) -> str:
+        return self.message
+
+
+class UnknownVersion(MlbotError):
+    """`rollback NAME VERSION` named a version the dataset does not have."""
+
+    code = "unknown_version"
+
+    def __init__(self, name: str, version: str, known: list[int]) -> None:
+        self.name, self.version, self.known = name, version, known
+        super().__init__(version)
+
+    def user_message(self) -> str:
+        versions = ", ".join(str(v) for v in self.known) or "none"
+        return f"'{self.name}' has no model version {self.version}; its versions are {versions}. See: models {self.name}"
+
+
+class ModelUnavailable(MlbotError):
+    """A model folder is missing or incomplete."""
+
+    code = "model_unavailable"
+
+    def __init__(self, model_path: str, reason: str) -> None:
+        self.model_path = model_path
+        self.reason = reason
+        super().__init__(f"{model_path}: {reason}")
+
+    def user_message(self) -> str:
+        return "The trained model could not be loaded; train the dataset again."
+
+
+# --- Chat files -------------------------------------------------------------------------------------------
+
+class FileRefused(MlbotError):
+    """A file sent in a chat that will not be downloaded (too large, gone, on a foreign host, Slack's sign-in
+    page instead of the file), with the reason in the user's terms."""
+
+    code = "file_refused"
+
+    def __init__(self, reason: str = "I could not fetch that file. Please send it again.") -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+    def user_message(self) -> str:
+        return self.reason
+
+
+# --- The trainer and its HTTP API ---------------------------------------------------------------------------
+
+class TrainerUnavailable(MlbotError):
+    """No trainer could take a queued job yet (it is starting, stopped or unreachable); the job stays queued."""
+
+    code = "trainer_unavailable"
+
+    def __init__(self, detail: str) -> None:
+        self.detail = detail  # for the operator's log: which call failed and why
+        super().__init__(detail)
+
+    def user_message(self) -> str:
+        return "The trainer could not be reached yet; the training stays queued and starts when a trainer is up."
+
+
+class BadRequest(MlbotError):
+    """A field of an API request is malformed."""
+
+    code = "bad_request"
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        super().__init__(message)
+
+    def user_message(self) -> str:
+        return self.message
+
+
+class WrongKind(MlbotError):
+    """A training request names a recipe or endpoint of the other kind of dataset."""
+
+    code = "wrong_kind"
+
+    def __init__(self, name: str, kind: str) -> None:
+        self.name, self.kind = name, kind
+        super().__init__(name)
+
+    def user_message(self) -> str:
+        return f"'{self.name}' is a {self.kind} dataset; use the matching endpoint or recipe."
+
+
 # --- Training failures, raised where the trainer detects them -------------------------------------------
 
 class TrainingError(MlbotError):
@@ -250,3 +349,14 @@ class OnnxMismatch(TrainingError):
     def __init__(self, difference: float, tolerance: float) -> None:
         self.difference, self.tolerance = difference, tolerance
         super().__init__(f"ONNX and torch probabilities differ by {difference:.2e} (tolerance {tolerance:.0e})")
+
+
+class WeightsError(TrainingError):
+    """The pretrained weights are missing or do not fit MobileNetV2: the trainer's installation is at fault."""
+
+    code = "weights_unavailable"
+    sentence = "the trainer cannot load its pretrained image weights; its operator has to reinstall them"
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+        super().__init__(problem)

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from platform_core.errors import MlbotError, StorageError
+from platform_core.errors import ModelUnavailable, StorageError
 from platform_core.ports import BlobStore
 from platform_core.records import model_prefix, utc_now
 
@@ -35,20 +35,6 @@ class ModelArtifacts:
     metrics: dict[str, Any]
     confusion_png: bytes
     extra_files: dict[str, bytes]
-
-
-class ModelUnavailable(MlbotError):
-    """A model folder is missing or incomplete."""
-
-    code = "model_unavailable"
-
-    def __init__(self, model_path: str, reason: str) -> None:
-        self.model_path = model_path
-        self.reason = reason
-        super().__init__(f"{model_path}: {reason}")
-
-    def user_message(self) -> str:
-        return "The trained model could not be loaded; train the dataset again."
 
 
 def store_model(blobs: BlobStore, tenant: str, name: str, version: int, artifacts: ModelArtifacts) -> StoredModel:

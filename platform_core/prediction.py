@@ -18,25 +18,13 @@ import uuid
 from typing import Any, Callable
 
 from platform_core.config import MB
-from platform_core.errors import BadPredictionInput, MlbotError
+from platform_core.errors import BadPredictionInput, MlbotError, PredictionFailed
 from platform_core.ports import BlobStore
 
 MAX_IMAGE_BYTES = 20 * MB  # a phone photo as chats send it (Telegram's bot download limit)
 MAX_INLINE_IMAGE_BYTES = 4 * MB  # base64 makes 4 MB into 5.4 MB, under Lambda's 6 MB request payload
 MAX_TEXT_CHARS = 5000
 INPUT_PREFIX = "predict-inputs"
-
-
-class PredictionFailed(MlbotError):
-    """The predictor answered with an error object; its code and sentence are passed on unchanged."""
-
-    def __init__(self, code: str, message: str) -> None:
-        self.code = code
-        self.message = message
-        super().__init__(message)
-
-    def user_message(self) -> str:
-        return self.message
 
 
 def input_prefix(tenant: str) -> str:

@@ -24,7 +24,7 @@ from flask import Flask, jsonify, request
 
 from lambda_predict.handler import answer
 from lambda_predict.predictor import Predictor
-from platform_core.errors import ConfigError, DatasetNotFound, InvalidDatasetName, MlbotError
+from platform_core.errors import (BadRequest, ConfigError, DatasetNotFound, InvalidDatasetName, MlbotError, WrongKind)
 from platform_core.config import Settings
 from platform_core.jobs import RECIPES, Job, ReplyTo
 from platform_core.records import normalise_name
@@ -198,45 +198,23 @@ def _job_from(body: dict[str, Any], kind: str, ctx: TrainerContext) -> Job:
     if record is None:
         raise DatasetNotFound(name)
     if record.kind != kind:
-        raise _WrongKind(name, record.kind)
+        raise WrongKind(name, record.kind)
     recipe = str(body.get("recipe") or RECIPES[kind][0]).lower()
     if recipe not in RECIPES[kind]:
-        raise _WrongKind(name, f"{kind} (recipes: {', '.join(RECIPES[kind])})")
+        raise WrongKind(name, f"{kind} (recipes: {', '.join(RECIPES[kind])})")
     raw = body.get("reply_to")
     if raw is not None and (not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values())):
-        raise _BadRequest("reply_to must be a JSON object of strings")
+        raise BadRequest("reply_to must be a JSON object of strings")
     try:
         reply_to = ReplyTo.from_dict(raw)
     except ValueError as exc:
-        raise _BadRequest(str(exc)) from None
+        raise BadRequest(str(exc)) from None
     requested_by = body.get("requested_by") or "api"
     if not isinstance(requested_by, str):
-        raise _BadRequest("requested_by must be a string")
+        raise BadRequest("requested_by must be a string")
     return Job(job_id=str(body.get("job_id") or uuid.uuid4().hex[:12]), tenant=tenant, name=name, kind=kind,
                recipe=recipe, dataset_path=record.dataset_path, dataset_version=record.dataset_version,
                requested_by=requested_by, reply_to=reply_to, enqueued_at=0.0)  # the queue stamps it
-
-
-class _BadRequest(MlbotError):
-    code = "bad_request"
-
-    def __init__(self, message: str) -> None:
-        self.message = message
-        super().__init__(message)
-
-    def user_message(self) -> str:
-        return self.message
-
-
-class _WrongKind(MlbotError):
-    code = "wrong_kind"
-
-    def __init__(self, name: str, kind: str) -> None:
-        self.name, self.kind = name, kind
-        super().__init__(name)
-
-    def user_message(self) -> str:
-        return f"'{self.name}' is a {self.kind} dataset; use the matching endpoint or recipe."
 
 
 def _error(status: int, code: str, message: str):

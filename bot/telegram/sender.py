@@ -23,7 +23,7 @@ from telegram.error import BadRequest, RetryAfter, TelegramError
 
 from handlers.commands import Button, Reply
 from platform_core.config import MB, Settings
-from platform_core.errors import ConfigError, MlbotError
+from platform_core.errors import ConfigError, FileRefused
 from platform_core.jobs import ReplyTo
 
 log = logging.getLogger(__name__)
@@ -37,23 +37,10 @@ REDACTED = "<bot-token>"
 TOKEN_LOGGERS = ("httpx", "telegram.Bot", "telegram.ext.ExtBot", "bot.telegram.sender", "bot.telegram.webhook")
 
 
-class FileUnavailable(MlbotError):
-    """Telegram would not hand over a file the user sent: too large, gone, or not under the file URL."""
-
-    code = "file_unavailable"
-
-    def __init__(self, message: str = "I could not fetch that file from Telegram. Please send it again.") -> None:
-        self.message = message
-        super().__init__(message)
-
-    def user_message(self) -> str:
-        return self.message
-
-
-def too_large(size: int | None, limit: int) -> FileUnavailable:
+def too_large(size: int | None, limit: int) -> FileRefused:
     """The refusal for a file over Telegram's download limit, with its size when known."""
     what = f"That file is {size / MB:.1f} MB, and" if size is not None else "That file is too large:"
-    return FileUnavailable(f"{what} Telegram lets bots download at most {limit // MB} MB. Send a smaller file.")
+    return FileRefused(f"{what} Telegram lets bots download at most {limit // MB} MB. Send a smaller file.")
 
 
 class _RedactToken(logging.Filter):
@@ -154,19 +141,19 @@ class TelegramSender:
             if "too big" in exc.message.lower():
                 raise too_large(None, max_bytes) from exc
             log.warning("getFile refused a file: %s", exc.message)
-            raise FileUnavailable() from exc
+            raise FileRefused() from exc
         if file.file_size is not None and file.file_size > max_bytes:
             raise too_large(file.file_size, max_bytes)
         # python-telegram-bot keeps a file_path that names an existing local file as it is and would read
         # it from disk; only paths under our file URL are downloaded.
         if not str(file.file_path or "").startswith(self.bot.base_file_url + "/"):
             log.warning("getFile answered a path outside the file URL; not downloading")
-            raise FileUnavailable()
+            raise FileRefused()
         try:
             data = self._call(file.download_as_bytearray)
         except TelegramError as exc:  # a 404 on the file URL arrives as InvalidToken
             log.warning("file download failed: %s", type(exc).__name__)
-            raise FileUnavailable() from exc
+            raise FileRefused() from exc
         if len(data) > max_bytes:
             raise too_large(len(data), max_bytes)
         return bytes(data)

@@ -17,7 +17,8 @@ from typing import Any, Callable, Sequence
 
 # aws.py stays the one module importing boto3; its plumbing is shared rather than copied.
 from platform_core.adapters.aws import _LazyClient
-from platform_core.adapters.launchers import HttpLauncher, TrainerUnavailable
+from platform_core.adapters.launchers import HttpLauncher
+from platform_core.errors import TrainerUnavailable
 from platform_core.jobs import Job
 
 log = logging.getLogger(__name__)

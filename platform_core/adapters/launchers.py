@@ -17,22 +17,11 @@ import urllib.request
 from pathlib import Path
 from typing import Callable
 
-from platform_core.errors import MlbotError
+from platform_core.errors import TrainerUnavailable
 from platform_core.jobs import Job
 
 log = logging.getLogger(__name__)
 ENDPOINT = {"image": "/train_image_classification", "sentiment": "/train_sentiment_analysis"}
-
-
-class TrainerUnavailable(MlbotError):
-    code = "trainer_unavailable"
-
-    def __init__(self, detail: str) -> None:
-        self.detail = detail
-        super().__init__(detail)
-
-    def user_message(self) -> str:
-        return "Your training is queued, but the trainer could not be reached yet; it will start when the trainer is back."
 
 
 class ThreadLauncher:

@@ -16,8 +16,8 @@ from bot.wiring import build_services
 from handlers.commands import Attachment, Command
 from platform_core.adapters.aws import make_boto3_client
 from platform_core.adapters.aws_ec2 import Ec2Launcher, IdleStopper
-from platform_core.adapters.launchers import TrainerUnavailable
 from platform_core.config import Settings
+from platform_core.errors import TrainerUnavailable
 from platform_core.jobs import Job, ReplyTo
 from tests.fakes import FakeTrainer
 from tests.integration.test_trainer_runner import _zip

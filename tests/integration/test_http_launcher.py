@@ -13,8 +13,9 @@ from werkzeug.serving import make_server
 from handlers.chat import dispatch
 from bot.wiring import build_services
 from handlers.commands import Attachment, Command
-from platform_core.adapters.launchers import HttpLauncher, TrainerUnavailable
+from platform_core.adapters.launchers import HttpLauncher
 from platform_core.config import Settings
+from platform_core.errors import TrainerUnavailable
 from platform_core.jobs import Job, ReplyTo
 from platform_core.records import TrainingStatus
 from tests.fakes import FakeTrainer

@@ -21,9 +21,9 @@ from lambda_predict import handler as lambda_handler
 from lambda_predict.handler import InProcessPredictions, answer
 from lambda_predict.predictor import Predictor
 from platform_core.config import Settings
-from platform_core.errors import DatasetNotFound
+from platform_core.errors import DatasetNotFound, PredictionFailed
 from platform_core.adapters.local_events import LocalEventBus
-from platform_core.prediction import (MAX_INLINE_IMAGE_BYTES, PredictionFailed, input_prefix, request_event,
+from platform_core.prediction import (MAX_INLINE_IMAGE_BYTES, input_prefix, request_event,
                                       result)
 from tests import infra
 from tests.fakes import FakeTrainer, png

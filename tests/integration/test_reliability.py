@@ -21,9 +21,8 @@ from handlers.feedback import pending_key
 from handlers.services import Services
 from lambda_predict.handler import InProcessPredictions
 from lambda_predict.predictor import Predictor
-from platform_core.adapters.launchers import TrainerUnavailable
 from platform_core.config import Settings
-from platform_core.errors import StorageError
+from platform_core.errors import StorageError, TrainerUnavailable
 from platform_core.events import FAILED, FINISHED
 from platform_core.jobs import JobState, ReplyTo
 from platform_core.records import TrainingStatus
