@@ -35,9 +35,11 @@ def job_id_for(record: DatasetRecord) -> str:
 
 
 def submit_training(jobs: JobQueue, records: DatasetRepository, record: DatasetRecord, *, recipe: str,
-                    requested_by: str, reply_to: ReplyTo | None,
+                    requested_by: str, reply_to: ReplyTo | None, job_id: str | None = None,
                     new_id: Callable[[], str] = lambda: uuid.uuid4().hex[:16]) -> Submitted:
     """Queue a job training ``record`` with ``recipe`` (one of RECIPES[record.kind]), or join its active one.
+
+    ``job_id`` is a caller's own idempotency key (the trainer API's); by default the id comes from the record.
 
     The job is stored first, then the record says Queued (a crash in between leaves a queued job that the
     trainer still runs and records; never a record promising a job that does not exist)."""
@@ -46,10 +48,12 @@ def submit_training(jobs: JobQueue, records: DatasetRepository, record: DatasetR
     active = jobs.active_for(record.tenant, record.name)
     if active is not None:
         return Submitted(active, joined=True)
-    mine = Job(job_id=job_id_for(record), tenant=record.tenant, name=record.name, kind=record.kind,
+    mine = Job(job_id=job_id or job_id_for(record), tenant=record.tenant, name=record.name, kind=record.kind,
                recipe=recipe, dataset_path=record.dataset_path, dataset_version=record.dataset_version,
                requested_by=requested_by, reply_to=reply_to, enqueued_at=0.0)  # the queue stamps it
     stored = jobs.submit(mine)
+    if job_id is not None and stored.job_id == job_id and stored.state not in ACTIVE_STATES:
+        return Submitted(stored, joined=True)  # the caller's key of a job that ran already: never twice
     if stored.state not in ACTIVE_STATES:  # the id of a job that ended with the record unchanged after it
         mine = replace(mine, job_id=new_id())
         stored = jobs.submit(mine)

@@ -17,7 +17,6 @@ import logging
 import re
 import threading
 import time
-import uuid
 from typing import Any, Callable
 
 from flask import Flask, jsonify, request
@@ -26,13 +25,14 @@ from lambda_predict.handler import answer
 from lambda_predict.predictor import Predictor
 from platform_core.errors import (BadRequest, ConfigError, DatasetNotFound, InvalidDatasetName, MlbotError, WrongKind)
 from platform_core.config import Settings
-from platform_core.jobs import RECIPES, Job, ReplyTo
+from platform_core.jobs import RECIPES, TRAIN_ROUTES, Job, ReplyTo
+from platform_core.training import queue_position, submit_training
 from platform_core.records import normalise_name
-from trainer_ec2.runner import TrainerContext, drain, enqueue
+from trainer_ec2.runner import TrainerContext, drain
 from trainer_ec2.wiring import build_trainer_context
 
 log = logging.getLogger(__name__)
-ENDPOINT_KIND = {"train_image_classification": "image", "train_sentiment_analysis": "sentiment"}
+KIND_OF_ROUTE = {route: kind for kind, route in TRAIN_ROUTES.items()}
 OPEN_ENDPOINTS = frozenset({"health"})  # every other route needs the token
 JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 
@@ -97,10 +97,10 @@ def create_app(ctx: TrainerContext, *, token: str, drainer: Drainer | None = Non
         return jsonify({"status": "ok", "machine": ctx.machine, "state": status.State if status else "Free",
                         "queued": len(ctx.jobs.queued())})
 
-    @app.post("/train_image_classification")
-    @app.post("/train_sentiment_analysis")
+    @app.post(TRAIN_ROUTES["image"])
+    @app.post(TRAIN_ROUTES["sentiment"])
     def train():
-        kind = ENDPOINT_KIND[request.path.strip("/")]
+        kind = KIND_OF_ROUTE[request.path]
         body = request.get_json(silent=True)
         if not isinstance(body, dict):
             return _error(400, "bad_request", "send a JSON object with tenant and name (or a queued job_id)")
@@ -110,13 +110,12 @@ def create_app(ctx: TrainerContext, *, token: str, drainer: Drainer | None = Non
         stored = ctx.jobs.get(job_id) if job_id else None
         if stored is None:  # an API caller's new job; the chat functions queue theirs before calling
             try:
-                stored = enqueue(ctx, _job_from(body, kind, ctx))
+                stored = _submit(body, kind, ctx, job_id)
             except MlbotError as exc:
                 return _error(404 if isinstance(exc, DatasetNotFound) else 400, exc.code, exc.user_message())
         drainer.kick()
-        queued = [j.job_id for j in ctx.jobs.queued()]
-        position = queued.index(stored.job_id) + 1 if stored.job_id in queued else 0
-        return jsonify({"job_id": stored.job_id, "state": stored.state, "position": position}), 202
+        return jsonify({"job_id": stored.job_id, "state": stored.state,
+                        "position": queue_position(ctx.jobs, stored)}), 202
 
     @app.post("/predict_image_classification")
     @app.post("/predict_sentiment_analysis")
@@ -187,9 +186,9 @@ def start_idle_stopper(settings: Settings, ctx: TrainerContext, drainer: Drainer
     return thread
 
 
-def _job_from(body: dict[str, Any], kind: str, ctx: TrainerContext) -> Job:
-    """A new job for an authenticated request; the dataset record decides the path and version, and the
-    queue stamps enqueued_at (never the caller)."""
+def _submit(body: dict[str, Any], kind: str, ctx: TrainerContext, job_id: str | None) -> Job:
+    """An authenticated caller's training request, through the one submit path (platform_core.training):
+    the dataset record decides the path and version, and the queue stamps the enqueue time (never the body)."""
     tenant, raw_name = body.get("tenant"), body.get("name")
     if not isinstance(tenant, str) or not isinstance(raw_name, str):
         raise InvalidDatasetName(str(raw_name))
@@ -212,9 +211,8 @@ def _job_from(body: dict[str, Any], kind: str, ctx: TrainerContext) -> Job:
     requested_by = body.get("requested_by") or "api"
     if not isinstance(requested_by, str):
         raise BadRequest("requested_by must be a string")
-    return Job(job_id=str(body.get("job_id") or uuid.uuid4().hex[:12]), tenant=tenant, name=name, kind=kind,
-               recipe=recipe, dataset_path=record.dataset_path, dataset_version=record.dataset_version,
-               requested_by=requested_by, reply_to=reply_to, enqueued_at=0.0)  # the queue stamps it
+    return submit_training(ctx.jobs, ctx.records, record, recipe=recipe, requested_by=requested_by,
+                           reply_to=reply_to, job_id=job_id).job
 
 
 def _error(status: int, code: str, message: str):

@@ -57,18 +57,6 @@ class TrainerContext:
     epochs: int | None = None  # overrides each recipe's epochs (tests, demos)
 
 
-def enqueue(ctx: TrainerContext, job: Job) -> Job:
-    """Queue ``job`` unless its id is known or its dataset already has an active job (then return that)."""
-    existing = ctx.jobs.get(job.job_id) or ctx.jobs.active_for(job.tenant, job.name)
-    if existing is not None:
-        return existing
-    stored = ctx.jobs.submit(job)
-    if stored.job_id == job.job_id and stored.state == JobState.QUEUED.value:
-        update_record(ctx.records, job.tenant, job.name, lambda r: replace(
-            r, training_status=TrainingStatus.QUEUED.value, last_job_id=job.job_id))
-    return stored
-
-
 def drain(ctx: TrainerContext) -> int:
     """Run queued jobs one at a time under this machine's lock; returns how many ran."""
     ran = 0

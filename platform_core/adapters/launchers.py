@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import Callable
 
 from platform_core.errors import TrainerUnavailable
-from platform_core.jobs import Job
+from platform_core.jobs import TRAIN_ROUTES, Job
 
 log = logging.getLogger(__name__)
-ENDPOINT = {"image": "/train_image_classification", "sentiment": "/train_sentiment_analysis"}
 
 
 class ThreadLauncher:
@@ -71,7 +70,7 @@ class HttpLauncher:
             raise TrainerUnavailable("no trainer token is configured (MLBOT_TRAINER_TOKEN)")
         body = json.dumps({"job_id": job.job_id, "kind": job.kind, "tenant": job.tenant,
                            "name": job.name}).encode()
-        req = urllib.request.Request(self._base + ENDPOINT[job.kind], data=body, method="POST",
+        req = urllib.request.Request(self._base + TRAIN_ROUTES[job.kind], data=body, method="POST",
                                      headers={"Content-Type": "application/json",
                                               "Authorization": f"Bearer {self._token}"})
         try:

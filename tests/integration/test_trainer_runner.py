@@ -14,8 +14,9 @@ from platform_core.events import FAILED, FINISHED, PROGRESS
 from platform_core.jobs import Job, ReplyTo
 from platform_core.models import load_manifest
 from platform_core.records import TrainingStatus
+from platform_core.training import submit_training
 from tests.fakes import FakeTrainer, png
-from trainer_ec2.runner import drain, enqueue, recover_expired
+from trainer_ec2.runner import drain, recover_expired
 from trainer_ec2.wiring import build_trainer_context
 from bot.wiring import build_services
 
@@ -154,9 +155,11 @@ def test_a_repeated_request_with_the_same_job_id_does_not_train_twice(world) -> 
     ctx, services, trainer, events, _ = world
     job_id = _train(services).data["job_id"]
     job = ctx.jobs.get(job_id)
-    assert enqueue(ctx, job).job_id == job_id
+    again = lambda: submit_training(ctx.jobs, ctx.records, ctx.records.get(TENANT, job.name), recipe=job.recipe,  # noqa: E731
+                                    requested_by="u1", reply_to=job.reply_to, job_id=job_id).job
+    assert again().job_id == job_id
     drain(ctx)
-    assert enqueue(ctx, job).state == "succeeded"
+    assert again().state == "succeeded"
     assert drain(ctx) == 0 and len(trainer.calls) == 1
     assert [e.type for e in events].count(FINISHED) == 1
 
