@@ -24,6 +24,7 @@ from flask import Flask, jsonify, request
 from lambda_predict.handler import answer
 from lambda_predict.predictor import Predictor
 from platform_core.errors import (BadRequest, ConfigError, DatasetNotFound, InvalidDatasetName, MlbotError, WrongKind)
+from platform_core.backend import backend_for
 from platform_core.config import Settings
 from platform_core.jobs import RECIPES, TRAIN_ROUTES, Job, ReplyTo
 from platform_core.training import queue_position, submit_training
@@ -153,26 +154,24 @@ def build_app(settings: Settings) -> Flask:
     On the AWS backend a missing token is a start-up error (ConfigError naming MLBOT_TRAINER_TOKEN), raised
     before anything is built; on the local backend an app without a token serves /health and refuses the
     rest."""
-    if settings.backend == "aws" and not settings.trainer_token:
+    backend = backend_for(settings)
+    if backend.name == "aws" and not settings.trainer_token:
         raise ConfigError("MLBOT_TRAINER_TOKEN")
-    ctx = build_trainer_context(settings)
+    ctx = build_trainer_context(settings, backend=backend)
     app = create_app(ctx, token=settings.trainer_token)
     app.extensions["mlbot_drainer"].kick()
-    start_idle_stopper(settings, ctx, app.extensions["mlbot_drainer"])
+    if settings.idle_stop_s > 0:  # only ever set on AWS (platform_core.config)
+        start_idle_stopper(settings, ctx, app.extensions["mlbot_drainer"], ec2=backend.client("ec2"))
     return app
 
 
-def start_idle_stopper(settings: Settings, ctx: TrainerContext, drainer: Drainer, *,
-                       every_s: float = 60.0) -> threading.Thread | None:
-    """On AWS, a daemon thread that stops this instance once idle for settings.idle_stop_s."""
-    if settings.backend != "aws" or settings.idle_stop_s <= 0:
-        return None
-    from platform_core.adapters.aws import make_boto3_client
+def start_idle_stopper(settings: Settings, ctx: TrainerContext, drainer: Drainer, *, ec2: Any,
+                       every_s: float = 60.0) -> threading.Thread:
+    """A daemon thread that stops this EC2 instance once idle for settings.idle_stop_s."""
     from platform_core.adapters.aws_ec2 import IdleStopper
 
     stopper = IdleStopper(instance_id=ctx.machine, idle_s=settings.idle_stop_s,
-                          busy=lambda: drainer.busy() or bool(ctx.jobs.queued()),
-                          client=make_boto3_client("ec2", settings))
+                          busy=lambda: drainer.busy() or bool(ctx.jobs.queued()), client=ec2)
 
     def watch() -> None:
         while True:
