@@ -14,6 +14,8 @@ from typing import Any
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
+from tests.serving import serve_in_thread
+
 BOT_TOKEN = "xoxb-test-1234-abcdefSECRET"
 LOGIN_PAGE = b"<!DOCTYPE html><html><body>Sign in to Slack</body></html>"
 
@@ -43,8 +45,7 @@ class FakeSlack:
         self._lock = threading.Lock()
         self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True)
         self.base = f"http://127.0.0.1:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
+        self._thread = serve_in_thread(self._server)
 
     @property
     def api_url(self) -> str:

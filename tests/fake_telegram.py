@@ -20,6 +20,8 @@ from PIL import Image
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
+from tests.serving import serve_in_thread
+
 JSON_PARAMS = {"reply_markup", "reply_parameters", "entities", "caption_entities", "link_preview_options"}
 DOWNLOAD_LIMIT = 20 * 1024 * 1024  # getFile refuses larger files to bots
 BOT_USER = {"id": 7000001, "is_bot": True, "first_name": "mlbot", "username": "mlbot_test_bot"}
@@ -60,7 +62,7 @@ class FakeTelegram:
         self._ids = itertools.count(500)
         self._lock = threading.Lock()
         self._server = make_server("127.0.0.1", 0, self._app, threaded=True, request_handler=_Quiet)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-telegram", daemon=True)
+        self._thread = serve_in_thread(self._server, "fake-telegram", start=False)
 
     @property
     def api_url(self) -> str:

@@ -69,7 +69,8 @@ class FakeTrainer:
     def __call__(self, data: bytes, config: TrainConfig, progress=None) -> TrainingResult:
         self.calls.append((data, config))
         self.started.set()
-        self.release.wait(timeout=30)
+        if not self.release.wait(timeout=30):  # a test that holds training must let it go
+            raise AssertionError("the fake trainer was held and never released")
         for epoch in range(1, self.epochs + 1):
             if self.on_epoch:
                 self.on_epoch(epoch)

@@ -1,7 +1,8 @@
 """One contract for the job queue and the trainer lock, run against every adapter.
 
-local: one SQLite file under tmp_path; aws: DynamoDB under moto, tables built from template.yaml.
-Times are passed in, so leases and queue order are tested without sleeping.
+local: one SQLite file under tmp_path; aws: DynamoDB under moto, tables built from template.yaml;
+memory: the use-case tests' fakes (tests/memory.py). Times are passed in, so leases and queue order are
+tested without sleeping.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from platform_core.errors import StorageError
 from platform_core.jobs import ReplyTo, Job, JobState, MachineStatus
 from platform_core.ports import JobQueue, MachineLock
 from tests import infra
+from tests.memory import MemoryJobQueue, MemoryMachineLock
 
 T0 = 1_700_000_000.25  # a realistic epoch time with a fraction, so floats must round-trip
 LEASE = 60.0
@@ -34,8 +36,11 @@ class Training:
     lock: MachineLock
 
 
-@pytest.fixture(params=["local", "aws"])
+@pytest.fixture(params=["local", "aws", "memory"])
 def training(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Training]:
+    if request.param == "memory":
+        yield Training(MemoryJobQueue(), MemoryMachineLock())
+        return
     if request.param == "local":
         db = tmp_path / "mlbot.db"
         yield Training(SqliteJobQueue(db), SqliteMachineLock(db))
@@ -396,6 +401,7 @@ def _acquire_machines(path: str, owner: str, count: int, start: Any, results: An
     results.put([i for i in range(count) if lock.acquire(f"m{i}", owner, LEASE, T0)])
 
 
+@pytest.mark.slow  # two spawned processes
 def test_two_processes_opening_one_new_sqlite_file_each_machine_is_acquired_once(
     tmp_path: Path,
 ) -> None:

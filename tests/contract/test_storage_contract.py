@@ -1,7 +1,8 @@
 """One contract for the storage ports, run against every adapter pair.
 
 local: files under tmp_path and SQLite; aws: S3 and DynamoDB under moto, tables built from
-template.yaml. A behaviour asserted here holds for whichever backend the platform runs on.
+template.yaml; memory: the use-case tests' fakes (tests/memory.py). A behaviour asserted here holds for
+whichever backend the platform runs on, and for the fakes the handler tests run on.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from platform_core.ports import BlobStore, DatasetRepository
 from platform_core.records import DatasetRecord, TrainingStatus
 from tests import infra
 from tests.conftest import serialise_moto_writes
+from tests.memory import MemoryBlobStore, MemoryDatasetRepository
 
 
 @dataclass
@@ -32,6 +34,10 @@ class Stores:
 
 def _local(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stores]:
     yield Stores(LocalBlobStore(tmp_path / "blobs"), SqliteDatasetRepository(tmp_path / "mlbot.db"))
+
+
+def _memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stores]:
+    yield Stores(MemoryBlobStore(), MemoryDatasetRepository())
 
 
 def _aws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stores]:
@@ -49,7 +55,7 @@ def _aws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stores]:
 
 
 Backend = Callable[[Path, pytest.MonkeyPatch], Iterator[Stores]]
-BACKENDS: dict[str, Backend] = {"local": _local, "aws": _aws}
+BACKENDS: dict[str, Backend] = {"local": _local, "aws": _aws, "memory": _memory}
 
 
 @pytest.fixture(params=sorted(BACKENDS))
@@ -369,6 +375,7 @@ def _create_names(path: str, owner: str, count: int, start: Any, results: Any) -
     results.put(won)
 
 
+@pytest.mark.slow  # two spawned processes
 def test_two_processes_opening_one_new_sqlite_file_each_name_is_created_exactly_once(
     tmp_path: Path,
 ) -> None:

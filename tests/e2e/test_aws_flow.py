@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -33,6 +32,7 @@ from platform_core.events import FAILED, FINISHED
 from tests import infra
 from tests.fake_slack import BOT_TOKEN, FakeSlack
 from tests.integration.test_slack import EVENTS, SECRET, FakeLambda, LambdaContext, sign, gateway_event
+from tests.serving import serve_in_thread
 from tools import realdata
 from trainer_ec2.app import create_app
 from trainer_ec2.wiring import build_trainer_context
@@ -79,7 +79,7 @@ def cloud(aws_credentials, atomic_moto_writes, monkeypatch, tmp_path: Path):
     monkeypatch.setattr(predict_lambda, "_runtime", None)
     trainer = make_server("127.0.0.1", 0, create_app(build_trainer_context(settings), token=TRAINER_TOKEN),
                           threaded=True)
-    threading.Thread(target=trainer.serve_forever, daemon=True).start()
+    serve_in_thread(trainer)
     try:
         yield settings, clients, queue, fake, instance, trainer.server_port
     finally:

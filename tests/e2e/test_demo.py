@@ -23,6 +23,7 @@ def _listing(tmp_path: Path) -> str:
     return done.stdout
 
 
+@pytest.mark.slow  # the installed command, in a process of its own
 def test_demo_without_training_validates_stores_and_refuses(tmp_path: Path) -> None:
     done = _demo(tmp_path, "--no-train", timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -1,40 +1,27 @@
-"""Use-case fixtures: the same Services over the local backend and over AWS on moto."""
+"""Use-case fixtures: Services over the in-memory fakes, or over every backend (tests/backends.py)."""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Iterator
 
 import pytest
-from moto import mock_aws
 
 from handlers.chat import dispatch
 from bot.wiring import build_services
 from handlers.commands import Attachment, Command
 from handlers.services import Services
 from platform_core.config import Settings
-from tests import infra
+from tests.backends import services_on
 from tools import realdata
 from trainer_ec2.runner import drain
 from trainer_ec2.wiring import build_trainer_context
 
 
-@pytest.fixture(params=["local", "aws"])
+@pytest.fixture
 def services(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Services]:
-    """Services built by the real wiring function, on each backend."""
-    if request.param == "local":
-        yield build_services(Settings(backend="local", home=tmp_path / "home"))
-        return
-    request.getfixturevalue("aws_credentials")
-    request.getfixturevalue("atomic_moto_writes")
-    with mock_aws():
-        settings = Settings(backend="aws", bucket="mlbot-it-datasets", region="us-east-1")
-        built = build_services(settings)
-        from platform_core.adapters.aws import make_boto3_client
-
-        names = infra.create_storage(make_boto3_client("dynamodb", settings), make_boto3_client("s3", settings),
-                                     bucket=settings.bucket)
-        assert names["DatasetTable"] == settings.dataset_table
-        yield built
+    """Services built by the real wiring function: on the in-memory fakes, or on each of the fakes, SQLite
+    and moto for a test marked ``@on_every_backend`` (tests/backends.py)."""
+    yield from services_on(getattr(request, "param", "memory"), request, tmp_path)
 
 
 TRAINED_TENANT = "console:tester"

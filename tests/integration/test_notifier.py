@@ -15,6 +15,7 @@ from platform_core.jobs import ReplyTo
 from platform_core.events import FAILED, TrainingEvent
 from tests.fake_slack import BOT_TOKEN, FakeSlack
 from tests.fakes import png
+from tests.memory import MemoryNotificationLog
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 
@@ -123,12 +124,11 @@ class Recorder:
         self.seen[reply_to.chat].append("(edited) " + reply.text)
 
 
-def test_a_chat_that_joined_the_job_is_told_too_with_its_own_progress_message(tmp_path: Path) -> None:
+def test_a_chat_that_joined_the_job_is_told_too_with_its_own_progress_message() -> None:
     from handlers.notify import Notifier, watch
-    from platform_core.adapters.local_chat import SqliteNotificationLog
     from platform_core.events import PROGRESS
 
-    log = SqliteNotificationLog(tmp_path / "n.sqlite3")
+    log = MemoryNotificationLog()
     first, second = ReplyTo("test", "a"), ReplyTo("test", "b", thread="t1")
     assert watch(log, "j1", second) and not watch(log, "j1", second)  # told once, however often it joins
     assert not watch(log, "j1", ReplyTo("test", "b", user="U2"))  # the same chat by another way (a button)

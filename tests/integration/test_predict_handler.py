@@ -1,5 +1,7 @@
-"""The inference Lambda's handler on both backends: its event contract, every bad input as an error object,
-images by S3 key, the AWS invoke adapter, and mlbot's in-process path through the same function."""
+"""The inference Lambda's handler: its event contract and every bad input as an error object on the in-memory
+fakes; the deployed entry building its stores from the environment, and images by key, on every backend
+(the fakes, the local files and S3 on moto); the AWS invoke adapter, and mlbot's in-process path through
+the same function."""
 from __future__ import annotations
 
 import base64
@@ -20,14 +22,17 @@ from handlers.commands import Attachment, Command
 from lambda_predict import handler as lambda_handler
 from lambda_predict.handler import InProcessPredictions, answer
 from lambda_predict.predictor import Predictor
+from platform_core.backend import Backend
 from platform_core.config import Settings
 from platform_core.errors import DatasetNotFound, PredictionFailed
 from platform_core.adapters.local_events import LocalEventBus
 from platform_core.prediction import (MAX_INLINE_IMAGE_BYTES, input_prefix, request_event,
                                       result)
 from tests import infra
+from tests.backends import EVERY_BACKEND
 from tests.fakes import FakeTrainer, png
 from tests.integration.test_trainer_runner import _zip
+from tests.memory import MemoryBackend
 from trainer_ec2.runner import drain
 from trainer_ec2.wiring import build_trainer_context
 
@@ -36,12 +41,12 @@ RED = png((250, 5, 5))
 
 
 class World:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, backend: Backend | None = None) -> None:
         self.settings = settings
         self.trainer = FakeTrainer(["red", "green", "blue"])
-        self.ctx = build_trainer_context(settings, events=LocalEventBus(),
+        self.ctx = build_trainer_context(settings, events=LocalEventBus(), backend=backend,
                                          trainers={"image": self.trainer, "sentiment": self.trainer})
-        self.services = build_services(settings, launcher=lambda job: None)
+        self.services = build_services(settings, launcher=lambda job: None, backend=backend)
         self.predictor = Predictor(blobs=self.ctx.blobs, records=self.ctx.records)
 
     def upload(self, name: str) -> None:
@@ -55,11 +60,17 @@ class World:
         return answer({"tenant": TENANT, "dataset": "colours", **event}, self.predictor, self.ctx.blobs)
 
 
-def trained_world(settings: Settings) -> World:
-    built = World(settings)
+def trained_world(settings: Settings, backend: Backend | None = None) -> World:
+    built = World(settings, backend)
     built.upload("colours")
     built.train("colours")
     return built
+
+
+@pytest.fixture(autouse=True)
+def fresh_container(monkeypatch):
+    """Each test is a cold Lambda container: the handler builds its stores from the environment."""
+    monkeypatch.setattr(lambda_handler, "_runtime", None)
 
 
 @pytest.fixture
@@ -70,9 +81,18 @@ def local_world(tmp_path: Path, monkeypatch) -> World:
     return trained_world(settings)
 
 
-@pytest.fixture(params=["local", "aws"])
-def world(request: pytest.FixtureRequest, monkeypatch) -> Iterator[World]:
-    if request.param == "local":
+@pytest.fixture
+def world(request: pytest.FixtureRequest, monkeypatch, fresh_container) -> Iterator[World]:
+    """A trained 'colours' on the fakes, or on the backend a test names (``on_every_backend``)."""
+    kind = getattr(request, "param", "memory")
+    if kind == "memory":
+        backend = MemoryBackend()
+        built = trained_world(backend.settings, backend)
+        # A warm container over the fakes: the environment cannot name them.
+        monkeypatch.setattr(lambda_handler, "_runtime", (built.predictor, built.ctx.blobs))
+        yield built
+        return
+    if kind == "local":
         yield request.getfixturevalue("local_world")
         return
     request.getfixturevalue("aws_credentials")
@@ -88,16 +108,14 @@ def world(request: pytest.FixtureRequest, monkeypatch) -> Iterator[World]:
         yield trained_world(settings)
 
 
-@pytest.fixture(autouse=True)
-def fresh_container(monkeypatch):
-    """Each test is a cold Lambda container: the handler builds its stores from the environment."""
-    monkeypatch.setattr(lambda_handler, "_runtime", None)
+on_every_backend = pytest.mark.parametrize("world", EVERY_BACKEND, indirect=True)
 
 
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
+@on_every_backend
 def test_the_lambda_entry_answers_label_confidence_top_and_version(world: World) -> None:
     out = lambda_handler.handler({"tenant": TENANT, "dataset": "Colours", "image_base64": b64(RED), "top": 2}, None)
     assert out["ok"] is True and out["label"] == "red" and out["dataset"] == "colours"
@@ -163,6 +181,7 @@ def test_a_fault_comes_back_as_an_internal_error_without_a_trace(world: World, m
     assert "secret internals" in caplog.text  # logged for the operator, never sent to the user
 
 
+@on_every_backend
 def test_a_large_image_travels_by_key_under_the_tenants_prefix_and_is_deleted(world: World) -> None:
     photo = io.BytesIO()
     rng = np.random.default_rng(0)

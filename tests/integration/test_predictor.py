@@ -1,18 +1,16 @@
-"""Predictions from stored models: keyed by version, the last good model serves during retraining."""
+"""Predictions from stored models (on the in-memory fakes): keyed by version, the last good model serves during
+retraining."""
 from __future__ import annotations
-
-from pathlib import Path
 
 import pytest
 
 from handlers.chat import dispatch
-from bot.wiring import build_services
 from handlers.commands import Attachment, Command
 from lambda_predict.predictor import Predictor
-from platform_core.config import Settings
 from platform_core.errors import BadPredictionInput, DatasetNotFound, ModelNotTrained
 from tests.fakes import FakeTrainer, png
 from tests.integration.test_trainer_runner import _zip
+from tests.memory import MemoryBackend, memory_services
 from trainer_ec2.runner import drain
 from trainer_ec2.wiring import build_trainer_context
 
@@ -20,11 +18,11 @@ TENANT = "slack:T5"
 
 
 @pytest.fixture
-def setup(tmp_path: Path):
-    settings = Settings(backend="local", home=tmp_path / "home")
+def setup():
+    backend = MemoryBackend()
     trainer = FakeTrainer(["red", "green", "blue"])
-    ctx = build_trainer_context(settings, trainers={"image": trainer, "sentiment": trainer})
-    services = build_services(settings, launcher=lambda job: None)
+    ctx = build_trainer_context(backend.settings, backend=backend, trainers={"image": trainer, "sentiment": trainer})
+    services = memory_services(backend)
     assert dispatch(Command("upload", TENANT, "u", ("c",), Attachment("c.zip", _zip())), services).ok
     return ctx, services, trainer, Predictor(blobs=ctx.blobs, records=ctx.records)
 

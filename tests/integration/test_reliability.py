@@ -1,6 +1,6 @@
 """Issue 7's proofs that nothing is lost: racing train requests, faults injected at each port, and tenant
-isolation for every command. Upload faults at the blob and record ports are in test_upload_flow.py (both
-backends); chat API 429s in test_slack.py and test_telegram.py; debug-level secret checks there too."""
+isolation for every command. Upload faults at the blob and record ports are in test_upload_flow.py (every
+backend); chat API 429s in test_slack.py and test_telegram.py; debug-level secret checks there too."""
 from __future__ import annotations
 
 import os
@@ -10,6 +10,7 @@ import sys
 import textwrap
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -21,18 +22,22 @@ from handlers.feedback import pending_key
 from handlers.services import Services
 from lambda_predict.handler import InProcessPredictions
 from lambda_predict.predictor import Predictor
+from platform_core.backend import Backend
 from platform_core.config import Settings
 from platform_core.errors import StorageError, TrainerUnavailable
 from platform_core.events import FAILED, FINISHED
 from platform_core.jobs import JobState, ReplyTo
 from platform_core.records import TrainingStatus
+from tests.backends import on_every_backend
 from tests.fakes import FakeTrainer, png
 from tests.integration.test_trainer_runner import _zip
+from tests.memory import MemoryBackend
 from trainer_ec2.runner import drain
 from trainer_ec2.wiring import build_trainer_context
 
 REPO = Path(__file__).resolve().parents[2]
 A, B = "slack:TA", "telegram:-100200"
+LEASE_S = 60  # the killed trainer's lease: the test looks past it instead of waiting it out
 
 
 def upload(services: Services, tenant: str, name: str, user: str = "u") -> None:
@@ -42,9 +47,10 @@ def upload(services: Services, tenant: str, name: str, user: str = "u") -> None:
 
 # --- races ----------------------------------------------------------------------------------------
 
+@on_every_backend
 def test_ten_simultaneous_train_requests_over_three_datasets(services: Services) -> None:
     """Each dataset trains once (later requests join its job) and every position a user was told is the
-    job's real place in the queue (both stores stamp jobs in the order they store them)."""
+    job's real place in the queue (every store stamps jobs in the order it stores them)."""
     for name in ("a", "b", "c"):
         upload(services, A, name)
     launched = []
@@ -73,19 +79,30 @@ def test_ten_simultaneous_train_requests_over_three_datasets(services: Services)
 
 # --- faults ---------------------------------------------------------------------------------------
 
-@pytest.fixture
-def local(tmp_path: Path):
-    settings = Settings(backend="local", home=tmp_path / "home")
+def _world(settings: Settings, backend: Backend | None = None):
     trainer = FakeTrainer()
-    ctx = build_trainer_context(settings, trainers={"image": trainer, "sentiment": trainer})
-    services = build_services(settings, launcher=lambda job: None)
+    ctx = build_trainer_context(settings, trainers={"image": trainer, "sentiment": trainer}, backend=backend)
+    services = build_services(settings, launcher=lambda job: None, backend=backend)
     services.predictor = InProcessPredictions(Predictor(blobs=ctx.blobs, records=ctx.records), ctx.blobs)
     upload(services, A, "colours")
     return settings, ctx, services, trainer
 
 
-def test_a_failing_event_topic_never_fails_the_job(local) -> None:
-    _, ctx, services, _ = local
+@pytest.fixture
+def fakes():
+    """The use cases and the runner over the in-memory fakes."""
+    backend = MemoryBackend()
+    return _world(backend.settings, backend)
+
+
+@pytest.fixture
+def local(tmp_path: Path):
+    """The local backend, whose SQLite files a trainer process shares."""
+    return _world(Settings(backend="local", home=tmp_path / "home"))
+
+
+def test_a_failing_event_topic_never_fails_the_job(fakes) -> None:
+    _, ctx, services, _ = fakes
 
     class DownTopic:
         def publish(self, event) -> None:
@@ -97,8 +114,8 @@ def test_a_failing_event_topic_never_fails_the_job(local) -> None:
     assert record.training_status == TrainingStatus.SUCCESSFUL.value and record.model_version == 1
 
 
-def test_a_trainer_that_cannot_start_keeps_the_job_queued_and_a_repeat_retries_the_start(local) -> None:
-    _, ctx, services, _ = local
+def test_a_trainer_that_cannot_start_keeps_the_job_queued_and_a_repeat_retries_the_start(fakes) -> None:
+    _, ctx, services, _ = fakes
     attempts = []
 
     def refusing(job) -> None:
@@ -118,6 +135,7 @@ def test_a_trainer_that_cannot_start_keeps_the_job_queued_and_a_repeat_retries_t
     assert drain(ctx) == 1 and services.jobs.get(job.job_id).state == JobState.SUCCEEDED.value
 
 
+@pytest.mark.slow  # a trainer process
 def test_a_trainer_process_killed_mid_epoch_fails_its_job_tells_the_user_and_the_next_job_runs(local) -> None:
     settings, ctx, services, _ = local
     upload(services, A, "shades")
@@ -133,7 +151,8 @@ def test_a_trainer_process_killed_mid_epoch_fails_its_job_tells_the_user_and_the
         stuck = FakeTrainer(epochs=1000)
         stuck.on_epoch = lambda epoch: (print("epoch", epoch, flush=True), time.sleep(0.2))
         ctx = build_trainer_context(Settings(backend="local", home=pathlib.Path({str(settings.home)!r})),
-                                    trainers={{"image": stuck, "sentiment": stuck}}, lease_s=2, heartbeat_s=0.5)
+                                    trainers={{"image": stuck, "sentiment": stuck}}, lease_s={LEASE_S},
+                                    heartbeat_s=0.5)
         drain(ctx)
         """)
     worker = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
@@ -142,8 +161,8 @@ def test_a_trainer_process_killed_mid_epoch_fails_its_job_tells_the_user_and_the
     worker.wait(10)
     events = []
     ctx.events.subscribe(events.append)
-    time.sleep(2.5)  # the dead trainer's lease runs out
-    assert drain(ctx) == 1  # the next job runs here
+    past_the_lease = replace(ctx, clock=lambda: time.time() + LEASE_S + 1)  # no waiting for it to run out
+    assert drain(past_the_lease) == 1  # the dead trainer's job is failed, and the next job runs here
     first, second = (services.jobs.get(j.job_id) for j in sorted(
         [services.jobs.get(e.job_id) for e in events if e.type in (FAILED, FINISHED)], key=lambda j: j.enqueued_at))
     assert first.state == JobState.FAILED.value and "stopped responding" in first.error
@@ -155,8 +174,8 @@ def test_a_trainer_process_killed_mid_epoch_fails_its_job_tells_the_user_and_the
 
 # --- tenant isolation -----------------------------------------------------------------------------
 
-def test_no_command_reaches_another_tenants_dataset_whatever_name_is_typed(local) -> None:
-    _, ctx, services, _ = local
+def test_no_command_reaches_another_tenants_dataset_whatever_name_is_typed(fakes) -> None:
+    _, ctx, services, _ = fakes
     assert dispatch(Command("train", A, "u", ("colours",)), services).ok
     drain(ctx)
     predicted = dispatch(Command("predict", A, "u", ("colours",), Attachment("r.png", png((250, 5, 5)))), services)

@@ -7,7 +7,6 @@ import base64
 import json
 import os
 import stat
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -23,6 +22,7 @@ from bot.wiring import build_services
 from platform_core.config import Settings
 from tests.fake_slack import BOT_TOKEN, FakeSlack
 from tests.integration.test_slack import EVENTS, SECRET, sign
+from tests.serving import serve_in_thread
 
 
 @pytest.fixture
@@ -108,7 +108,7 @@ def serve_settings(tmp_path: Path):
 
 def listen(app):
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    serve_in_thread(server)
     return server, f"http://127.0.0.1:{server.server_port}"
 
 

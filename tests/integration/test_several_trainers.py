@@ -1,5 +1,6 @@
-"""Several trainers on one queue: each machine has its own MachineStatus row and takes the next queued job;
-a dead trainer's job is failed by another; two real trainer processes drain one queue together."""
+"""Several trainers on one queue (the in-memory fakes): each machine has its own MachineStatus row and takes the
+next queued job; a dead trainer's job is failed by another; two real trainer processes drain one queue
+together on the local backend."""
 from __future__ import annotations
 
 import os
@@ -14,10 +15,12 @@ import pytest
 from handlers.chat import dispatch
 from bot.wiring import build_services
 from handlers.commands import Attachment, Command
+from platform_core.backend import Backend
 from platform_core.config import Settings
 from platform_core.jobs import JobState
 from tests.fakes import FakeTrainer
 from tests.integration.test_trainer_runner import _zip
+from tests.memory import MemoryBackend
 from trainer_ec2.runner import drain, recover_expired
 from trainer_ec2.wiring import build_trainer_context
 
@@ -25,8 +28,8 @@ TENANT = "console:team"
 REPO = Path(__file__).resolve().parents[2]
 
 
-def queue_two(settings: Settings, uploads: dict[str, tuple[str, bytes]]) -> list[str]:
-    services = build_services(settings, launcher=lambda job: None)
+def queue_two(settings: Settings, uploads: dict[str, tuple[str, bytes]], backend: Backend | None = None) -> list[str]:
+    services = build_services(settings, launcher=lambda job: None, backend=backend)
     job_ids = []
     for name, (filename, data) in uploads.items():
         assert dispatch(Command("upload", TENANT, "u", (name,), Attachment(filename, data)), services).ok
@@ -36,13 +39,16 @@ def queue_two(settings: Settings, uploads: dict[str, tuple[str, bytes]]) -> list
     return job_ids
 
 
-def test_a_second_trainer_takes_the_next_job_while_the_first_is_busy(tmp_path: Path) -> None:
-    settings = Settings(backend="local", home=tmp_path / "home")
-    job1, job2 = queue_two(settings, {"first": ("a.zip", _zip()), "second": ("b.zip", _zip())})
+def test_a_second_trainer_takes_the_next_job_while_the_first_is_busy() -> None:
+    backend = MemoryBackend()
+    settings = backend.settings
+    job1, job2 = queue_two(settings, {"first": ("a.zip", _zip()), "second": ("b.zip", _zip())}, backend)
     slow, quick = FakeTrainer(), FakeTrainer()
     slow.release.clear()
-    m1 = build_trainer_context(replace(settings, machine_id="i-1"), trainers={"image": slow, "sentiment": slow})
-    m2 = build_trainer_context(replace(settings, machine_id="i-2"), trainers={"image": quick, "sentiment": quick})
+    m1 = build_trainer_context(replace(settings, machine_id="i-1"), trainers={"image": slow, "sentiment": slow},
+                               backend=backend)
+    m2 = build_trainer_context(replace(settings, machine_id="i-2"), trainers={"image": quick, "sentiment": quick},
+                               backend=backend)
     first = threading.Thread(target=drain, args=(m1,))
     first.start()
     assert slow.started.wait(10)
@@ -55,13 +61,14 @@ def test_a_second_trainer_takes_the_next_job_while_the_first_is_busy(tmp_path: P
     assert {m1.lock.get("i-1").State, m2.lock.get("i-2").State} == {"Free"}
 
 
-def test_a_dead_trainers_job_is_failed_by_another_trainer(tmp_path: Path) -> None:
-    settings = Settings(backend="local", home=tmp_path / "home")
-    job1, _ = queue_two(settings, {"first": ("a.zip", _zip()), "second": ("b.zip", _zip())})
+def test_a_dead_trainers_job_is_failed_by_another_trainer() -> None:
+    backend = MemoryBackend()
+    settings = backend.settings
+    job1, _ = queue_two(settings, {"first": ("a.zip", _zip()), "second": ("b.zip", _zip())}, backend)
     now = [1000.0]
-    m1 = build_trainer_context(replace(settings, machine_id="i-1"), clock=lambda: now[0])
+    m1 = build_trainer_context(replace(settings, machine_id="i-1"), clock=lambda: now[0], backend=backend)
     assert m1.lock.acquire("i-1", job1, 60, now[0]) and m1.jobs.claim(job1, "i-1", now[0])  # then it dies
-    m2 = build_trainer_context(replace(settings, machine_id="i-2"), clock=lambda: now[0],
+    m2 = build_trainer_context(replace(settings, machine_id="i-2"), clock=lambda: now[0], backend=backend,
                                trainers={"image": FakeTrainer(), "sentiment": FakeTrainer()})
     recover_expired(m2)
     assert m2.jobs.get(job1).state == JobState.RUNNING.value  # the lease still runs

@@ -1,4 +1,5 @@
-"""The Slack channel through its Lambda entry: signed real-format payloads in, a local fake Slack out.
+"""The Slack channel through its Lambda entry, on the in-memory fakes: signed real-format payloads in, a local
+fake Slack out.
 
 Bolt's lazy listeners re-invoke the function asynchronously; here a fake Lambda client records those
 invocations and the test plays them, so what is acknowledged at once and what happens later are seen apart.
@@ -11,9 +12,11 @@ import hmac
 import io
 import json
 import logging
+import threading
 import time
 import zipfile
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -22,8 +25,6 @@ import pytest
 from bot.slack.blocks import escape, message
 from bot.slack.lambda_entry import build_handler
 from bot.slack.sender import SlackSender, web_client
-from bot.wiring import build_services
-from platform_core.backend import backend_for
 from handlers.commands import Button, Reply
 from handlers.notify import Notifier
 from platform_core.config import Settings
@@ -31,6 +32,7 @@ from platform_core.adapters.local_events import LocalEventBus
 from tests.fake_slack import BOT_TOKEN, FakeSlack
 from tests.fakes import FakeTrainer, png
 from tests.integration.test_trainer_runner import _zip
+from tests.memory import MemoryBackend, memory_services
 from trainer_ec2.runner import drain
 from trainer_ec2.wiring import build_trainer_context
 
@@ -73,17 +75,18 @@ class World:
         self.fake = fake
         self.settings = Settings(backend="local", home=tmp_path / "home", slack_signing_secret=SECRET,
                                  slack_bot_token=BOT_TOKEN, slack_api_url=fake.api_url)
+        self.backend = MemoryBackend(self.settings)
         self.trainer = FakeTrainer(["red", "green", "blue"])
         self.bus = LocalEventBus()
-        self.ctx = build_trainer_context(self.settings, events=self.bus,
+        self.ctx = build_trainer_context(self.settings, events=self.bus, backend=self.backend,
                                          trainers={"image": self.trainer, "sentiment": self.trainer})
-        self.services = build_services(self.settings, launcher=lambda job: None)
+        self.services = memory_services(self.backend)
         self.lambda_client = FakeLambda()
         self.deliveries = 0
         self.handler = build_handler(self.settings, self.services, client=web_client(self.settings),
-                                     lambda_client=self.lambda_client)
+                                     lambda_client=self.lambda_client, backend=self.backend)
         self.bus.subscribe(Notifier({"slack": SlackSender(web_client(self.settings))},
-                                    backend_for(self.settings).notifications, self.services.blobs))
+                                    self.backend.notifications, self.services.blobs))
 
     def post(self, body: str, *, content_type: str, headers: dict[str, str] | None = None,
              encode: bool = False) -> dict:
@@ -178,18 +181,20 @@ def test_a_command_is_acknowledged_at_once_even_when_the_work_is_slow(world: Wor
     import handlers.chat
 
     real = handlers.chat.dispatch
+    started, release = threading.Event(), threading.Event()
 
-    def slow(*args, **kwargs):
-        time.sleep(2.0)
+    def held(*args, **kwargs):  # the work, held until the test lets it go
+        started.set()
+        if not release.wait(10):
+            raise AssertionError("the work ran before the command was acknowledged")
         return real(*args, **kwargs)
-    monkeypatch.setattr(handlers.chat, "dispatch", slow)
-    start = time.perf_counter()
+    monkeypatch.setattr(handlers.chat, "dispatch", held)
     answer = world.command("datasets")
-    acknowledged = time.perf_counter() - start
     assert answer["statusCode"] == 200 and "Working on" in answer["body"]
-    assert acknowledged < 1.5 and world.fake.responses == []  # nothing done yet: the work is a second invocation
+    assert not started.is_set() and world.fake.responses == []  # nothing done yet: the work is a second invocation
+    release.set()
     assert world.run_lazy() == 1
-    assert world.fake.responses[-1]["text"].startswith("No datasets yet")
+    assert started.is_set() and world.fake.responses[-1]["text"].startswith("No datasets yet")
 
 
 def test_slash_commands_answer_through_the_response_url(world: World) -> None:
@@ -296,12 +301,17 @@ def test_user_text_echoed_into_slack_is_escaped(world: World) -> None:
     assert escape("a<b>&c") == "a&lt;b&gt;&amp;c"
 
 
-def test_training_notifications_edit_one_message_then_post_the_summary_and_matrix(world: World) -> None:
+def test_training_notifications_edit_one_message_then_post_the_summary_and_matrix(world: World, monkeypatch) -> None:
+    from slack_sdk.http_retry import builtin_handlers
+
+    slept: list[float] = []
+    monkeypatch.setattr(builtin_handlers, "time", SimpleNamespace(sleep=slept.append))  # the SDK's wait, recorded
     world.share("upload colours", _zip(), "colours.zip")
     world.command("train colours")
     world.run_lazy()
     world.fake.rate_limit_next["chat.postMessage"] = 1  # the first notification meets a 429 and is retried
     assert drain(world.ctx) == 1
+    assert len(slept) == 1 and 1 <= slept[0] < 2  # after the Retry-After Slack sent
     methods = [m for m in world.fake.methods() if m.startswith(("chat.", "files."))]
     assert methods.count("chat.update") >= 2  # progress edits one message
     final = [c for c in world.fake.calls if c.method == "chat.postMessage"][-1].params["text"]

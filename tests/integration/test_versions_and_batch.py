@@ -1,5 +1,6 @@
 """Beyond a single model and a single input: every version kept and listed, rollback, batch predictions as a
-CSV with formula cells escaped; through the channel-agnostic dispatch and the console channel."""
+CSV with formula cells escaped; through the channel-agnostic dispatch on the in-memory fakes, and the console
+channel on the local backend."""
 from __future__ import annotations
 
 import csv
@@ -16,11 +17,13 @@ from handlers.chat import dispatch
 from handlers.commands import Attachment, Command
 from lambda_predict.handler import InProcessPredictions
 from lambda_predict.predictor import Predictor
+from platform_core.backend import Backend
 from platform_core.config import Settings
 from platform_core.jobs import ReplyTo
 from platform_core.models import stored_versions
 from tests.fakes import FakeTrainer, png
 from tests.integration.test_trainer_runner import _zip
+from tests.memory import MemoryBackend
 from trainer_ec2.runner import drain
 from trainer_ec2.wiring import build_trainer_context
 
@@ -28,11 +31,12 @@ TENANT = "slack:TV"
 
 
 class World:
-    def __init__(self, tmp_path: Path) -> None:
-        self.settings = Settings(backend="local", home=tmp_path / "home")
+    def __init__(self, settings: Settings, backend: Backend | None = None) -> None:
+        self.settings = settings
         self.trainer = FakeTrainer(["red", "green", "blue"])
-        self.ctx = build_trainer_context(self.settings, trainers={"image": self.trainer, "sentiment": self.trainer})
-        self.services = build_services(self.settings, launcher=lambda job: None)
+        self.ctx = build_trainer_context(self.settings, trainers={"image": self.trainer, "sentiment": self.trainer},
+                                         backend=backend)
+        self.services = build_services(self.settings, launcher=lambda job: None, backend=backend)
         self.services.predictor = InProcessPredictions(Predictor(blobs=self.ctx.blobs, records=self.ctx.records),
                                                        self.ctx.blobs)
 
@@ -46,11 +50,22 @@ class World:
         assert drain(self.ctx) == 1
 
 
-@pytest.fixture
-def world(tmp_path: Path) -> World:
-    built = World(tmp_path)
+def uploaded(built: World) -> World:
     assert built.say("upload colours", Attachment("c.zip", _zip())).ok
     return built
+
+
+@pytest.fixture
+def world() -> World:
+    """The use cases and the runner over the in-memory fakes."""
+    backend = MemoryBackend()
+    return uploaded(World(backend.settings, backend))
+
+
+@pytest.fixture
+def local_world(tmp_path: Path) -> World:
+    """The local backend, which the console channel builds for itself from the settings."""
+    return uploaded(World(Settings(backend="local", home=tmp_path / "home")))
 
 
 def test_versions_are_listed_rolled_back_and_never_overwritten(world: World) -> None:
@@ -122,7 +137,8 @@ def test_batch_limits_and_unknown_datasets(world: World) -> None:
     assert not reply.ok and "nothing" in reply.text and reply.file is None
 
 
-def test_the_console_saves_the_batch_csv_to_the_outbox(tmp_path: Path, world: World) -> None:
+def test_the_console_saves_the_batch_csv_to_the_outbox(tmp_path: Path, local_world: World) -> None:
+    world = local_world
     world.train(["red", "green", "blue"])
     archive = tmp_path / "two.zip"
     with zipfile.ZipFile(archive, "w") as zf:

@@ -1,20 +1,20 @@
-"""The trainer's shared pieces: typed training failures, the recipes' settings, one epoch loop and one
-evaluation, on tiny in-memory tensors."""
+"""The trainer's torch pieces: out-of-memory as a typed failure, the recipes' settings, one epoch loop and one
+evaluation, on tiny in-memory tensors. Every test needs torch, so the module is slow as a whole (`make
+test-fast` never imports it); the failures' sentences are checked without torch in test_training_failures."""
 from __future__ import annotations
 
 import pytest
 import torch
 from torch.nn import functional as F
 
-from platform_core.errors import (MlbotError, OnnxMismatch, TooFewExamples, TrainerOutOfMemory,
-                                  TrainingDataUnreadable, TrainingError)
+from platform_core.errors import TrainerOutOfMemory, TrainingDataUnreadable
 from trainer_ec2.config import TrainConfig
-from trainer_ec2.failures import failure_reason
 from trainer_ec2.image_recipes import FastConfig, SeedConfig
 from trainer_ec2.loop import cpu_cores, evaluate, run_epochs, shuffled, train_one_epoch, training_run
-from trainer_ec2.splits import MIN_CLASSES, require_classes
 from trainer_ec2.text_encoder import CandidateHeads, EncoderConfig, losses
 from trainer_ec2.text_lstm import LstmConfig
+
+pytestmark = pytest.mark.slow  # torch
 
 
 @pytest.mark.parametrize("failure", [torch.OutOfMemoryError("CUDA out of memory"), MemoryError()])
@@ -49,27 +49,6 @@ def test_a_training_run_uses_every_core_and_its_seed() -> None:
     assert torch.equal(drawn, torch.rand(2))
 
 
-def test_every_training_failure_says_its_own_sentence_and_others_a_generic_one() -> None:
-    typed = [TrainerOutOfMemory("sentiment"), TrainingDataUnreadable("image", "is not a readable zip (x)"),
-             TooFewExamples("sentiment", 1, 5, 2, 2), OnnxMismatch(0.02, 1e-3)]
-    for error in typed:
-        assert isinstance(error, TrainingError) and isinstance(error, MlbotError)
-        assert failure_reason(error) == error.user_message() and "{" not in error.user_message()
-    assert "1 class(es), the smallest with 5" in typed[2].user_message()
-    assert "2.0e-02" in typed[3].user_message() and typed[3].difference == 0.02
-    assert failure_reason(MemoryError(), "sentiment") == TrainerOutOfMemory("sentiment").user_message()
-    assert failure_reason(KeyError("x")).startswith("training stopped on an internal error (KeyError)")
-
-
-def test_a_dataset_needs_two_classes_of_enough_examples() -> None:
-    require_classes("image", [1, 1])
-    with pytest.raises(TooFewExamples) as caught:
-        require_classes("sentiment", [5, 1], min_per_class=2)
-    assert (caught.value.classes, caught.value.smallest, caught.value.min_classes) == (2, 1, MIN_CLASSES)
-    with pytest.raises(TooFewExamples):
-        require_classes("image", [])
-
-
 def test_each_recipe_keeps_its_settings_and_a_run_overrides_only_epochs_and_learning_rate() -> None:
     assert (FastConfig().epochs, FastConfig().learning_rate, FastConfig().tuned_blocks) == (6, 2e-3, 2)
     assert (SeedConfig().epochs, SeedConfig().learning_rate, SeedConfig().step_size) == (10, 0.01, 6)
@@ -86,7 +65,6 @@ def _separable(n: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
     return x, (x[:, 0] > 0).long()
 
 
-@pytest.mark.slow
 def test_one_epoch_trains_and_returns_its_running_figures() -> None:
     torch.manual_seed(0)
     x, y = _separable()

@@ -1,0 +1,42 @@
+"""The backends a use-case test can run on: the in-memory fakes by default, and SQLite and moto for the
+tests that are about what the adapters do (conditional writes racing, a store failing half-way).
+
+``@on_every_backend`` runs a test that takes the ``services`` fixture (tests/integration/conftest.py) on
+all three; without it the fixture gives the fakes."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from moto import mock_aws
+
+from bot.wiring import build_services
+from handlers.services import Services
+from platform_core.config import Settings
+from tests import infra
+from tests.memory import MemoryBackend, memory_services
+
+EVERY_BACKEND = ("memory", "local", "aws")
+on_every_backend = pytest.mark.parametrize("services", EVERY_BACKEND, indirect=True)
+
+
+def services_on(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Services]:
+    """Services built by the real wiring function over one backend, for as long as the generator runs."""
+    if kind == "memory":
+        yield memory_services(MemoryBackend())
+        return
+    if kind == "local":
+        yield build_services(Settings(backend="local", home=tmp_path / "home"))
+        return
+    request.getfixturevalue("aws_credentials")
+    request.getfixturevalue("atomic_moto_writes")
+    with mock_aws():
+        settings = Settings(backend="aws", bucket="mlbot-it-datasets", region="us-east-1")
+        built = build_services(settings)
+        from platform_core.adapters.aws import make_boto3_client
+
+        names = infra.create_storage(make_boto3_client("dynamodb", settings), make_boto3_client("s3", settings),
+                                     bucket=settings.bucket)
+        assert names["DatasetTable"] == settings.dataset_table
+        yield built

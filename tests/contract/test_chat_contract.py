@@ -1,0 +1,107 @@
+"""One contract for the chat side's ports, the webhook idempotency keys and the notification log, run
+against every adapter: local (SQLite under tmp_path), aws (DynamoDB under moto, tables from template.yaml)
+and memory (the use-case tests' fakes). Times are passed in, so expiry is tested without sleeping."""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+from moto import mock_aws
+
+from platform_core.adapters.aws import make_boto3_client
+from platform_core.adapters.aws_chat import DynamoIdempotency, DynamoNotificationLog
+from platform_core.adapters.local_chat import SqliteIdempotency, SqliteNotificationLog
+from platform_core.config import Settings
+from platform_core.ports import Idempotency, NotificationLog
+from tests import infra
+from tests.memory import MemoryIdempotency, MemoryNotificationLog
+
+T0 = 1_700_000_000.0  # whole seconds: DynamoDB keeps the expiry in whole seconds (its TTL attribute)
+TTL = 60.0
+
+
+@dataclass
+class Chat:
+    seen: Idempotency
+    notes: NotificationLog
+
+
+@pytest.fixture(params=["local", "aws", "memory"])
+def chat(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Chat]:
+    if request.param == "memory":
+        yield Chat(MemoryIdempotency(), MemoryNotificationLog())
+        return
+    if request.param == "local":
+        yield Chat(SqliteIdempotency(tmp_path / "chat.sqlite3"), SqliteNotificationLog(tmp_path / "jobs.sqlite3"))
+        return
+    request.getfixturevalue("aws_credentials")
+    request.getfixturevalue("atomic_moto_writes")
+    with mock_aws():
+        dynamodb = make_boto3_client("dynamodb", Settings(backend="aws", region="us-east-1"))
+        names = infra.create_tables(dynamodb)
+        yield Chat(DynamoIdempotency(table_name=names["IdempotencyTable"], client=dynamodb),
+                   DynamoNotificationLog(table_name=names["JobTable"], client=dynamodb))
+
+
+def _race(*actions: Callable[[], Any]) -> list[Any]:
+    """Run the actions on their own threads, released together; return each result or exception."""
+    barrier = threading.Barrier(len(actions))
+    outcomes: list[Any] = [None] * len(actions)
+
+    def run(index: int) -> None:
+        barrier.wait()
+        try:
+            outcomes[index] = actions[index]()
+        except BaseException as exc:  # noqa: BLE001 - the outcome is what we assert on
+            outcomes[index] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(actions))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return outcomes
+
+
+# ---- Idempotency ------------------------------------------------------------------------------
+
+
+def test_a_key_is_first_once_until_it_expires(chat: Chat) -> None:
+    assert chat.seen.first("slack:event:Ev1", TTL, T0) is True
+    assert chat.seen.first("slack:event:Ev1", TTL, T0 + 1) is False
+    assert chat.seen.first("slack:event:Ev1", TTL, T0 + TTL) is False  # at expiry: still seen
+    assert chat.seen.first("slack:event:Ev1", TTL, T0 + TTL + 1) is True  # expired: a new delivery
+    assert chat.seen.first("slack:event:Ev1", TTL, T0 + TTL + 2) is False
+
+
+def test_keys_are_independent(chat: Chat) -> None:
+    assert chat.seen.first("telegram:update:1", TTL, T0)
+    assert chat.seen.first("telegram:update:2", TTL, T0)
+    assert not chat.seen.first("telegram:update:1", TTL, T0)
+
+
+def test_threads_delivering_one_key_exactly_one_is_first(chat: Chat) -> None:
+    for round_ in range(3):
+        key = f"slack:file:F{round_}"
+        outcomes = _race(*[lambda: chat.seen.first(key, TTL, T0) for _ in range(8)])
+        assert sorted(outcomes, key=str) == [False] * 7 + [True], outcomes
+
+
+# ---- NotificationLog ----------------------------------------------------------------------------
+
+
+def test_a_job_without_notes_has_an_empty_dict(chat: Chat) -> None:
+    assert chat.notes.get("job-1") == {}
+
+
+def test_updates_merge_into_the_jobs_notes_and_read_back(chat: Chat) -> None:
+    watchers = [{"channel": "slack", "chat": "C1"}, {"channel": "telegram", "chat": "42", "thread": "7"}]
+    assert chat.notes.update("job-1", watchers=watchers) == {"watchers": watchers}
+    merged = chat.notes.update("job-1", **{"progress_ref:slack:C1": "1700000000.000100", "progress_epoch": 3})
+    assert merged == {"watchers": watchers, "progress_ref:slack:C1": "1700000000.000100", "progress_epoch": 3}
+    assert chat.notes.get("job-1") == merged
+    assert chat.notes.update("job-1", progress_epoch=4)["progress_epoch"] == 4
+    assert chat.notes.get("job-2") == {}  # another job's notes are its own

@@ -1,0 +1,290 @@
+"""In-memory adapters for every storage port, and a Backend that builds them: the use-case tests' fakes.
+
+They pass the contract suites the local and AWS adapters pass (tests/contract), so a rule tested on them
+holds on SQLite and on DynamoDB; the contract tests and a few end-to-end paths keep the real adapters.
+Each store keeps copies behind one lock, so the racing tests hold here too, and nothing touches a disk.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import threading
+import time
+from dataclasses import replace
+from typing import Callable
+
+from bot.wiring import build_services
+from handlers.services import Services
+from platform_core.adapters.local import check_key
+from platform_core.adapters.local_events import LocalEventBus
+from platform_core.backend import Backend
+from platform_core.config import Settings
+from platform_core.errors import BlobNotFound, ConcurrentUpdate, DatasetExists
+from platform_core.events import TrainingEvent
+from platform_core.jobs import Job, JobState, MachineStatus
+from platform_core.ports import (BlobStore, DatasetRepository, EventBus, Idempotency, JobQueue, MachineLock,
+                                 NotificationLog, TrainerLauncher)
+from platform_core.records import DatasetRecord
+
+_FINAL_STATES = (JobState.SUCCEEDED.value, JobState.FAILED.value)
+_ACTIVE_STATES = (JobState.QUEUED.value, JobState.RUNNING.value)
+
+
+class MemoryBlobStore:
+    """BlobStore in a dict; keys are checked as the local store checks them."""
+
+    def __init__(self) -> None:
+        self._blobs: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+
+    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+        check_key(key)
+        with self._lock:
+            self._blobs[key] = bytes(data)
+
+    def get(self, key: str) -> bytes:
+        check_key(key)
+        with self._lock:
+            if key not in self._blobs:
+                raise BlobNotFound(key)
+            return self._blobs[key]
+
+    def exists(self, key: str) -> bool:
+        check_key(key)
+        with self._lock:
+            return key in self._blobs
+
+    def size(self, key: str) -> int:
+        return len(self.get(key))
+
+    def delete(self, key: str) -> None:
+        check_key(key)
+        with self._lock:
+            self._blobs.pop(key, None)
+
+    def list(self, prefix: str) -> list[str]:
+        with self._lock:
+            return sorted(key for key in self._blobs if key.startswith(prefix))
+
+
+class MemoryDatasetRepository:
+    """DatasetRepository in a dict keyed by (tenant, name); create and replace are conditional."""
+
+    def __init__(self) -> None:
+        self._records: dict[tuple[str, str], DatasetRecord] = {}
+        self._lock = threading.Lock()
+
+    def get(self, tenant: str, name: str) -> DatasetRecord | None:
+        with self._lock:
+            stored = self._records.get((tenant, name))
+            return None if stored is None else copy.deepcopy(stored)
+
+    def create(self, record: DatasetRecord) -> None:
+        with self._lock:
+            if (record.tenant, record.name) in self._records:
+                raise DatasetExists(record.name)
+            self._records[(record.tenant, record.name)] = copy.deepcopy(record)
+
+    def replace(self, record: DatasetRecord, expected_revision: int) -> None:
+        with self._lock:
+            stored = self._records.get((record.tenant, record.name))
+            if stored is None or stored.revision != expected_revision:
+                raise ConcurrentUpdate(record.name)
+            self._records[(record.tenant, record.name)] = copy.deepcopy(record)
+
+    def delete(self, tenant: str, name: str) -> None:
+        with self._lock:
+            self._records.pop((tenant, name), None)
+
+    def list(self, tenant: str) -> list[DatasetRecord]:
+        with self._lock:
+            mine = [copy.deepcopy(r) for (t, _), r in self._records.items() if t == tenant]
+        return sorted(mine, key=lambda r: r.name)
+
+
+class MemoryJobQueue:
+    """JobQueue in a dict; unstamped jobs are stamped by ``clock`` in insert order."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._jobs: dict[str, Job] = {}
+        self._clock = clock
+        self._lock = threading.Lock()
+
+    def submit(self, job: Job) -> Job:
+        with self._lock:
+            if job.job_id not in self._jobs:
+                stamp = job.enqueued_at
+                if not stamp:
+                    latest = max((j.enqueued_at for j in self._jobs.values()), default=0.0)
+                    stamp = max(float(self._clock()), latest + 1e-6)
+                self._jobs[job.job_id] = replace(job, state=JobState(job.state).value, enqueued_at=stamp)
+            return replace(self._jobs[job.job_id])
+
+    def get(self, job_id: str) -> Job | None:
+        with self._lock:
+            stored = self._jobs.get(job_id)
+            return None if stored is None else replace(stored)
+
+    def queued(self) -> list[Job]:
+        return self._in_state(JobState.QUEUED.value)
+
+    def running(self) -> list[Job]:
+        return self._in_state(JobState.RUNNING.value)
+
+    def _in_state(self, state: str) -> list[Job]:
+        with self._lock:
+            jobs = [replace(j) for j in self._jobs.values() if j.state == state]
+        return sorted(jobs, key=lambda j: (j.enqueued_at, j.job_id))
+
+    def active_for(self, tenant: str, name: str) -> Job | None:
+        with self._lock:
+            active = [replace(j) for j in self._jobs.values()
+                      if j.tenant == tenant and j.name == name and j.state in _ACTIVE_STATES]
+        active.sort(key=lambda j: (j.state != JobState.RUNNING.value, j.enqueued_at, j.job_id))
+        return active[0] if active else None
+
+    def claim(self, job_id: str, trainer: str, now: float) -> bool:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job.state != JobState.QUEUED.value:
+                return False
+            self._jobs[job_id] = replace(job, state=JobState.RUNNING.value, trainer=trainer, started_at=now)
+            return True
+
+    def finish(self, job_id: str, state: JobState, now: float, *, error: str | None = None,
+               model_version: int | None = None) -> bool:
+        final = JobState(state).value
+        if final not in _FINAL_STATES:
+            raise ValueError(f"finish needs a final state, not {final!r}")
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job.state not in _ACTIVE_STATES:
+                return False
+            self._jobs[job_id] = replace(job, state=final, finished_at=now, error=error,
+                                         model_version=model_version)
+            return True
+
+
+class MemoryMachineLock:
+    """MachineLock in a dict: a lease is taken, extended or given back against the ``now`` passed in."""
+
+    def __init__(self) -> None:
+        self._rows: dict[str, MachineStatus] = {}
+        self._lock = threading.Lock()
+
+    def acquire(self, machine: str, owner: str, lease_s: float, now: float) -> bool:
+        with self._lock:
+            row = self._rows.get(machine)
+            if row is not None and row.State != "Free" and row.lease_expires_at >= now:
+                return False
+            self._rows[machine] = MachineStatus(machine, "Busy", owner, now + lease_s)
+            return True
+
+    def heartbeat(self, machine: str, owner: str, lease_s: float, now: float) -> bool:
+        with self._lock:
+            row = self._rows.get(machine)
+            if row is None or row.State != "Busy" or row.owner != owner or row.lease_expires_at < now:
+                return False
+            self._rows[machine] = replace(row, lease_expires_at=now + lease_s)
+            return True
+
+    def release(self, machine: str, owner: str) -> bool:
+        with self._lock:
+            row = self._rows.get(machine)
+            if row is None or row.State != "Busy" or row.owner != owner:
+                return False
+            self._rows[machine] = MachineStatus(machine, "Free", None, 0.0)
+            return True
+
+    def get(self, machine: str) -> MachineStatus | None:
+        with self._lock:
+            row = self._rows.get(machine)
+            return None if row is None else replace(row)
+
+
+class MemoryEventBus(LocalEventBus):
+    """In-process delivery to subscribers, as the local backend does, keeping what was published."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.published: list[TrainingEvent] = []
+
+    def publish(self, event: TrainingEvent) -> None:
+        self.published.append(event)
+        super().publish(event)
+
+
+class MemoryIdempotency:
+    """Idempotency keys with their expiry, in a dict."""
+
+    def __init__(self) -> None:
+        self._expires: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def first(self, key: str, ttl_s: float, now: float) -> bool:
+        with self._lock:
+            if key in self._expires and self._expires[key] >= now:
+                return False
+            self._expires[key] = now + ttl_s
+            return True
+
+
+class MemoryNotificationLog:
+    """Each job's notes, kept as JSON would keep them (what SQLite and DynamoDB could not store fails here)."""
+
+    def __init__(self) -> None:
+        self._notes: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def get(self, job_id: str) -> dict:
+        with self._lock:
+            return json.loads(self._notes.get(job_id, "{}"))
+
+    def update(self, job_id: str, **fields) -> dict:
+        with self._lock:
+            notes = {**json.loads(self._notes.get(job_id, "{}")), **fields}
+            self._notes[job_id] = json.dumps(notes, sort_keys=True, default=str)
+            return json.loads(self._notes[job_id])
+
+
+class MemoryBackend(Backend):
+    """Every port in memory, built once per backend; ``clock`` stamps the queue's unstamped jobs."""
+
+    name = "memory"
+
+    def __init__(self, settings: Settings | None = None, *, clock: Callable[[], float] = time.time) -> None:
+        super().__init__(settings or Settings(backend="local"))
+        self.clock = clock
+
+    def _blobs(self) -> BlobStore:
+        return MemoryBlobStore()
+
+    def _records(self) -> DatasetRepository:
+        return MemoryDatasetRepository()
+
+    def _jobs(self) -> JobQueue:
+        return MemoryJobQueue(self.clock)
+
+    def _machine_lock(self) -> MachineLock:
+        return MemoryMachineLock()
+
+    def _events(self) -> EventBus:
+        return MemoryEventBus()
+
+    def _idempotency(self) -> Idempotency:
+        return MemoryIdempotency()
+
+    def _notifications(self) -> NotificationLog:
+        return MemoryNotificationLog()
+
+
+def memory_services(backend: MemoryBackend | None = None, *, launcher: TrainerLauncher | None = None) -> Services:
+    """The use cases' Services over ``backend`` by the real wiring function, predicting in process as
+    `mlbot` does locally (the inference Lambda's own handler function over the same stores)."""
+    from lambda_predict.handler import InProcessPredictions
+    from lambda_predict.predictor import Predictor
+
+    backend = backend or MemoryBackend()
+    services = build_services(backend.settings, backend=backend, launcher=launcher or (lambda job: None))
+    services.predictor = InProcessPredictions(Predictor(blobs=backend.blobs, records=backend.records), backend.blobs)
+    return services
