@@ -1,7 +1,9 @@
-"""AWS adapters: blobs in S3 and the `Dataset` table in DynamoDB.
+"""AWS adapters: blobs in S3 and the `Dataset` table in DynamoDB, and the plumbing every aws_* adapter shares
+(public by design): the lazily built client, the translation of botocore's errors into StorageError at
+the boundary, and DynamoDB's item (de)serialisation.
 
-The only module that imports boto3/botocore. Clients are injected by the wiring code; when none
-is given one is built lazily on first use, never at import time.
+Only the aws_* adapters import boto3/botocore. Clients are injected by the wiring code (platform_core.backend);
+when none is given one is built lazily on first use, never at import time.
 """
 from __future__ import annotations
 
@@ -23,8 +25,8 @@ from platform_core.records import DatasetRecord
 _MISSING_OBJECT = frozenset({"NoSuchKey", "404", "NotFound"})
 _CONDITION_FAILED = "ConditionalCheckFailedException"
 _FLOAT_FIELDS = frozenset(f.name for f in fields(DatasetRecord) if "float" in str(f.type))
-_SERIALIZER = TypeSerializer()
-_DESERIALIZER = TypeDeserializer()
+SERIALIZER = TypeSerializer()
+DESERIALIZER = TypeDeserializer()
 
 
 def make_boto3_client(service: str, settings: Settings) -> Any:
@@ -38,7 +40,7 @@ def make_boto3_client(service: str, settings: Settings) -> Any:
     )
 
 
-class _LazyClient:
+class LazyClient:
     """The injected client, or one built from boto3's environment on first use."""
 
     def __init__(self, service: str, client: Any) -> None:
@@ -59,7 +61,7 @@ def _code(exc: ClientError) -> str:
 
 
 @contextmanager
-def _aws_errors(operation: str, key: str) -> Iterator[None]:
+def aws_errors(operation: str, key: str) -> Iterator[None]:
     try:
         yield
     except ClientError as exc:
@@ -73,16 +75,16 @@ class S3BlobStore:
 
     def __init__(self, *, bucket: str, client: Any = None) -> None:
         self._bucket = bucket
-        self._s3 = _LazyClient("s3", client)
+        self._s3 = LazyClient("s3", client)
 
     def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
         """Upload ``data`` as the object ``key``."""
-        with _aws_errors("put", key):
+        with aws_errors("put", key):
             self._s3().put_object(Bucket=self._bucket, Key=key, Body=data, ContentType=content_type)
 
     def get(self, key: str) -> bytes:
         """Download the object; a missing one is BlobNotFound."""
-        with _aws_errors("get", key):
+        with aws_errors("get", key):
             try:
                 response = self._s3().get_object(Bucket=self._bucket, Key=key)
             except ClientError as exc:
@@ -93,7 +95,7 @@ class S3BlobStore:
 
     def exists(self, key: str) -> bool:
         """True when HEAD finds the object."""
-        with _aws_errors("exists", key):
+        with aws_errors("exists", key):
             try:
                 self._s3().head_object(Bucket=self._bucket, Key=key)
             except ClientError as exc:
@@ -104,7 +106,7 @@ class S3BlobStore:
 
     def size(self, key: str) -> int:
         """ContentLength from HEAD; a missing object is BlobNotFound."""
-        with _aws_errors("size", key):
+        with aws_errors("size", key):
             try:
                 return int(self._s3().head_object(Bucket=self._bucket, Key=key)["ContentLength"])
             except ClientError as exc:
@@ -115,7 +117,7 @@ class S3BlobStore:
     def delete(self, key: str) -> None:
         """Delete the object and every stored version of it (the bucket is versioned: a plain delete
         would only hide it behind a delete marker); a missing key is not an error."""
-        with _aws_errors("delete", key):
+        with aws_errors("delete", key):
             versions = []
             pages = self._s3().get_paginator("list_object_versions")
             for page in pages.paginate(Bucket=self._bucket, Prefix=key):
@@ -131,7 +133,7 @@ class S3BlobStore:
     def list(self, prefix: str) -> list[str]:
         """Every key under ``prefix`` across all pages, sorted."""
         keys: list[str] = []
-        with _aws_errors("list", prefix):
+        with aws_errors("list", prefix):
             pages = self._s3().get_paginator("list_objects_v2")
             for page in pages.paginate(Bucket=self._bucket, Prefix=prefix):
                 keys.extend(obj["Key"] for obj in page.get("Contents", []))
@@ -143,11 +145,11 @@ class DynamoDatasetRepository:
 
     def __init__(self, *, table_name: str, client: Any = None) -> None:
         self._table = table_name
-        self._dynamodb = _LazyClient("dynamodb", client)
+        self._dynamodb = LazyClient("dynamodb", client)
 
     def get(self, tenant: str, name: str) -> DatasetRecord | None:
         """A strongly consistent read of one record, or None."""
-        with _aws_errors("get", f"{tenant}/{name}"):
+        with aws_errors("get", f"{tenant}/{name}"):
             response = self._dynamodb().get_item(
                 TableName=self._table, Key=_key(tenant, name), ConsistentRead=True
             )
@@ -178,7 +180,7 @@ class DynamoDatasetRepository:
     def _put(
         self, operation: str, record: DatasetRecord, lost: Exception, **condition: Any
     ) -> None:
-        with _aws_errors(operation, f"{record.tenant}/{record.name}"):
+        with aws_errors(operation, f"{record.tenant}/{record.name}"):
             try:
                 self._dynamodb().put_item(TableName=self._table, Item=_to_item(record), **condition)
             except ClientError as exc:
@@ -188,13 +190,13 @@ class DynamoDatasetRepository:
 
     def delete(self, tenant: str, name: str) -> None:
         """Delete the item; a missing one is not an error."""
-        with _aws_errors("delete", f"{tenant}/{name}"):
+        with aws_errors("delete", f"{tenant}/{name}"):
             self._dynamodb().delete_item(TableName=self._table, Key=_key(tenant, name))
 
     def list(self, tenant: str) -> list[DatasetRecord]:
         """Query the tenant's partition across all pages, sorted by name."""
         records: list[DatasetRecord] = []
-        with _aws_errors("list", tenant):
+        with aws_errors("list", tenant):
             pages = self._dynamodb().get_paginator("query").paginate(
                 TableName=self._table,
                 KeyConditionExpression="#t = :t",
@@ -213,28 +215,28 @@ def _key(tenant: str, name: str) -> dict[str, Any]:
 
 def _to_item(record: DatasetRecord) -> dict[str, Any]:
     # None is stored as NULL (not omitted) so that from_dict sees exactly what was written.
-    return {k: _SERIALIZER.serialize(_to_dynamo(v)) for k, v in record.as_dict().items()}
+    return {k: SERIALIZER.serialize(to_dynamo(v)) for k, v in record.as_dict().items()}
 
 
-def _to_dynamo(value: Any) -> Any:
+def to_dynamo(value: Any) -> Any:
     if isinstance(value, float):
         return Decimal(repr(value))  # repr is the shortest string that reads back as this float
     if isinstance(value, dict):
-        return {k: _to_dynamo(v) for k, v in value.items()}
+        return {k: to_dynamo(v) for k, v in value.items()}
     return value
 
 
 def _from_item(item: dict[str, Any]) -> DatasetRecord:
-    data = {k: _DESERIALIZER.deserialize(v) for k, v in item.items()}
+    data = {k: DESERIALIZER.deserialize(v) for k, v in item.items()}
     return DatasetRecord.from_dict(
-        {k: _from_dynamo(v, as_float=k in _FLOAT_FIELDS) for k, v in data.items()}
+        {k: from_dynamo(v, as_float=k in _FLOAT_FIELDS) for k, v in data.items()}
     )
 
 
-def _from_dynamo(value: Any, as_float: bool = False) -> Any:
+def from_dynamo(value: Any, as_float: bool = False) -> Any:
     # DynamoDB trims trailing zeros (1.0 comes back as 1), so the field's type decides.
     if isinstance(value, Decimal):
         return float(value) if as_float or value != value.to_integral_value() else int(value)
     if isinstance(value, dict):
-        return {k: _from_dynamo(v) for k, v in value.items()}
+        return {k: from_dynamo(v) for k, v in value.items()}
     return value

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 # aws.py stays the one module importing boto3; its plumbing is shared rather than copied.
-from platform_core.adapters.aws import _DESERIALIZER, _aws_errors, _from_dynamo, _LazyClient
+from platform_core.adapters.aws import DESERIALIZER, aws_errors, from_dynamo, LazyClient
 from platform_core.adapters.aws_jobs import _value
 
 
@@ -17,10 +17,10 @@ class DynamoIdempotency:
 
     def __init__(self, *, table_name: str, client: Any = None) -> None:
         self._table = table_name
-        self._dynamodb = _LazyClient("dynamodb", client)
+        self._dynamodb = LazyClient("dynamodb", client)
 
     def first(self, key: str, ttl_s: float, now: float) -> bool:
-        with _aws_errors("first", key):
+        with aws_errors("first", key):
             dynamodb = self._dynamodb()
             try:
                 dynamodb.put_item(
@@ -40,14 +40,14 @@ class DynamoNotificationLog:
 
     def __init__(self, *, table_name: str, client: Any = None) -> None:
         self._table = table_name
-        self._dynamodb = _LazyClient("dynamodb", client)
+        self._dynamodb = LazyClient("dynamodb", client)
 
     def get(self, job_id: str) -> dict:
-        with _aws_errors("get", job_id):
+        with aws_errors("get", job_id):
             item = self._dynamodb().get_item(TableName=self._table, Key={"job_id": {"S": job_id}},
                                               ConsistentRead=True, ProjectionExpression="notifications").get("Item")
         notes = (item or {}).get("notifications")
-        return _from_dynamo(_DESERIALIZER.deserialize(notes)) if notes else {}
+        return from_dynamo(DESERIALIZER.deserialize(notes)) if notes else {}
 
     def update(self, job_id: str, **fields) -> dict:
         if not fields:
@@ -55,7 +55,7 @@ class DynamoNotificationLog:
         key = {"job_id": {"S": job_id}}
         names = {f"#f{i}": name for i, name in enumerate(fields)}
         values = {f":v{i}": _value(value) for i, value in enumerate(fields.values())}
-        with _aws_errors("update", job_id):
+        with aws_errors("update", job_id):
             dynamodb = self._dynamodb()
             dynamodb.update_item(TableName=self._table, Key=key,
                                  UpdateExpression="SET notifications = if_not_exists(notifications, :empty)",
@@ -64,4 +64,4 @@ class DynamoNotificationLog:
                 TableName=self._table, Key=key, ReturnValues="ALL_NEW",
                 UpdateExpression="SET " + ", ".join(f"notifications.{n} = {v}" for n, v in zip(names, values)),
                 ExpressionAttributeNames=names, ExpressionAttributeValues=values)
-        return _from_dynamo(_DESERIALIZER.deserialize(response["Attributes"]["notifications"]))
+        return from_dynamo(DESERIALIZER.deserialize(response["Attributes"]["notifications"]))

@@ -15,8 +15,9 @@ import urllib.error
 import urllib.request
 from typing import Any, Callable, Sequence
 
-# aws.py stays the one module importing boto3; its plumbing is shared rather than copied.
-from platform_core.adapters.aws import _LazyClient
+from botocore.exceptions import BotoCoreError, ClientError
+
+from platform_core.adapters.aws import LazyClient
 from platform_core.adapters.launchers import HttpLauncher
 from platform_core.errors import TrainerUnavailable
 from platform_core.jobs import Job
@@ -38,7 +39,7 @@ class Ec2Launcher:
             raise ValueError("at least one trainer instance id")
         self.instance_ids = list(instance_ids)
         self._token = token
-        self._ec2 = _LazyClient("ec2", client)
+        self._ec2 = LazyClient("ec2", client)
         self._port, self._start_timeout, self._health_timeout, self._poll = port, start_timeout_s, \
             health_timeout_s, poll_s
         self._address = address or (lambda instance: str(instance.get("PrivateIpAddress") or ""))
@@ -67,7 +68,7 @@ class Ec2Launcher:
             log.info("starting trainer %s", instance_id)
             try:
                 self._ec2().start_instances(InstanceIds=[instance_id])
-            except Exception as exc:  # botocore's ClientError: capacity, permissions, a limit
+            except (ClientError, BotoCoreError) as exc:  # capacity, permissions, a limit
                 raise TrainerUnavailable(f"could not start {instance_id}: {exc}") from exc
         if chosen["State"]["Name"] != "running" or not self._address(chosen):
             chosen = self._wait_for(instance_id, "running")
@@ -76,7 +77,7 @@ class Ec2Launcher:
     def _describe(self, ids: Sequence[str]) -> list[dict]:
         try:
             reservations = self._ec2().describe_instances(InstanceIds=list(ids))["Reservations"]
-        except Exception as exc:
+        except (ClientError, BotoCoreError) as exc:
             raise TrainerUnavailable(f"could not read the trainer instances: {exc}") from exc
         return [i for r in reservations for i in r["Instances"]]
 
@@ -114,7 +115,7 @@ class IdleStopper:
     def __init__(self, *, instance_id: str, busy: Callable[[], bool], idle_s: float, client: Any = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.instance_id, self._busy, self._idle_s, self._clock = instance_id, busy, idle_s, clock
-        self._ec2 = _LazyClient("ec2", client)
+        self._ec2 = LazyClient("ec2", client)
         self._last_busy = clock()
 
     def check(self) -> bool:

@@ -10,8 +10,8 @@ from dataclasses import replace
 from typing import Any
 
 # aws.py stays the one module importing boto3; its plumbing is shared rather than copied.
-from platform_core.adapters.aws import _DESERIALIZER, _SERIALIZER, _aws_errors, _LazyClient
-from platform_core.adapters.aws import _from_dynamo, _to_dynamo
+from platform_core.adapters.aws import DESERIALIZER, SERIALIZER, aws_errors, LazyClient
+from platform_core.adapters.aws import from_dynamo, to_dynamo
 from platform_core.errors import StorageError
 from platform_core.jobs import Job, JobState, MachineStatus
 
@@ -29,7 +29,7 @@ class _ClockMoved(Exception):
 
 def _value(value: Any) -> dict[str, Any]:
     """One attribute value in DynamoDB's wire format; floats go through Decimal."""
-    return _SERIALIZER.serialize(_to_dynamo(value))
+    return SERIALIZER.serialize(to_dynamo(value))
 
 
 def _conditional(dynamodb: Any, **request: Any) -> bool:
@@ -49,7 +49,7 @@ class DynamoJobQueue:
 
     def __init__(self, *, table_name: str, client: Any = None) -> None:
         self._table = table_name
-        self._dynamodb = _LazyClient("dynamodb", client)
+        self._dynamodb = LazyClient("dynamodb", client)
 
     def submit(self, job: Job) -> Job:
         """Put the job only if its job_id is new; otherwise return the stored job unchanged.
@@ -69,7 +69,7 @@ class DynamoJobQueue:
         raise StorageError("submit", job.job_id, "the queue clock kept moving; try again")
 
     def _clock(self) -> float:
-        with _aws_errors("submit", QUEUE_CLOCK):
+        with aws_errors("submit", QUEUE_CLOCK):
             item = self._dynamodb().get_item(TableName=self._table, Key={"job_id": {"S": QUEUE_CLOCK}},
                                               ConsistentRead=True).get("Item")
         return float(item["last"]["N"]) if item else 0.0
@@ -80,7 +80,7 @@ class DynamoJobQueue:
         item["dataset"] = _value(f"{job.tenant}/{job.name}")
         put = {"TableName": self._table, "Item": item, "ConditionExpression": "attribute_not_exists(#id)",
                "ExpressionAttributeNames": {"#id": "job_id"}}
-        with _aws_errors("submit", job.job_id):
+        with aws_errors("submit", job.job_id):
             dynamodb = self._dynamodb()
             try:
                 if last is None:
@@ -108,7 +108,7 @@ class DynamoJobQueue:
 
     def get(self, job_id: str) -> Job | None:
         """A strongly consistent read of one job, or None."""
-        with _aws_errors("get", job_id):
+        with aws_errors("get", job_id):
             response = self._dynamodb().get_item(
                 TableName=self._table, Key={"job_id": {"S": job_id}}, ConsistentRead=True
             )
@@ -141,7 +141,7 @@ class DynamoJobQueue:
         names = {"#k": attribute, **extra.pop("ExpressionAttributeNames", {})}
         values = {":k": {"S": value}, **extra.pop("ExpressionAttributeValues", {})}
         jobs: list[Job] = []
-        with _aws_errors("query", f"{index}/{value}"):
+        with aws_errors("query", f"{index}/{value}"):
             pages = self._dynamodb().get_paginator("query").paginate(
                 TableName=self._table, IndexName=index, KeyConditionExpression="#k = :k",
                 ExpressionAttributeNames=names, ExpressionAttributeValues=values, **extra,
@@ -152,7 +152,7 @@ class DynamoJobQueue:
 
     def claim(self, job_id: str, trainer: str, now: float) -> bool:
         """QUEUED -> RUNNING for ``trainer``; False if the job is missing or no longer queued."""
-        with _aws_errors("claim", job_id):
+        with aws_errors("claim", job_id):
             return _conditional(
                 self._dynamodb(), TableName=self._table, Key={"job_id": {"S": job_id}},
                 UpdateExpression="SET #s = :running, #t = :trainer, #at = :now",
@@ -170,7 +170,7 @@ class DynamoJobQueue:
         state = JobState(state)
         if state not in _FINAL_STATES:
             raise ValueError(f"finish needs a final state, not {state.value!r}")
-        with _aws_errors("finish", job_id):
+        with aws_errors("finish", job_id):
             return _conditional(
                 self._dynamodb(), TableName=self._table, Key={"job_id": {"S": job_id}},
                 UpdateExpression="SET #s = :state, #at = :now, #e = :error, #v = :version",
@@ -187,8 +187,8 @@ class DynamoJobQueue:
 
 
 def _job(item: dict[str, Any]) -> Job:
-    data = {k: _DESERIALIZER.deserialize(v) for k, v in item.items()}
-    return Job.from_dict({k: _from_dynamo(v, as_float=k in _JOB_FLOATS) for k, v in data.items()})
+    data = {k: DESERIALIZER.deserialize(v) for k, v in item.items()}
+    return Job.from_dict({k: from_dynamo(v, as_float=k in _JOB_FLOATS) for k, v in data.items()})
 
 
 class DynamoMachineLock:
@@ -198,12 +198,12 @@ class DynamoMachineLock:
 
     def __init__(self, *, table_name: str, client: Any = None) -> None:
         self._table = table_name
-        self._dynamodb = _LazyClient("dynamodb", client)
+        self._dynamodb = LazyClient("dynamodb", client)
 
     def _update(self, operation: str, machine: str, **request: Any) -> bool:
         used = " ".join(str(v) for v in request.values())  # DynamoDB rejects unused names
         names = {k: v for k, v in self._NAMES.items() if k in used}
-        with _aws_errors(operation, machine):
+        with aws_errors(operation, machine):
             return _conditional(
                 self._dynamodb(), TableName=self._table, Key={"name": {"S": machine}},
                 ExpressionAttributeNames=names, **request,
@@ -245,14 +245,14 @@ class DynamoMachineLock:
 
     def get(self, machine: str) -> MachineStatus | None:
         """A strongly consistent read of the machine's row, or None."""
-        with _aws_errors("get", machine):
+        with aws_errors("get", machine):
             response = self._dynamodb().get_item(
                 TableName=self._table, Key={"name": {"S": machine}}, ConsistentRead=True
             )
         item = response.get("Item")
         if not item:
             return None
-        data = {k: _DESERIALIZER.deserialize(v) for k, v in item.items()}
+        data = {k: DESERIALIZER.deserialize(v) for k, v in item.items()}
         return MachineStatus(
             name=data["name"], State=str(data.get("State", "Free")), owner=data.get("owner"),
             lease_expires_at=float(data.get("lease_expires_at") or 0),

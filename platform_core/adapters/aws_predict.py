@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 # aws.py stays the one module importing boto3; its plumbing is shared rather than copied.
-from platform_core.adapters.aws import _aws_errors, _LazyClient
+from platform_core.adapters.aws import aws_errors, LazyClient
 from platform_core.ports import BlobStore
 from platform_core.prediction import request_event, result
 
@@ -20,12 +20,12 @@ class LambdaPredictions:
     def __init__(self, *, function: str, blobs: BlobStore, client: Any = None) -> None:
         self._function = function
         self._blobs = blobs
-        self._lambda = _LazyClient("lambda", client)
+        self._lambda = LazyClient("lambda", client)
 
     def predict(self, tenant: str, name: str, *, image: bytes | None = None,
                 text: str | None = None) -> dict[str, Any]:
         event = request_event(tenant, name, image=image, text=text, blobs=self._blobs)
-        with _aws_errors("invoke", self._function):
+        with aws_errors("invoke", self._function):
             response = self._lambda().invoke(FunctionName=self._function, InvocationType="RequestResponse",
                                              Payload=json.dumps(event).encode())
             payload = response["Payload"].read()
@@ -44,9 +44,9 @@ class AsyncInvocation:
 
     def __init__(self, *, function: str, client: Any = None) -> None:
         self._function = function
-        self._lambda = _LazyClient("lambda", client)
+        self._lambda = LazyClient("lambda", client)
 
     def __call__(self, payload: dict[str, Any]) -> None:
-        with _aws_errors("invoke", self._function):
+        with aws_errors("invoke", self._function):
             self._lambda().invoke(FunctionName=self._function, InvocationType="Event",
                                   Payload=json.dumps(payload).encode())

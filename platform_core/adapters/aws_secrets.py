@@ -9,7 +9,9 @@ import json
 import os
 from typing import Any, Iterable, Mapping
 
-from platform_core.adapters.aws import _LazyClient, make_boto3_client
+from botocore.exceptions import BotoCoreError, ClientError
+
+from platform_core.adapters.aws import LazyClient, make_boto3_client
 from platform_core.config import Settings
 from platform_core.errors import ConfigError
 
@@ -23,9 +25,9 @@ SECRET_SOURCES = {"MLBOT_SECRETS_ARN": CHAT_SECRETS, "MLBOT_TRAINER_SECRET_ARN":
 def read_secret(secret_id: str, names: Iterable[str], *, setting: str, client: Any = None) -> dict[str, str]:
     """The secret's values for ``names`` only; ConfigError naming ``setting`` (never a value) if unreadable."""
     try:
-        raw = _LazyClient("secretsmanager", client)().get_secret_value(SecretId=secret_id)["SecretString"]
+        raw = LazyClient("secretsmanager", client)().get_secret_value(SecretId=secret_id)["SecretString"]
         values = json.loads(raw)
-    except Exception as exc:  # botocore errors, a binary secret, not JSON
+    except (ClientError, BotoCoreError, KeyError, ValueError) as exc:  # AWS said no; a binary secret; not JSON
         raise ConfigError(setting, f"could not be read ({type(exc).__name__})") from None
     if not isinstance(values, dict):
         raise ConfigError(setting, "must hold a JSON object")
