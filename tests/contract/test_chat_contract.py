@@ -3,10 +3,9 @@ against every adapter: local (SQLite under tmp_path), aws (DynamoDB under moto, 
 and memory (the use-case tests' fakes). Times are passed in, so expiry is tested without sleeping."""
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Iterator
 
 import pytest
 from moto import mock_aws
@@ -17,6 +16,7 @@ from platform_core.adapters.local_chat import SqliteIdempotency, SqliteNotificat
 from platform_core.config import Settings
 from platform_core.ports import Idempotency, NotificationLog
 from tests import infra
+from tests.contract.race import race
 from tests.memory import MemoryIdempotency, MemoryNotificationLog
 
 T0 = 1_700_000_000.0  # whole seconds: DynamoDB keeps the expiry in whole seconds (its TTL attribute)
@@ -46,24 +46,6 @@ def chat(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Chat]:
                    DynamoNotificationLog(table_name=names["JobTable"], client=dynamodb))
 
 
-def _race(*actions: Callable[[], Any]) -> list[Any]:
-    """Run the actions on their own threads, released together; return each result or exception."""
-    barrier = threading.Barrier(len(actions))
-    outcomes: list[Any] = [None] * len(actions)
-
-    def run(index: int) -> None:
-        barrier.wait()
-        try:
-            outcomes[index] = actions[index]()
-        except BaseException as exc:  # noqa: BLE001 - the outcome is what we assert on
-            outcomes[index] = exc
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(actions))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return outcomes
 
 
 # ---- Idempotency ------------------------------------------------------------------------------
@@ -86,7 +68,7 @@ def test_keys_are_independent(chat: Chat) -> None:
 def test_threads_delivering_one_key_exactly_one_is_first(chat: Chat) -> None:
     for round_ in range(3):
         key = f"slack:file:F{round_}"
-        outcomes = _race(*[lambda: chat.seen.first(key, TTL, T0) for _ in range(8)])
+        outcomes = race(*[lambda: chat.seen.first(key, TTL, T0) for _ in range(8)])
         assert sorted(outcomes, key=str) == [False] * 7 + [True], outcomes
 
 

@@ -7,11 +7,10 @@ tested without sleeping.
 from __future__ import annotations
 
 import multiprocessing
-import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import pytest
 from moto import mock_aws
@@ -24,6 +23,7 @@ from platform_core.errors import StorageError
 from platform_core.jobs import ReplyTo, Job, JobState, MachineStatus
 from platform_core.ports import JobQueue, MachineLock
 from tests import infra
+from tests.contract.race import race
 from tests.memory import MemoryJobQueue, MemoryMachineLock
 
 T0 = 1_700_000_000.25  # a realistic epoch time with a fraction, so floats must round-trip
@@ -66,24 +66,6 @@ def make_job(job_id: str = "job-1", **changes: Any) -> Job:
     return replace(base, **changes)
 
 
-def _race(*actions: Callable[[], Any]) -> list[Any]:
-    """Run the actions on their own threads, released together; return each result or exception."""
-    barrier = threading.Barrier(len(actions))
-    outcomes: list[Any] = [None] * len(actions)
-
-    def run(index: int) -> None:
-        barrier.wait()
-        try:
-            outcomes[index] = actions[index]()
-        except BaseException as exc:  # noqa: BLE001 - the outcome is what we assert on
-            outcomes[index] = exc
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(actions))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return outcomes
 
 
 # ---- JobQueue: submit and get ----------------------------------------------------------------
@@ -132,7 +114,7 @@ def test_threads_submitting_one_job_id_store_it_once_and_all_see_the_same_job(
     training: Training,
 ) -> None:
     variants = [make_job(requested_by=f"U{i}") for i in range(6)]
-    outcomes = _race(*[lambda v=v: training.jobs.submit(v) for v in variants])
+    outcomes = race(*[lambda v=v: training.jobs.submit(v) for v in variants])
     stored = training.jobs.get("job-1")
     assert stored in variants
     assert outcomes == [stored] * len(variants)
@@ -144,7 +126,7 @@ def test_threads_submitting_one_job_id_store_it_once_and_all_see_the_same_job(
 
 def test_the_store_stamps_unstamped_jobs_in_the_order_it_stores_them(training: Training) -> None:
     before = time.time()
-    stored = _race(*[lambda i=i: training.jobs.submit(make_job(f"race-{i}", enqueued_at=0.0)) for i in range(8)])
+    stored = race(*[lambda i=i: training.jobs.submit(make_job(f"race-{i}", enqueued_at=0.0)) for i in range(8)])
     assert all(isinstance(j, Job) for j in stored), stored
     stamps = [j.enqueued_at for j in stored]
     assert len(set(stamps)) == 8 and min(stamps) >= before - 1  # distinct, real times
@@ -245,7 +227,7 @@ def test_threads_racing_to_claim_one_job_exactly_one_wins(training: Training) ->
         job_id = f"race-{round_}"
         training.jobs.submit(make_job(job_id))
         trainers = [f"i-{n}" for n in range(8)]
-        outcomes = _race(*[lambda t=t: training.jobs.claim(job_id, t, T0 + 1) for t in trainers])
+        outcomes = race(*[lambda t=t: training.jobs.claim(job_id, t, T0 + 1) for t in trainers])
         assert sorted(outcomes, key=str) == [False] * 7 + [True], outcomes
         assert training.jobs.get(job_id).trainer == trainers[outcomes.index(True)]
 
@@ -286,7 +268,7 @@ def test_finish_refuses_a_state_that_is_not_final(training: Training) -> None:
 def test_threads_racing_to_finish_one_job_exactly_one_wins(training: Training) -> None:
     training.jobs.submit(make_job())
     training.jobs.claim("job-1", "i-1", T0 + 1)
-    outcomes = _race(*[
+    outcomes = race(*[
         lambda i=i: training.jobs.finish("job-1", JobState.FAILED, T0 + 2, error=f"e{i}")
         for i in range(8)
     ])
@@ -376,7 +358,7 @@ def test_eight_threads_racing_to_acquire_exactly_one_wins(training: Training) ->
     for round_ in range(4):
         machine = f"i-race-{round_}"
         owners = [f"job-{n}" for n in range(8)]
-        outcomes = _race(*[lambda o=o: training.lock.acquire(machine, o, LEASE, T0)
+        outcomes = race(*[lambda o=o: training.lock.acquire(machine, o, LEASE, T0)
                            for o in owners])
         assert sorted(outcomes, key=str) == [False] * 7 + [True], outcomes
         assert training.lock.get(machine).owner == owners[outcomes.index(True)]
@@ -386,7 +368,7 @@ def test_eight_threads_racing_for_an_expired_lease_exactly_one_wins(training: Tr
     training.lock.acquire("i-0abc", "crashed", LEASE, T0)
     later = T0 + LEASE + 1
     owners = [f"job-{n}" for n in range(8)]
-    outcomes = _race(*[lambda o=o: training.lock.acquire("i-0abc", o, LEASE, later)
+    outcomes = race(*[lambda o=o: training.lock.acquire("i-0abc", o, LEASE, later)
                        for o in owners])
     assert sorted(outcomes, key=str) == [False] * 7 + [True], outcomes
     assert training.lock.get("i-0abc").owner == owners[outcomes.index(True)]

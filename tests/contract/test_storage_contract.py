@@ -7,7 +7,6 @@ whichever backend the platform runs on, and for the fakes the handler tests run 
 from __future__ import annotations
 
 import multiprocessing
-import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -22,6 +21,7 @@ from platform_core.errors import BlobNotFound, ConcurrentUpdate, DatasetExists, 
 from platform_core.ports import BlobStore, DatasetRepository
 from platform_core.records import DatasetRecord, TrainingStatus
 from tests import infra
+from tests.contract.race import race
 from tests.conftest import serialise_moto_writes
 from tests.memory import MemoryBlobStore, MemoryDatasetRepository
 
@@ -315,31 +315,13 @@ def test_a_deleted_name_can_be_created_again(stores: Stores) -> None:
     assert stores.datasets.get("slack:T001", "digits") == fresh
 
 
-def _race(*actions: Callable[[], None]) -> list[BaseException | None]:
-    """Run the actions on their own threads, released together; return each one's outcome."""
-    barrier = threading.Barrier(len(actions))
-    outcomes: list[BaseException | None] = [None] * len(actions)
-
-    def run(index: int) -> None:
-        barrier.wait()
-        try:
-            actions[index]()
-        except BaseException as exc:  # noqa: BLE001 - the outcome is what we assert on
-            outcomes[index] = exc
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(actions))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return outcomes
 
 
 def test_two_threads_creating_the_same_name_exactly_one_wins(stores: Stores) -> None:
     for round_ in range(5):
         name = f"race-{round_}"
         a, b = make_record(name=name, owner="A"), make_record(name=name, owner="B")
-        outcomes = _race(lambda: stores.datasets.create(a), lambda: stores.datasets.create(b))
+        outcomes = race(lambda: stores.datasets.create(a), lambda: stores.datasets.create(b))
         assert sum(o is None for o in outcomes) == 1, outcomes
         assert sum(isinstance(o, DatasetExists) for o in outcomes) == 1, outcomes
         winner = a if outcomes[0] is None else b
@@ -350,7 +332,7 @@ def test_two_threads_replacing_from_the_same_revision_exactly_one_wins(stores: S
     stores.datasets.create(make_record())
     a = make_record(description="A", revision=2)
     b = make_record(description="B", revision=2)
-    outcomes = _race(
+    outcomes = race(
         lambda: stores.datasets.replace(a, expected_revision=1),
         lambda: stores.datasets.replace(b, expected_revision=1),
     )
