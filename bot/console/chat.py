@@ -51,8 +51,9 @@ class ConsoleSender:
                 path = self.outbox / Path(reply.file[0]).name
                 path.write_bytes(reply.file[1])
                 lines.append(f"(file: {path})")
-            if reply.buttons:
-                lines.append("Next: " + " | ".join(b.command for b in reply.buttons))
+            offered = "Next: " + " | ".join(b.command for b in reply.buttons)
+            if reply.buttons and offered not in lines:  # the text may already say it
+                lines.append(offered)
             self.out.write("".join(f"{self.prefix}{line}\n" for line in lines))
             self.out.flush()
             return str(self._count)

@@ -34,7 +34,14 @@ def test_a_typed_session_answers_each_line_and_waits_for_training_before_leaving
     archive.write_bytes(_zip())
     lines = io.StringIO(f"help\nupload colours --file {archive} swatches\nupload x --file {tmp_path}/none.zip\n"
                         "datasets\nbogus\ntrain colours\nquit\n")
-    out = io.StringIO()
+    fake.release.clear()  # training is held until the chat says it waits for it, whatever the threads' pace
+
+    class Out(io.StringIO):
+        def write(self, text: str) -> int:
+            if "waiting for it to finish" in text:
+                fake.release.set()
+            return super().write(text)
+    out = Out()
     assert run_chat(Settings(backend="local", home=tmp_path / "home"), tenant="console:ada", user="ada",
                     stdin=lines, out=out) == 0
     text = out.getvalue()
