@@ -13,6 +13,7 @@ from moto import mock_aws
 
 from bot.wiring import build_services
 from handlers.services import Services
+from platform_core.backend import Backend, backend_for
 from platform_core.config import Settings
 from tests import infra
 from tests.memory import MemoryBackend, memory_services
@@ -40,3 +41,20 @@ def services_on(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> It
                                      bucket=settings.bucket)
         assert names["DatasetTable"] == settings.dataset_table
         yield built
+
+
+def contract_backend(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    """The adapters a contract suite runs against, built as the deployables build them (platform_core.backend):
+    the fakes, SQLite under ``tmp_path``, or DynamoDB under moto with the template's tables."""
+    if kind == "memory":
+        yield MemoryBackend()
+        return
+    if kind == "local":
+        yield backend_for(Settings(backend="local", home=tmp_path / "home"))
+        return
+    request.getfixturevalue("aws_credentials")
+    request.getfixturevalue("atomic_moto_writes")
+    with mock_aws():
+        backend = backend_for(Settings(backend="aws", bucket="mlbot-contract", region="us-east-1"))
+        infra.create_tables(backend.client("dynamodb"))
+        yield backend

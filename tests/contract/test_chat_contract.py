@@ -8,16 +8,10 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-from moto import mock_aws
 
-from platform_core.adapters.aws import make_boto3_client
-from platform_core.adapters.aws_chat import DynamoIdempotency, DynamoNotificationLog
-from platform_core.adapters.local_chat import SqliteIdempotency, SqliteNotificationLog
-from platform_core.config import Settings
 from platform_core.ports import Idempotency, NotificationLog
-from tests import infra
+from tests.backends import contract_backend
 from tests.contract.race import race
-from tests.memory import MemoryIdempotency, MemoryNotificationLog
 
 T0 = 1_700_000_000.0  # whole seconds: DynamoDB keeps the expiry in whole seconds (its TTL attribute)
 TTL = 60.0
@@ -31,20 +25,8 @@ class Chat:
 
 @pytest.fixture(params=["local", "aws", "memory"])
 def chat(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Chat]:
-    if request.param == "memory":
-        yield Chat(MemoryIdempotency(), MemoryNotificationLog())
-        return
-    if request.param == "local":
-        yield Chat(SqliteIdempotency(tmp_path / "chat.sqlite3"), SqliteNotificationLog(tmp_path / "jobs.sqlite3"))
-        return
-    request.getfixturevalue("aws_credentials")
-    request.getfixturevalue("atomic_moto_writes")
-    with mock_aws():
-        dynamodb = make_boto3_client("dynamodb", Settings(backend="aws", region="us-east-1"))
-        names = infra.create_tables(dynamodb)
-        yield Chat(DynamoIdempotency(table_name=names["IdempotencyTable"], client=dynamodb),
-                   DynamoNotificationLog(table_name=names["JobTable"], client=dynamodb))
-
+    for backend in contract_backend(request.param, request, tmp_path):
+        yield Chat(backend.idempotency, backend.notifications)
 
 
 

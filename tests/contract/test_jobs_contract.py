@@ -24,7 +24,7 @@ from platform_core.jobs import ReplyTo, Job, JobState, MachineStatus
 from platform_core.ports import JobQueue, MachineLock
 from tests import infra
 from tests.contract.race import race
-from tests.memory import MemoryJobQueue, MemoryMachineLock
+from tests.backends import contract_backend
 
 T0 = 1_700_000_000.25  # a realistic epoch time with a fraction, so floats must round-trip
 LEASE = 60.0
@@ -38,23 +38,8 @@ class Training:
 
 @pytest.fixture(params=["local", "aws", "memory"])
 def training(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Training]:
-    if request.param == "memory":
-        yield Training(MemoryJobQueue(), MemoryMachineLock())
-        return
-    if request.param == "local":
-        db = tmp_path / "mlbot.db"
-        yield Training(SqliteJobQueue(db), SqliteMachineLock(db))
-        return
-    request.getfixturevalue("aws_credentials")
-    request.getfixturevalue("atomic_moto_writes")
-    with mock_aws():
-        dynamodb = make_boto3_client("dynamodb", Settings(backend="aws", region="us-east-1"))
-        names = infra.create_tables(dynamodb)
-        yield Training(
-            DynamoJobQueue(table_name=names["JobTable"], client=dynamodb),
-            DynamoMachineLock(table_name=names["MachineStatusTable"], client=dynamodb),
-        )
-
+    for backend in contract_backend(request.param, request, tmp_path):
+        yield Training(backend.jobs, backend.lock)
 
 def make_job(job_id: str = "job-1", **changes: Any) -> Job:
     base = Job(

@@ -12,17 +12,11 @@ from tests.unit.test_csv_intake import codes, two_labels
 from tests.unit.test_zip_intake import pets
 
 
-def test_zip_path_over_the_size_cap_is_refused_before_it_is_read(tmp_path: Path, monkeypatch) -> None:
-    path = tmp_path / "big.zip"
-    path.write_bytes(pets())
+@pytest.mark.parametrize("filename, content", [("big.zip", pets), ("big.csv", two_labels)])
+def test_a_path_over_the_size_cap_is_refused_before_it_is_read(tmp_path: Path, monkeypatch, filename,
+                                                                 content) -> None:
+    path = tmp_path / filename
+    path.write_bytes(content())
     monkeypatch.setattr(Path, "read_bytes", lambda self: pytest.fail("the file was read"))
-    report = validate_dataset(path, "big.zip", Limits(max_archive_bytes=1000, max_csv_bytes=1000))
-    assert codes(report) == ["file_too_large"]
-
-
-def test_csv_path_over_the_byte_cap_is_refused_before_it_is_read(tmp_path: Path, monkeypatch) -> None:
-    path = tmp_path / "big.csv"
-    path.write_bytes(two_labels())
-    monkeypatch.setattr(Path, "read_bytes", lambda self: pytest.fail("the file was read"))
-    report = validate_dataset(path, "big.csv", Limits(max_archive_bytes=1000, max_csv_bytes=1000))
+    report = validate_dataset(path, filename, Limits(max_archive_bytes=1000, max_csv_bytes=1000))
     assert codes(report) == ["file_too_large"]
