@@ -19,6 +19,7 @@ SUITES = {
     "predict": ("Prediction: the Lambda handler (onnxruntime) against torch eager", "bench.predict"),
     "load": ("Load: concurrent Slack requests and Telegram updates on the webhook entry points", "bench.load"),
     "coldstart": ("Cold start: the Slack acknowledgement path", "bench.coldstart"),
+    "fleet": ("Fleet: scaling and fairness simulation (SQS + Auto Scaling)", "bench.fleet"),
 }
 JEMALLOC = Path("/usr/lib/x86_64-linux-gnu/libjemalloc.so.2")
 RESULTS = Path(__file__).with_name("RESULTS.md")

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Mapping
 
 from handlers.services import Services
+from platform_core.jobs import Job
 from platform_core.ports import TrainerLauncher
 from platform_core.backend import Backend, backend_for
 from platform_core.config import Settings
@@ -13,33 +14,42 @@ def build_services(settings: Settings, *, launcher: TrainerLauncher | None = Non
                    backend: Backend | None = None) -> Services:
     """Services over ``backend`` (default: the one settings name), sharing its clients and stores.
 
-    The launcher and predictor follow configuration: EC2 trainers (MLBOT_TRAINER_INSTANCES) or a trainer URL,
-    else a local worker process; the inference Lambda (MLBOT_PREDICT_FUNCTION), else, locally, the same
-    handler function called in process."""
+    The launcher and predictor follow configuration: on AWS the trainer groups' scale-out
+    (MLBOT_TRAINER_GROUP), locally a worker process; the inference Lambda (MLBOT_PREDICT_FUNCTION), else,
+    locally, the same handler function called in process."""
     backend = backend or backend_for(settings)
-    return Services(blobs=backend.blobs, records=backend.records, jobs=backend.jobs,
+    return Services(blobs=backend.blobs, records=backend.records, jobs=backend.jobs, queues=backend.queues,
                     launcher=launcher or _launcher(settings, backend), predictor=_predictor(settings, backend),
                     limits=settings.limits, notifications=backend.notifications)
 
 
 def _launcher(settings: Settings, backend: Backend) -> TrainerLauncher | None:
-    if settings.trainer_instances:
-        from platform_core.adapters.aws_ec2 import Ec2Launcher
+    if backend.name == "aws":
+        if not settings.trainer_groups:
+            return None
+        return fleet_launcher(settings, backend)
+    from platform_core.adapters.launchers import ProcessLauncher
 
-        # Both waits together stay well inside the chat functions' 300 s timeout. A trainer that needs
-        # longer (its first boot installs the stack) drains the queue when it comes up, so the job runs.
-        return Ec2Launcher(instance_ids=settings.trainer_instances, port=settings.trainer_port,
-                           client=backend.client("ec2"), start_timeout_s=120, health_timeout_s=120,
-                           token=settings.trainer_token)
-    if settings.trainer_url:
-        from platform_core.adapters.launchers import HttpLauncher
+    return ProcessLauncher(log_path=settings.home / "trainer.log")
 
-        return HttpLauncher(settings.trainer_url, token=settings.trainer_token)
-    if backend.name == "local":
-        from platform_core.adapters.launchers import ProcessLauncher
 
-        return ProcessLauncher(log_path=settings.home / "trainer.log")
-    return None
+def fleet_launcher(settings: Settings, backend: Backend) -> TrainerLauncher:
+    """Scale-out for the pool each job goes to: its queue's depth against its Auto Scaling group (each
+    scaler built on first use)."""
+    from platform_core.adapters.aws_fleet import AutoScalingLauncher
+    from platform_core.errors import TrainerUnavailable
+
+    scalers: dict[str, AutoScalingLauncher] = {}
+
+    def launch(job: Job) -> bool:
+        group = settings.trainer_groups.get(job.pool)
+        if group is None or job.pool not in backend.pools:
+            raise TrainerUnavailable(f"no trainer group for the {job.pool} pool")
+        if job.pool not in scalers:
+            scalers[job.pool] = AutoScalingLauncher(group=group, queue=backend.queue(job.pool),
+                                                    client=backend.client("autoscaling"))
+        return scalers[job.pool](job)
+    return launch
 
 
 def _predictor(settings: Settings, backend: Backend):

@@ -5,11 +5,11 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from platform_core.config import Limits
 from platform_core.ports import (BlobStore, DatasetRepository, JobQueue, NotificationLog, PredictionService,
-                                 TrainerLauncher)
+                                 TrainerLauncher, TrainingQueue)
 
 
 @dataclass
@@ -18,6 +18,7 @@ class Services:
     records: DatasetRepository
     limits: Limits = field(default_factory=Limits)
     jobs: JobQueue | None = None
+    queues: Mapping[str, TrainingQueue] = field(default_factory=dict)  # per pool of trainers: its queue
     launcher: TrainerLauncher | None = None
     predictor: PredictionService | None = None  # platform_core.prediction's contract
     notifications: NotificationLog | None = None  # who is told about a job (handlers.notify)
@@ -29,7 +30,7 @@ class LazyServices:
     """Services built by ``factory`` on first attribute access, once, then used as they are.
 
     The Slack Lambda acknowledges within Slack's 3 seconds and does the work in a second invocation: its
-    use cases' clients (S3, DynamoDB, EC2, Lambda) are built there, not before the acknowledgement."""
+    use cases' clients (S3, DynamoDB, SQS, Auto Scaling, Lambda) are built there, not before the acknowledgement."""
 
     def __init__(self, factory: Callable[[], Services]) -> None:
         self._factory = factory

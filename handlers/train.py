@@ -27,8 +27,8 @@ def handle_train(cmd: Command, services: Services, *, reply_to: ReplyTo | None =
     else:
         text = (f"Queued '{job.name}' for training ({job.kind}, {job.recipe} recipe): {where}. "
                 "Progress and results will be posted here.")
-    if starting:
-        text += " The trainer is starting up; training begins as soon as it is ready."
+    if starting and position:
+        text += " A trainer is starting up; training begins as soon as it is ready (usually within a minute)."
     return Reply(text, data={"job_id": job.job_id, "position": position, "joined": submitted.joined,
                              "name": job.name, "recipe": job.recipe, "trainer_starting": starting})
 
@@ -36,26 +36,26 @@ def handle_train(cmd: Command, services: Services, *, reply_to: ReplyTo | None =
 def queue_training(cmd: Command, services: Services, reply_to: ReplyTo | None) -> tuple[Submitted, bool]:
     """Submit a job for the dataset (or join its active one), then make sure a trainer will run it.
 
-    Returns the submission and whether the trainer is still starting (it could not take the job yet: the
-    job stays queued and runs when a trainer comes up; a repeated `train` tries the start again)."""
-    if services.jobs is None or services.launcher is None:
+    Returns the submission and whether a trainer is still starting for it (none was ready to take it: the job
+    stays queued and runs when one comes up; if asking for a trainer failed, the queue's scaling alarm and
+    the reconciler ask again)."""
+    if services.jobs is None or services.launcher is None or not services.queues:
         raise UsageError("train is not available here: no trainer is configured")
     record = named_record(cmd, services, "train NAME [recipe]")
     recipes = RECIPES[record.kind]
     recipe = cmd.args[1].lower() if len(cmd.args) > 1 else recipes[0]
     if recipe not in recipes:
         raise UsageError(f"train NAME [{' | '.join(recipes)}] (for a {record.kind} dataset)")
-    submitted = submit_training(services.jobs, services.records, record, recipe=recipe, requested_by=cmd.user,
-                                reply_to=reply_to, new_id=services.new_id)
+    submitted = submit_training(services.jobs, services.queues, services.records, record, recipe=recipe,
+                                requested_by=cmd.user, reply_to=reply_to, new_id=services.new_id)
     if submitted.job.state != JobState.QUEUED.value:
         return submitted, False
     try:
-        services.launcher(submitted.job)  # idempotent: a repeated request retries a start that failed
+        return submitted, bool(services.launcher(submitted.job))  # idempotent: scaling twice asks once
     except TrainerUnavailable as exc:
-        log.warning("job %s queued; trainer not reachable yet: %s", submitted.job.job_id, exc.detail,
+        log.warning("job %s queued; could not ask for a trainer yet: %s", submitted.job.job_id, exc.detail,
                     extra={"job_id": submitted.job.job_id})
         return submitted, True
-    return submitted, False
 
 
 def _also_tell(services: Services, job: Job, reply_to: ReplyTo | None) -> bool:

@@ -1,6 +1,6 @@
 """The one place that turns settings into the platform's adapters, for every deployable's wiring.
 
-Local: files and SQLite under $MLBOT_HOME, events delivered in process. AWS: S3, DynamoDB and SNS, with one
+Local: files and SQLite under $MLBOT_HOME, events delivered in process. AWS: S3, DynamoDB, SQS and SNS, with one
 boto3 client per service shared by every adapter of the process (a chat Lambda builds one DynamoDB client,
 not one per table). Adapters are built on first use and then kept, so a Lambda's acknowledgement path builds
 only what it touches. SDKs are imported by the adapters, and only when the AWS backend is chosen.
@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from collections.abc import Iterator, Mapping
 from typing import Any, Callable, TypeVar
 
 from platform_core.config import Settings
 from platform_core.errors import ConfigError
 from platform_core.ports import (BlobStore, DatasetRepository, EventBus, Idempotency, JobQueue, MachineLock,
-                                 NotificationLog)
+                                 NotificationLog, TrainingQueue)
 
 T = TypeVar("T")
 
@@ -53,6 +54,23 @@ class Backend:
         return self._once("jobs", self._jobs)
 
     @property
+    def pools(self) -> tuple[str, ...]:
+        """The trainer pools this deployment has ("cpu", and "gpu" where configured)."""
+        return ("cpu",)
+
+    def queue(self, pool: str = "cpu") -> TrainingQueue:
+        """The training queue of one pool of trainers (ConfigError for a pool this deployment lacks)."""
+        if pool not in self.pools:
+            raise ConfigError("MLBOT_QUEUE_URL" if pool == "cpu" else "MLBOT_GPU_QUEUE_URL",
+                              f"no training queue for the {pool} pool")
+        return self._once(f"queue:{pool}", lambda: self._queue(pool))
+
+    @property
+    def queues(self) -> Mapping[str, TrainingQueue]:
+        """Every pool's training queue, built on first use of each."""
+        return _LazyQueues(self)
+
+    @property
     def lock(self) -> MachineLock:
         return self._once("lock", self._machine_lock)
 
@@ -71,6 +89,7 @@ class Backend:
     def _blobs(self) -> BlobStore: raise NotImplementedError
     def _records(self) -> DatasetRepository: raise NotImplementedError
     def _jobs(self) -> JobQueue: raise NotImplementedError
+    def _queue(self, pool: str) -> TrainingQueue: raise NotImplementedError
     def _machine_lock(self) -> MachineLock: raise NotImplementedError
     def _events(self) -> EventBus: raise NotImplementedError
     def _idempotency(self) -> Idempotency: raise NotImplementedError
@@ -100,6 +119,11 @@ class LocalBackend(Backend):
         from platform_core.adapters.local_jobs import SqliteJobQueue
 
         return SqliteJobQueue(self._file("jobs.sqlite3"))
+
+    def _queue(self, pool: str) -> TrainingQueue:
+        from platform_core.adapters.local_queue import SqliteTrainingQueue
+
+        return SqliteTrainingQueue(self._file("jobs.sqlite3"), queue=pool)
 
     def _machine_lock(self) -> MachineLock:
         from platform_core.adapters.local_jobs import SqliteMachineLock
@@ -148,8 +172,21 @@ class AwsBackend(Backend):
 
         return DynamoJobQueue(table_name=self.settings.job_table, client=self.client("dynamodb"))
 
+    @property
+    def pools(self) -> tuple[str, ...]:
+        return tuple(self.settings.queue_urls) or ("cpu",)
+
+    def _queue(self, pool: str) -> TrainingQueue:
+        from platform_core.adapters.aws_queue import SqsTrainingQueue
+
+        url = self.settings.queue_urls.get(pool)
+        if not url:
+            raise ConfigError("MLBOT_QUEUE_URL" if pool == "cpu" else "MLBOT_GPU_QUEUE_URL")
+        return SqsTrainingQueue(queue_url=url, dead_letter_url=self.settings.dead_letter_url,
+                                client=self.client("sqs"))
+
     def _machine_lock(self) -> MachineLock:
-        from platform_core.adapters.aws_jobs import DynamoMachineLock
+        from platform_core.adapters.aws_machines import DynamoMachineLock
 
         return DynamoMachineLock(table_name=self.settings.machine_table, client=self.client("dynamodb"))
 
@@ -167,6 +204,24 @@ class AwsBackend(Backend):
         from platform_core.adapters.aws_chat import DynamoNotificationLog
 
         return DynamoNotificationLog(table_name=self.settings.job_table, client=self.client("dynamodb"))
+
+
+class _LazyQueues(Mapping):
+    """pool -> TrainingQueue, each built when first looked up (a chat Lambda that only answers builds none)."""
+
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+
+    def __getitem__(self, pool: str) -> TrainingQueue:
+        if pool not in self._backend.pools:
+            raise KeyError(pool)
+        return self._backend.queue(pool)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._backend.pools)
+
+    def __len__(self) -> int:
+        return len(self._backend.pools)
 
 
 def backend_for(settings: Settings) -> Backend:

@@ -53,11 +53,14 @@ class Settings:
     idempotency_table: str = "Idempotency"
     topic_arn: str = ""
     machine_id: str = "local"  # this trainer's MachineStatus row (the EC2 instance id on AWS)
-    trainer_url: str = ""  # where handlers POST jobs when the trainer is remote
     predict_function: str = ""  # the inference Lambda's name or ARN (AWS backend)
-    trainer_instances: tuple[str, ...] = ()  # EC2 trainer instance ids the platform starts on demand
-    trainer_port: int = 80
-    idle_stop_s: float = 0.0  # a trainer stops its own instance after this long without work (0: never)
+    # The training fleet on AWS: per pool ("cpu", and "gpu" where the stack has one) its SQS queue URL and its
+    # Auto Scaling group; one dead-letter queue for both. A trainer reads the queue of its own pool.
+    queue_urls: Mapping[str, str] = field(default_factory=dict)
+    trainer_groups: Mapping[str, str] = field(default_factory=dict)
+    dead_letter_url: str = ""
+    trainer_pool: str = "cpu"
+    lifecycle_hook: str = ""  # the group's launch hook a trainer completes when its service answers
     bucket: str = ""
     region: str = "us-east-1"
     aws_endpoint_url: str | None = None
@@ -104,11 +107,12 @@ class Settings:
             idempotency_table=env.get("MLBOT_IDEMPOTENCY_TABLE", "Idempotency"),
             topic_arn=env.get("MLBOT_TOPIC_ARN", ""),
             machine_id=env.get("MLBOT_MACHINE_ID", "local"),
-            trainer_url=env.get("MLBOT_TRAINER_URL", "").rstrip("/"),
             predict_function=env.get("MLBOT_PREDICT_FUNCTION", ""),
-            trainer_instances=tuple(i.strip() for i in env.get("MLBOT_TRAINER_INSTANCES", "").split(",") if i.strip()),
-            trainer_port=_int_env(env, "MLBOT_TRAINER_PORT", 80),
-            idle_stop_s=60.0 * _int_env(env, "MLBOT_IDLE_STOP_MINUTES", 30) if backend == "aws" else 0.0,
+            queue_urls=_pools(env, "MLBOT_QUEUE_URL", "MLBOT_GPU_QUEUE_URL"),
+            trainer_groups=_pools(env, "MLBOT_TRAINER_GROUP", "MLBOT_GPU_TRAINER_GROUP"),
+            dead_letter_url=env.get("MLBOT_DEAD_LETTER_URL", "").strip(),
+            trainer_pool=_pool(env.get("MLBOT_TRAINER_POOL", "cpu")),
+            lifecycle_hook=env.get("MLBOT_LIFECYCLE_HOOK", "").strip(),
             bucket=bucket,
             region=env.get("AWS_REGION", env.get("AWS_DEFAULT_REGION", "us-east-1")),
             aws_endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
@@ -123,6 +127,19 @@ class Settings:
             telegram_file_url=env.get("TELEGRAM_FILE_URL") or "https://api.telegram.org/file/bot",
             trainer_token=env.get("MLBOT_TRAINER_TOKEN", "").strip(),
         )
+
+
+def _pools(env: Mapping[str, str], cpu: str, gpu: str) -> dict[str, str]:
+    """{"cpu": ..., "gpu": ...} from two variables, leaving out an unset one."""
+    found = {"cpu": env.get(cpu, "").strip(), "gpu": env.get(gpu, "").strip()}
+    return {pool: value for pool, value in found.items() if value}
+
+
+def _pool(raw: str) -> str:
+    pool = raw.strip().lower() or "cpu"
+    if pool not in ("cpu", "gpu"):
+        raise ConfigError("MLBOT_TRAINER_POOL", f"must be 'cpu' or 'gpu', not '{raw}'")
+    return pool
 
 
 def _int_env(env: Mapping[str, str], name: str, default: int) -> int:

@@ -1,13 +1,11 @@
-"""Training jobs, where their notices go (ReplyTo), the per-machine trainer lock record (`MachineStatus`),
-and the queue's health figures. Their ports are in platform_core.ports."""
+"""Training jobs, where their notices go (ReplyTo), the training queue's deliveries (Ticket, QueueDepth), the
+per-machine trainer record (`MachineStatus`). Their ports are in
+platform_core.ports; who trains next is platform_core.scheduling."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from enum import Enum
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:  # the port, for the annotation only (ports imports this module)
-    from platform_core.ports import JobQueue
+from typing import Any
 
 
 class JobState(str, Enum):
@@ -90,6 +88,13 @@ class Job:
     trainer: str | None = None
     error: str | None = None
     model_version: int | None = None
+    attempts: int = 0  # claims so far; a job whose trainer died is retried up to MAX_ATTEMPTS
+    lease_expires_at: float = 0.0  # while running: the trainer's heartbeat keeps this in the future
+    pool: str = "cpu"  # the trainers that run it (platform_core.scheduling.pool_for)
+
+    def lease_expired(self, now: float) -> bool:
+        """A running job whose trainer stopped beating: another trainer may take it over."""
+        return self.state == JobState.RUNNING.value and self.lease_expires_at < now
 
     def __post_init__(self) -> None:
         self.reply_to = ReplyTo.from_dict(self.reply_to)  # stores and old callers hand in a dict
@@ -103,25 +108,43 @@ class Job:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
+# A job is claimed at most this many times: a job that kills its trainer every time (out of memory) fails.
+MAX_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """One delivery of a training-queue message (an SQS message on AWS). A ticket says "a job is waiting":
+    the trainer that receives one takes the job the fair order puts first (often, not always, ``job_id``),
+    keeps the ticket invisible to others while it trains, and deletes it when the job ends."""
+
+    job_id: str
+    receipt: str  # the handle to extend or delete this delivery
+    receive_count: int = 1
+    tenant: str = ""
+    generation: int = 0  # 0 when submitted; 1 once the reconciler sent it again from the dead-letter queue
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    """Tickets waiting to be received, and tickets held by trainers now (approximate on SQS)."""
+
+    waiting: int
+    in_flight: int
+
+    @property
+    def total(self) -> int:
+        return self.waiting + self.in_flight
+
+
 @dataclass
 class MachineStatus:
     """One row of `MachineStatus`: a trainer machine and who holds it."""
 
     name: str  # the trainer's instance id
     State: str = "Free"  # "Busy" | "Free", spelled as the original table did
-    owner: str | None = None  # the job id holding the lock
+    owner: str | None = None  # the job it is training
     lease_expires_at: float = 0.0
 
     def expired(self, now: float) -> bool:
         return self.State == "Busy" and self.lease_expires_at < now
-
-
-def queue_health(jobs: JobQueue, now: float) -> dict[str, float]:
-    """What the operator's alarms watch: how long the oldest queued job has waited and the longest running
-    one has run (minutes; 0 when there is none), and how many of each there are."""
-    queued, running = jobs.queued(), jobs.running()
-    waited = max((now - j.enqueued_at for j in queued), default=0.0)
-    ran = max((now - (j.started_at or now) for j in running), default=0.0)
-    return {"OldestQueuedJobMinutes": round(max(waited, 0.0) / 60, 2),
-            "LongestRunningJobMinutes": round(max(ran, 0.0) / 60, 2),
-            "QueuedJobs": float(len(queued)), "RunningJobs": float(len(running))}

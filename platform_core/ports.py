@@ -3,10 +3,10 @@ job queue and trainer lock, events, predictions, trainers and chats. Adapters (l
 in tests) live in ``platform_core.adapters``, bot/ and tests/ and pass the same contract tests."""
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Collection, Protocol
 
 from platform_core.events import TrainingEvent
-from platform_core.jobs import Job, JobState, MachineStatus, ReplyTo
+from platform_core.jobs import Job, JobState, MachineStatus, QueueDepth, ReplyTo, Ticket
 from platform_core.records import DatasetRecord
 
 
@@ -77,35 +77,78 @@ class NotificationLog(Protocol):
 
 
 class JobQueue(Protocol):
-    """The jobs table. Every state change is a conditional write."""
+    """The jobs table: the record of every job. Every state change is a conditional write, so a job is
+    claimed by one trainer at a time and finished once, however often its ticket is delivered."""
 
     def submit(self, job: Job) -> Job:
         """Store a new job; if ``job_id`` exists already, return the stored one unchanged (idempotent).
 
-        A job whose enqueued_at is 0 is stamped by the store (in insert order where the store can)."""
+        A job whose enqueued_at is 0 is stamped with the store's clock (no global counter)."""
 
     def get(self, job_id: str) -> Job | None:
-        """The job, or None."""
+        """The job, or None (a strongly consistent read)."""
 
     def queued(self) -> list[Job]:
-        """Queued jobs in queue order (enqueued_at, then job_id)."""
+        """Queued jobs by (enqueued_at, job_id); trainers take them in platform_core.scheduling's fair order.
+        On DynamoDB this reads an index and may lag a write by a moment."""
+
+    def running(self) -> list[Job]:
+        """Jobs in RUNNING state, their lease live or not (may lag like queued())."""
 
     def active_for(self, tenant: str, name: str) -> Job | None:
         """The queued or running job of one dataset, if any."""
 
-    def claim(self, job_id: str, trainer: str, now: float) -> bool:
-        """QUEUED -> RUNNING for ``trainer``; False if the job is no longer queued."""
+    def claim(self, job_id: str, trainer: str, now: float, lease_s: float) -> bool:
+        """QUEUED (or RUNNING with an expired lease: its trainer died) -> RUNNING for ``trainer`` until
+        now + lease_s, counting one more attempt; False if someone else holds it or it finished. A won claim
+        also records ``now`` as the tenant's last turn (``served``)."""
+
+    def served(self, tenants: Collection[str]) -> dict[str, float]:
+        """Each tenant's last claim time, for the tenants that have one (the fair order's turns)."""
+
+    def heartbeat(self, job_id: str, trainer: str, now: float, lease_s: float) -> bool:
+        """Extend ``trainer``'s lease to now + lease_s; False if the job is no longer its own."""
 
     def finish(self, job_id: str, state: JobState, now: float, *, error: str | None = None,
-               model_version: int | None = None) -> bool:
-        """RUNNING (or QUEUED) -> SUCCEEDED/FAILED; False if already finished (so callers notify once)."""
+               model_version: int | None = None, trainer: str | None = None) -> bool:
+        """QUEUED/RUNNING -> SUCCEEDED/FAILED; False if already finished (so callers notify once), or, when
+        ``trainer`` is given, if that trainer no longer holds the job (another took it over)."""
 
-    def running(self) -> list[Job]:
-        """Jobs in RUNNING state."""
+
+class TrainingQueue(Protocol):
+    """The training queue's messages (SQS on AWS, SQLite locally): one ticket per submitted job. Delivery is
+    at least once; a ticket held past its visibility timeout is delivered again, and one delivered
+    ``max_receives`` times goes to the dead-letter queue instead."""
+
+    def send(self, job: Job, generation: int = 0) -> None:
+        """One ticket for ``job`` (SQS: MessageGroupId = tenant, for SQS fair queues); ``generation`` counts how
+        often the reconciler sent it again after the queue gave up on it."""
+
+    def receive(self, wait_s: float, visibility_s: float) -> Ticket | None:
+        """The next ticket, invisible to others for ``visibility_s``; None if none came within ``wait_s``."""
+
+    def extend(self, ticket: Ticket, visibility_s: float) -> bool:
+        """Keep holding the ticket for another ``visibility_s``; False if it is no longer ours."""
+
+    def release(self, ticket: Ticket) -> None:
+        """Make the ticket visible again at once (this trainer cannot take work now)."""
+
+    def delete(self, ticket: Ticket) -> None:
+        """The job it stood for is done; deleting a ticket already gone is not an error."""
+
+    def depth(self) -> QueueDepth:
+        """How many tickets wait and how many are held (approximate on SQS)."""
+
+    def dead_letters(self, limit: int = 10) -> list[Ticket]:
+        """Tickets given up on (delivered too often), held for ``remove_dead_letter``."""
+
+    def remove_dead_letter(self, ticket: Ticket) -> None:
+        """Done with a dead letter (its job was failed or sent again)."""
 
 
 class MachineLock(Protocol):
-    """The `MachineStatus` table: one training at a time per trainer machine."""
+    """The `MachineStatus` table: each trainer's row (Busy with the job it trains, or Free), with a lease;
+    it also keeps two workers on one machine from training at once (local workers share a laptop)."""
 
     def acquire(self, machine: str, owner: str, lease_s: float, now: float) -> bool:
         """Busy for ``owner`` if the machine is Free, absent, or its lease expired before ``now``."""
@@ -134,9 +177,11 @@ class PredictionService(Protocol):
 
 
 class TrainerLauncher(Protocol):
-    """Makes sure a trainer will run a queued job (local: in process or a child; AWS: start EC2, POST)."""
+    """Makes sure a trainer will take a queued job: locally a worker thread or process; on AWS the trainer
+    group's desired capacity, raised to what the queue needs (platform_core.scheduling.desired_capacity)."""
 
-    def __call__(self, job: Job) -> None: ...
+    def __call__(self, job: Job) -> bool | None:
+        """Ask for a trainer; True when none is ready yet (one is starting). Raises TrainerUnavailable."""
 
 
 class ChatSender(Protocol):

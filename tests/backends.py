@@ -5,6 +5,7 @@ tests that are about what the adapters do (conditional writes racing, a store fa
 all three; without it the fixture gives the fakes."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterator
 
@@ -33,10 +34,12 @@ def services_on(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> It
     request.getfixturevalue("aws_credentials")
     request.getfixturevalue("atomic_moto_writes")
     with mock_aws():
-        settings = Settings(backend="aws", bucket="mlbot-it-datasets", region="us-east-1")
-        built = build_services(settings)
         from platform_core.adapters.aws import make_boto3_client
 
+        plain = Settings(backend="aws", bucket="mlbot-it-datasets", region="us-east-1")
+        urls = infra.create_queues(make_boto3_client("sqs", plain))
+        settings = replace(plain, **infra.queue_settings(urls))
+        built = build_services(settings)
         names = infra.create_storage(make_boto3_client("dynamodb", settings), make_boto3_client("s3", settings),
                                      bucket=settings.bucket)
         assert names["DatasetTable"] == settings.dataset_table
@@ -55,6 +58,8 @@ def contract_backend(kind: str, request: pytest.FixtureRequest, tmp_path: Path) 
     request.getfixturevalue("aws_credentials")
     request.getfixturevalue("atomic_moto_writes")
     with mock_aws():
-        backend = backend_for(Settings(backend="aws", bucket="mlbot-contract", region="us-east-1"))
+        plain = backend_for(Settings(backend="aws", bucket="mlbot-contract", region="us-east-1"))
+        urls = infra.create_queues(plain.client("sqs"))
+        backend = backend_for(replace(plain.settings, **infra.queue_settings(urls)))
         infra.create_tables(backend.client("dynamodb"))
         yield backend

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +126,37 @@ def serialise_moto_writes(monkeypatch: pytest.MonkeyPatch) -> None:
 
     for method in _MOTO_WRITES:
         monkeypatch.setattr(DynamoDBBackend, method, serialised(getattr(DynamoDBBackend, method)))
+    serialise_moto_sqs(monkeypatch)
+
+
+def serialise_moto_sqs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQS hands a visible message to one receiver; moto marks it received in unlocked steps, so two threads
+    could both get it. Each SQS call runs under one lock; a long poll polls without holding it."""
+    from moto.sqs.models import SQSBackend
+
+    lock = threading.RLock()
+
+    def locked(original: Any) -> Any:
+        def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return original(self, *args, **kwargs)
+        return call
+
+    original_receive = SQSBackend.receive_message
+
+    def receive(self: Any, queue_name: str, count: int, wait_seconds_timeout: int, visibility_timeout: int,
+                message_attribute_names: Any = None) -> Any:
+        deadline = time.monotonic() + (wait_seconds_timeout or 0)
+        while True:
+            with lock:
+                found = original_receive(self, queue_name, count, 0, visibility_timeout, message_attribute_names)
+            if found or time.monotonic() >= deadline:
+                return found
+            time.sleep(0.05)
+
+    monkeypatch.setattr(SQSBackend, "receive_message", receive)
+    for method in ("send_message", "delete_message", "change_message_visibility", "get_queue_attributes"):
+        monkeypatch.setattr(SQSBackend, method, locked(getattr(SQSBackend, method)))
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ defaults) unless overridden. Key schemas and attribute definitions are copied as
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -107,6 +108,45 @@ def create_bucket(
     return name
 
 
+_QUEUE_ATTRIBUTES = ("VisibilityTimeout", "ReceiveMessageWaitTimeSeconds", "MessageRetentionPeriod")
+
+
+def create_queues(sqs: Any, template: Mapping[str, Any] | None = None, *, visibility_s: int | None = None,
+                  names: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Create the template's training queue and dead-letter queue (unconditional AWS::SQS::Queue resources
+    whose logical id starts with "Training"), with their visibility timeout and redrive policy as written;
+    return logical id -> queue URL. ``visibility_s`` shortens the visibility timeout for tests that wait
+    for a redelivery."""
+    template = load_template() if template is None else template
+    resources = template.get("Resources", {})
+    wanted = {lid: r.get("Properties", {}) for lid, r in resources.items()
+              if r.get("Type") == "AWS::SQS::Queue" and lid.startswith("Training") and "Condition" not in r}
+    urls: dict[str, str] = {}
+    arns: dict[str, str] = {}
+    # dead-letter queues first, so a redrive policy can name them
+    for logical_id in sorted(wanted, key=lambda lid: "RedrivePolicy" in wanted[lid]):
+        props = wanted[logical_id]
+        attributes = {k: str(props[k]) for k in _QUEUE_ATTRIBUTES if k in props}
+        if visibility_s is not None and "RedrivePolicy" in props:
+            attributes["VisibilityTimeout"] = str(visibility_s)
+        redrive = props.get("RedrivePolicy")
+        if redrive:
+            target = redrive["deadLetterTargetArn"]
+            target_id = target["Fn::GetAtt"][0] if isinstance(target, dict) else target
+            attributes["RedrivePolicy"] = json.dumps({"deadLetterTargetArn": arns[target_id],
+                                                      "maxReceiveCount": int(redrive["maxReceiveCount"])})
+        name = (names or {}).get(logical_id) or logical_id
+        url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        urls[logical_id] = url
+        arns[logical_id] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    return urls
+
+
+def queue_settings(urls: Mapping[str, str]) -> dict[str, Any]:
+    """The Settings fields that point the code at the queues create_queues made."""
+    return {"queue_urls": {"cpu": urls["TrainingQueue"]}, "dead_letter_url": urls["TrainingDeadLetterQueue"]}
+
+
 def create_storage(dynamodb: Any, s3: Any, bucket: str = "mlbot-test-datasets") -> dict[str, str]:
     """Tables and bucket in one call: logical id -> physical name for each."""
     template = load_template()
@@ -121,3 +161,15 @@ def translated(template: Mapping[str, Any] | None = None, region: str = "us-east
     from tools import deploycheck
 
     return deploycheck.translate(load_template() if template is None else template, region=region)
+
+
+def deploy(settings: Any, *, visibility_s: int | None = None) -> Any:
+    """Tables, bucket (settings.bucket) and training queues for ``settings``, inside moto; returns the settings
+    pointed at the queues, as a deployed function's environment would point them."""
+    from dataclasses import replace
+
+    from platform_core.adapters.aws import make_boto3_client
+
+    create_storage(make_boto3_client("dynamodb", settings), make_boto3_client("s3", settings), bucket=settings.bucket)
+    urls = create_queues(make_boto3_client("sqs", settings), visibility_s=visibility_s)
+    return replace(settings, **queue_settings(urls))

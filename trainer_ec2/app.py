@@ -5,10 +5,11 @@ Every route but `GET /health` requires `Authorization: Bearer <token>`, the shar
 functions and the trainer (MLBOT_TRAINER_TOKEN), compared in constant time before the body is read; without
 it the answer is 401 and nothing is read or queued. An app made with an empty token refuses everything.
 
-A training request naming a job the chat functions already queued only wakes the drainer (the stored
-record, not the body, says who is told and where the job stands in the queue); any other training request
-is validated and queued as a new job, stamped by the queue. Both are answered 202 at once; a background
-thread drains the queue under the machine lock.
+A training request naming a job already queued only wakes the worker (the stored record, not the body, says
+who is told and where the job stands in the queue); any other training request is validated and queued as a
+new job with its ticket (platform_core.training). Both are answered 202 at once. Locally a background thread
+drains the queue when woken; the deployed trainer runs a Worker that long-polls its pool's queue for ever,
+and `GET /health` answers 503 once that worker has stopped (the launch lifecycle hook waits for a 200).
 """
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ import hmac
 import logging
 import re
 import threading
-import time
 from typing import Any, Callable
 
 from flask import Flask, jsonify, request
@@ -29,7 +29,7 @@ from platform_core.config import Settings
 from platform_core.jobs import RECIPES, TRAIN_ROUTES, Job, ReplyTo
 from platform_core.training import queue_position, submit_training
 from platform_core.records import normalise_name
-from trainer_ec2.runner import TrainerContext, drain
+from trainer_ec2.runner import TrainerContext, Worker, drain
 from trainer_ec2.wiring import build_trainer_context
 
 log = logging.getLogger(__name__)
@@ -70,12 +70,17 @@ class Drainer:
         return self._thread is not None and self._thread.is_alive()
 
 
-def create_app(ctx: TrainerContext, *, token: str, drainer: Drainer | None = None) -> Flask:
-    """The Flask app over one trainer context; ``token`` is the shared secret every route but /health needs."""
+def create_app(ctx: TrainerContext, *, token: str, drainer: Drainer | None = None,
+               worker: Worker | None = None) -> Flask:
+    """The Flask app over one trainer context; ``token`` is the shared secret every route but /health needs.
+
+    With a ``worker`` (the deployed trainer) the worker takes queued jobs and /health reports it; without
+    one, the ``drainer`` drains the queue whenever a training request comes."""
     app = Flask("mlbot-trainer")
     drainer = drainer or Drainer(ctx)
     predictor = Predictor(blobs=ctx.blobs, records=ctx.records)
     app.extensions["mlbot_drainer"] = drainer
+    app.extensions["mlbot_worker"] = worker
     expected = token.encode("utf-8")
     if not expected:
         log.warning("the trainer has no token (MLBOT_TRAINER_TOKEN): every route but /health answers 401")
@@ -95,8 +100,11 @@ def create_app(ctx: TrainerContext, *, token: str, drainer: Drainer | None = Non
     @app.get("/health")
     def health():
         status = ctx.lock.get(ctx.machine)
-        return jsonify({"status": "ok", "machine": ctx.machine, "state": status.State if status else "Free",
-                        "queued": len(ctx.jobs.queued())})
+        body = {"status": "ok", "machine": ctx.machine, "pool": ctx.pool,
+                "state": status.State if status else "Free", "job": status.owner if status else None}
+        if worker is not None and not worker.alive():
+            return jsonify({**body, "status": "worker stopped"}), 503
+        return jsonify(body)
 
     @app.post(TRAIN_ROUTES["image"])
     @app.post(TRAIN_ROUTES["sentiment"])
@@ -109,12 +117,15 @@ def create_app(ctx: TrainerContext, *, token: str, drainer: Drainer | None = Non
         if job_id is not None and (not isinstance(job_id, str) or not JOB_ID.fullmatch(job_id)):
             return _error(400, "bad_request", "job_id must be up to 64 letters, digits and . _ : -")
         stored = ctx.jobs.get(job_id) if job_id else None
-        if stored is None:  # an API caller's new job; the chat functions queue theirs before calling
+        if stored is None:  # an API caller's new job, with its ticket
             try:
                 stored = _submit(body, kind, ctx, job_id)
             except MlbotError as exc:
                 return _error(404 if isinstance(exc, DatasetNotFound) else 400, exc.code, exc.user_message())
-        drainer.kick()
+        elif stored.state == "queued":  # a nudge: one more ticket (a spare one costs a trainer nothing)
+            ctx.queue.send(stored)
+        if worker is None:
+            drainer.kick()
         return jsonify({"job_id": stored.job_id, "state": stored.state,
                         "position": queue_position(ctx.jobs, stored)}), 202
 
@@ -148,8 +159,8 @@ def _authorised(header: str, expected: bytes) -> bool:
 
 
 def build_app(settings: Settings) -> Flask:
-    """The deployed trainer (trainer_ec2.wsgi): the app for ``settings``, its drainer kicked (jobs queued
-    while it was stopped start at once) and, on AWS, its idle stopper running.
+    """The deployed trainer (trainer_ec2.wsgi): the app for ``settings`` and, on AWS, its Worker long-polling
+    the pool's queue; locally, its drainer kicked (jobs queued while nothing ran start at once).
 
     On the AWS backend a missing token is a start-up error (ConfigError naming MLBOT_TRAINER_TOKEN), raised
     before anything is built; on the local backend an app without a token serves /health and refuses the
@@ -158,31 +169,11 @@ def build_app(settings: Settings) -> Flask:
     if backend.name == "aws" and not settings.trainer_token:
         raise ConfigError("MLBOT_TRAINER_TOKEN")
     ctx = build_trainer_context(settings, backend=backend)
+    if backend.name == "aws":
+        return create_app(ctx, token=settings.trainer_token, worker=Worker(ctx).start())
     app = create_app(ctx, token=settings.trainer_token)
     app.extensions["mlbot_drainer"].kick()
-    if settings.idle_stop_s > 0:  # only ever set on AWS (platform_core.config)
-        start_idle_stopper(settings, ctx, app.extensions["mlbot_drainer"], ec2=backend.client("ec2"))
     return app
-
-
-def start_idle_stopper(settings: Settings, ctx: TrainerContext, drainer: Drainer, *, ec2: Any,
-                       every_s: float = 60.0) -> threading.Thread:
-    """A daemon thread that stops this EC2 instance once idle for settings.idle_stop_s."""
-    from platform_core.adapters.aws_ec2 import IdleStopper
-
-    stopper = IdleStopper(instance_id=ctx.machine, idle_s=settings.idle_stop_s,
-                          busy=lambda: drainer.busy() or bool(ctx.jobs.queued()), client=ec2)
-
-    def watch() -> None:
-        while True:
-            time.sleep(every_s)
-            try:
-                stopper.check()
-            except Exception:  # an API hiccup: look again next minute
-                log.exception("idle check failed")
-    thread = threading.Thread(target=watch, name="idle-stopper", daemon=True)
-    thread.start()
-    return thread
 
 
 def _submit(body: dict[str, Any], kind: str, ctx: TrainerContext, job_id: str | None) -> Job:
@@ -210,8 +201,8 @@ def _submit(body: dict[str, Any], kind: str, ctx: TrainerContext, job_id: str | 
     requested_by = body.get("requested_by") or "api"
     if not isinstance(requested_by, str):
         raise BadRequest("requested_by must be a string")
-    return submit_training(ctx.jobs, ctx.records, record, recipe=recipe, requested_by=requested_by,
-                           reply_to=reply_to, job_id=job_id).job
+    return submit_training(ctx.jobs, {ctx.pool: ctx.queue}, ctx.records, record, recipe=recipe,
+                           requested_by=requested_by, reply_to=reply_to, job_id=job_id).job
 
 
 def _error(status: int, code: str, message: str):

@@ -1,7 +1,16 @@
-"""The job lifecycle on one trainer machine: take the lock, train the next queued job, store, notify.
+"""The job lifecycle on one trainer: receive a ticket, take the job the fair order puts first, train it under
+a lease, store the model, notify, delete the ticket.
 
-Flask (trainer_ec2.app) and the local backend both call ``drain``; it returns when the queue is empty or
-another worker holds this machine's lock.
+A ticket (an SQS message on AWS, a row locally) means "a job is waiting"; which job the receiver trains is
+platform_core.scheduling's fair order over the queued jobs (and jobs whose trainer died), so one tenant's
+backlog never starves another. While training, a heartbeat extends the job's lease, the ticket's visibility
+and this machine's MachineStatus row. If the trainer dies, the ticket is delivered again after its
+visibility timeout, the lease has expired by then, and the next trainer retries the job (MAX_ATTEMPTS in
+all, then it fails and the user is told). A job is claimed and finished by conditional writes, so a
+duplicate delivery never trains twice.
+
+``drain`` runs tickets until the queue is empty (the local worker, tests); ``Worker`` long-polls for ever
+(the deployed trainer, started by trainer_ec2.app).
 """
 from __future__ import annotations
 
@@ -11,11 +20,14 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
-from platform_core.events import FAILED, FINISHED, PROGRESS, TrainingEvent
-from platform_core.ports import BlobStore, DatasetRepository, EventBus, JobQueue, MachineLock
-from platform_core.jobs import Job, JobState
+from platform_core.events import FINISHED, PROGRESS, TrainingEvent
+from platform_core.ports import BlobStore, DatasetRepository, EventBus, JobQueue, MachineLock, TrainingQueue
+from platform_core.jobs import MAX_ATTEMPTS, Job, JobState, Ticket
 from platform_core.models import ModelArtifacts, next_version, store_model
 from platform_core.records import TrainingStatus
+from platform_core.scheduling import fair_order
+from platform_core.reconcile import DIED
+from platform_core.training import fail_job
 from trainer_ec2.config import TrainConfig, TrainingResult
 from trainer_ec2.failures import LeaseLost, failure_reason
 from platform_core.recordkeeping import update_record
@@ -42,6 +54,10 @@ def default_trainers() -> dict[str, TrainFn]:
     return {"image": image, "sentiment": sentiment}
 
 
+def _no_protection(protect: bool) -> None:
+    """Locally nothing scales in; on AWS this is platform_core.adapters.aws_fleet.ScaleInProtection."""
+
+
 @dataclass
 class TrainerContext:
     blobs: BlobStore
@@ -49,53 +65,106 @@ class TrainerContext:
     jobs: JobQueue
     lock: MachineLock
     events: EventBus
+    queue: TrainingQueue
     machine: str = "local"
-    lease_s: float = 120.0
-    heartbeat_s: float = 20.0
+    pool: str = "cpu"
+    # The lease is shorter than the ticket's visibility: when a dead trainer's ticket is delivered again,
+    # its job's lease has already expired and the receiver takes the job over.
+    lease_s: float = 240.0
+    visibility_s: float = 300.0
+    heartbeat_s: float = 30.0
+    max_attempts: int = MAX_ATTEMPTS
     clock: Callable[[], float] = time.time
     trainers: dict[str, TrainFn] = field(default_factory=default_trainers)
+    protect: Callable[[bool], None] = _no_protection  # scale-in protection while training
     epochs: int | None = None  # overrides each recipe's epochs (tests, demos)
 
 
-def drain(ctx: TrainerContext) -> int:
-    """Run queued jobs one at a time under this machine's lock; returns how many ran."""
+BUSY = -1  # another worker holds this machine
+
+
+def drain(ctx: TrainerContext, *, wait_s: float = 0.0, forever: bool = False,
+          stop: threading.Event | None = None) -> int:
+    """Work through tickets one at a time; returns how many jobs ran.
+
+    Returns when no ticket comes within ``wait_s`` (unless ``forever``), when ``stop`` is set, or when another
+    worker holds this machine (it works through the rest when it is done)."""
     ran = 0
-    while True:
-        recover_expired(ctx)
-        queued = ctx.jobs.queued()
-        if not queued:
+    while stop is None or not stop.is_set():
+        if _machine_busy(ctx):  # never hold a ticket we cannot work on: every delivery counts towards the DLQ
+            if not forever:
+                return ran
+            (stop or threading.Event()).wait(min(wait_s, 5.0) or 1.0)
+            continue
+        ticket = ctx.queue.receive(wait_s, ctx.visibility_s)
+        if ticket is None:
+            if forever:
+                continue
             return ran
-        job = queued[0]
+        outcome = work(ctx, ticket)
+        if outcome == BUSY:
+            return ran
+        ran += outcome
+    return ran
+
+
+def _machine_busy(ctx: TrainerContext) -> bool:
+    """Another worker on this machine is training (local workers share a laptop)."""
+    status = ctx.lock.get(ctx.machine)
+    return status is not None and status.State == "Busy" and not status.expired(ctx.clock())
+
+
+def work(ctx: TrainerContext, ticket: Ticket) -> int:
+    """One ticket: train the job the fair order puts first (1), find nothing left to do (0: the ticket was
+    spare and is deleted), or find this machine busy (BUSY: the ticket goes back at once)."""
+    for job in candidates(ctx, ticket):
+        if job.attempts >= ctx.max_attempts:  # it stopped its trainer every time it ran
+            fail_job(ctx.jobs, ctx.records, ctx.events, job, DIED.format(n=job.attempts), ctx.clock())
+            continue
         if not ctx.lock.acquire(ctx.machine, job.job_id, ctx.lease_s, ctx.clock()):
-            return ran  # the holder drains the queue when it is done
+            ctx.queue.release(ticket)
+            return BUSY
         try:
-            if ctx.jobs.claim(job.job_id, ctx.machine, ctx.clock()):
-                run_job(ctx, replace(job, state=JobState.RUNNING.value, trainer=ctx.machine))
-                ran += 1
+            if not ctx.jobs.claim(job.job_id, ctx.machine, ctx.clock(), ctx.lease_s):
+                continue  # another trainer took it first: try the next
+            ctx.protect(True)
+            try:
+                run_job(ctx, replace(job, state=JobState.RUNNING.value, trainer=ctx.machine,
+                                     attempts=job.attempts + 1), ticket)
+            except BaseException:  # the worker is stopping (not a training failure): hand the ticket back
+                ctx.queue.release(ticket)
+                raise
+            finally:
+                ctx.protect(False)
         finally:
             ctx.lock.release(ctx.machine, job.job_id)
+        ctx.queue.delete(ticket)
+        return 1
+    log.info("no job to take for ticket of %s: deleting it as a spare", ticket.job_id or "an unknown job",
+             extra={"job_id": ticket.job_id})
+    ctx.queue.delete(ticket)  # every job is taken or done: this ticket was a spare (a duplicate, a re-send)
+    return 0
 
 
-def recover_expired(ctx: TrainerContext) -> None:
-    """A trainer that died leaves its lease to expire: its job is failed and its user told.
-
-    Any trainer looks at every running job's machine, so with several trainers a dead one's job is
-    failed by the next that drains, not only when the dead one comes back."""
-    machines = {ctx.machine} | {j.trainer for j in ctx.jobs.running() if j.trainer}
-    for machine in sorted(machines):
-        status = ctx.lock.get(machine)
-        if status is None or not status.expired(ctx.clock()) or not status.owner:
-            continue
-        job = ctx.jobs.get(status.owner)
-        if ctx.lock.release(machine, status.owner) and job is not None:
-            _fail(ctx, job, "the trainer stopped responding during training (it may have run out of memory "
-                            "or been restarted); train again to retry")
+def candidates(ctx: TrainerContext, ticket: Ticket) -> list[Job]:
+    """The jobs of this trainer's pool that it may take, in the order it tries them: queued jobs and jobs whose
+    trainer died (lease expired), fair between tenants given who is training now. The ticket's own job is
+    read directly, so a job the index has not caught up with yet is still found."""
+    now = ctx.clock()
+    mine = [j for j in ctx.jobs.queued() + ctx.jobs.running() if j.pool == ctx.pool]
+    own = ctx.jobs.get(ticket.job_id) if ticket.job_id else None
+    if own is not None and own.pool == ctx.pool:
+        mine = [j for j in mine if j.job_id != own.job_id] + [own]
+    takeable = [j for j in mine if j.state == JobState.QUEUED.value or j.lease_expired(now)]
+    training = [j for j in mine if j.state == JobState.RUNNING.value and not j.lease_expired(now)]
+    return fair_order(takeable, training, ctx.jobs.served({j.tenant for j in takeable}))
 
 
-def run_job(ctx: TrainerContext, job: Job) -> None:
-    """Train one claimed job; every outcome ends in Successful or Failed with a readable reason."""
+def run_job(ctx: TrainerContext, job: Job, ticket: Ticket | None = None) -> None:
+    """Train one claimed job; every outcome ends in Successful or Failed with a readable reason, unless the
+    job was taken over (its lease lost) or the worker is stopping (then it is retried elsewhere)."""
     lost = threading.Event()
-    beat = _Heartbeat(ctx, job, lost)
+    beat = _Heartbeat(ctx, job, ticket, lost)
     beat.start()
     started = ctx.clock()
     try:
@@ -115,7 +184,8 @@ def run_job(ctx: TrainerContext, job: Job) -> None:
             r, training_status=TrainingStatus.SUCCESSFUL.value, model_path=stored.model_path,
             vocab_path=stored.vocab_path, model_version=stored.version, training_error=None,
             training_accuracy=metrics["train_accuracy"], validation_accuracy=metrics["validation_accuracy"]))
-        if ctx.jobs.finish(job.job_id, JobState.SUCCEEDED, ctx.clock(), model_version=stored.version):
+        if ctx.jobs.finish(job.job_id, JobState.SUCCEEDED, ctx.clock(), model_version=stored.version,
+                           trainer=ctx.machine):
             album = {"mistakes_png_key": stored.model_path + "mistakes.png"} \
                 if "mistakes.png" in result.extra_files else {}
             _publish(ctx, job, FINISHED, {
@@ -127,23 +197,12 @@ def run_job(ctx: TrainerContext, job: Job) -> None:
                                            "duration_s", "n_train", "n_validation")}})
     except LeaseLost:
         log.warning("job %s lost its lease; another trainer has taken over", job.job_id)
-    except BaseException as exc:  # noqa: BLE001 - every failure must reach the user
+    except Exception as exc:  # noqa: BLE001 - every failure must reach the user
         log.exception("job %s failed", job.job_id)
-        _fail(ctx, job, failure_reason(exc, job.kind))
-        if not isinstance(exc, Exception):
-            raise
+        fail_job(ctx.jobs, ctx.records, ctx.events, job, failure_reason(exc, job.kind), ctx.clock(),
+                 trainer=ctx.machine)
     finally:
         beat.stop()
-
-
-def _fail(ctx: TrainerContext, job: Job, reason: str) -> None:
-    try:
-        update_record(ctx.records, job.tenant, job.name, lambda r: replace(
-            r, training_status=TrainingStatus.FAILED.value, training_error=reason))
-    except Exception:  # the record may be gone; the job still ends and the user is still told
-        log.exception("could not mark %s/%s failed", job.tenant, job.name)
-    if ctx.jobs.finish(job.job_id, JobState.FAILED, ctx.clock(), error=reason):
-        _publish(ctx, job, FAILED, {"reason": reason})
 
 
 def _progress(ctx: TrainerContext, job: Job, lost: threading.Event, started: float):
@@ -169,10 +228,11 @@ def _publish(ctx: TrainerContext, job: Job, kind: str, payload: dict) -> None:
 
 
 class _Heartbeat:
-    """Extends the lease while training; sets ``lost`` if another owner has the machine."""
+    """While training: extends the job's lease, the ticket's visibility and the machine's row; sets ``lost``
+    when the job is no longer this trainer's (its lease expired and another trainer took it over)."""
 
-    def __init__(self, ctx: TrainerContext, job: Job, lost: threading.Event) -> None:
-        self.ctx, self.job, self.lost = ctx, job, lost
+    def __init__(self, ctx: TrainerContext, job: Job, ticket: Ticket | None, lost: threading.Event) -> None:
+        self.ctx, self.job, self.ticket, self.lost = ctx, job, ticket, lost
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"heartbeat-{job.job_id}", daemon=True)
 
@@ -184,10 +244,46 @@ class _Heartbeat:
         self._thread.join(timeout=5)
 
     def _run(self) -> None:
-        while not self._stop.wait(self.ctx.heartbeat_s):
+        ctx = self.ctx
+        while not self._stop.wait(ctx.heartbeat_s):
             try:
-                if not self.ctx.lock.heartbeat(self.ctx.machine, self.job.job_id, self.ctx.lease_s, self.ctx.clock()):
+                now = ctx.clock()
+                if not ctx.jobs.heartbeat(self.job.job_id, ctx.machine, now, ctx.lease_s):
                     self.lost.set()
                     return
+                ctx.lock.heartbeat(ctx.machine, self.job.job_id, ctx.lease_s, now)
+                if self.ticket is not None and not ctx.queue.extend(self.ticket, ctx.visibility_s):
+                    log.info("ticket for job %s is no longer held; the job's lease still holds it", self.job.job_id)
             except Exception:  # a transient store error: try again at the next beat
                 log.warning("heartbeat failed for job %s", self.job.job_id, exc_info=True)
+
+
+class Worker:
+    """The deployed trainer's loop: long-polls its pool's queue for ever in a daemon thread, one job at a time;
+    an error (the queue unreachable for a moment) is logged and retried after a pause."""
+
+    def __init__(self, ctx: TrainerContext, *, wait_s: float = 20.0, pause_s: float = 5.0) -> None:
+        self.ctx, self._wait, self._pause = ctx, wait_s, pause_s
+        self.stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> "Worker":
+        self._thread = threading.Thread(target=self._loop, name="trainer-worker", daemon=True)
+        self._thread.start()
+        return self
+
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        self.stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=timeout_s)
+
+    def _loop(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                drain(self.ctx, wait_s=self._wait, forever=True, stop=self.stopping)
+            except Exception:
+                log.exception("the worker loop failed; retrying in %.0f s", self._pause)
+                self.stopping.wait(self._pause)

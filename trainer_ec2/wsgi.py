@@ -5,9 +5,9 @@ API's token MLBOT_TRAINER_TOKEN from the secret named by MLBOT_TRAINER_SECRET_AR
 refuses to start without it (trainer_ec2.app.build_app); every route but /health requires it as
 `Authorization: Bearer <token>`.
 
-Jobs queued while the trainer was stopped start at once. On AWS a watcher stops this instance after
-MLBOT_IDLE_STOP_MINUTES (default 30) without queued or running work; the platform starts it again for
-the next job (platform_core.adapters.aws_ec2).
+On AWS the app's Worker long-polls this pool's SQS queue (MLBOT_QUEUE_URL) and trains one job at a time,
+holding scale-in protection meanwhile; the Auto Scaling group, not this process, decides when the instance
+stops (it returns to the warm pool once the queue has been empty for a while).
 """
 from __future__ import annotations
 

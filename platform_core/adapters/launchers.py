@@ -1,24 +1,21 @@
 """Trainer launchers: make sure some trainer will run a queued job.
 
-Local: a detached worker process (`python -m trainer_ec2.worker`) or a thread in this process.
-Remote: POST the job id to a running trainer's HTTP API with its shared token (the EC2 lifecycle wraps this
-on AWS).
+Local: a detached worker process (`python -m trainer_ec2.worker`) or a thread in this process, each working
+through the local training queue until it is empty. On AWS the launcher is the trainer group's scale-out
+(platform_core.adapters.aws_fleet.AutoScalingLauncher).
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import subprocess
 import sys
 import threading
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Callable
 
-from platform_core.errors import TrainerUnavailable
-from platform_core.jobs import TRAIN_ROUTES, Job
+from platform_core.jobs import Job
+
 
 log = logging.getLogger(__name__)
 
@@ -49,35 +46,3 @@ class ProcessLauncher:
             subprocess.Popen([sys.executable, "-m", "trainer_ec2.worker"], stdin=subprocess.DEVNULL,
                              stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
                              env=self._env or dict(os.environ))
-
-
-class HttpLauncher:
-    """POSTs a queued job's id to a trainer's HTTP API (README "Using it locally"), with the shared token as
-    `Authorization: Bearer`; the trainer answers 202 and trains off the request thread.
-
-    The Job record is already in the queue, so only its id (and kind, tenant and name, for logs and older
-    trainers) is sent: the trainer takes reply_to and the queue order from the stored record."""
-
-    def __init__(self, base_url: str, *, token: str, timeout_s: float = 10.0,
-                 opener: Callable[..., object] = urllib.request.urlopen) -> None:
-        self._base = base_url.rstrip("/")
-        self._token = token
-        self._timeout = timeout_s
-        self._open = opener
-
-    def __call__(self, job: Job) -> None:
-        if not self._token:
-            raise TrainerUnavailable("no trainer token is configured (MLBOT_TRAINER_TOKEN)")
-        body = json.dumps({"job_id": job.job_id, "kind": job.kind, "tenant": job.tenant,
-                           "name": job.name}).encode()
-        req = urllib.request.Request(self._base + TRAIN_ROUTES[job.kind], data=body, method="POST",
-                                     headers={"Content-Type": "application/json",
-                                              "Authorization": f"Bearer {self._token}"})
-        try:
-            with self._open(req, timeout=self._timeout) as response:  # type: ignore[attr-defined]
-                if response.status != 202:
-                    raise TrainerUnavailable(f"trainer answered {response.status}")
-        except urllib.error.HTTPError as exc:  # a 4xx/5xx answer: its status, never the request headers
-            raise TrainerUnavailable(f"trainer answered {exc.code}") from None
-        except (urllib.error.URLError, OSError) as exc:
-            raise TrainerUnavailable(str(exc)) from exc

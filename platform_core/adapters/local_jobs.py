@@ -1,4 +1,5 @@
-"""Local adapters for the job queue and the trainer lock: one SQLite file for threads and processes.
+"""Local adapters for the jobs table and the trainer lock: one SQLite file for threads and processes (the
+training queue's tickets are in local_queue, in the same file).
 
 Same conventions as ``local.py``: a connection per call, WAL, a busy timeout, and every state change
 a single ``UPDATE ... WHERE <condition>`` whose rowcount says whether it won.
@@ -27,13 +28,23 @@ class SqliteJobQueue:
         "name TEXT NOT NULL, kind TEXT NOT NULL, recipe TEXT NOT NULL, dataset_path TEXT NOT NULL, "
         "dataset_version INTEGER NOT NULL, requested_by TEXT NOT NULL, reply_to TEXT NOT NULL, "
         "state TEXT NOT NULL, enqueued_at REAL NOT NULL, started_at REAL, finished_at REAL, "
-        "trainer TEXT, error TEXT, model_version INTEGER)",
+        "trainer TEXT, error TEXT, model_version INTEGER, attempts INTEGER NOT NULL DEFAULT 0, "
+        "lease_expires_at REAL NOT NULL DEFAULT 0, pool TEXT NOT NULL DEFAULT 'cpu')",
         "CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, enqueued_at, job_id)",
         "CREATE INDEX IF NOT EXISTS jobs_by_dataset ON jobs (tenant, name, state)",
+        "CREATE TABLE IF NOT EXISTS tenant_turns (tenant TEXT PRIMARY KEY, last_claimed REAL NOT NULL)",
     )
+    # Columns added since the first release, for a $MLBOT_HOME made by an older version.
+    _ADDED = {"attempts": "INTEGER NOT NULL DEFAULT 0", "lease_expires_at": "REAL NOT NULL DEFAULT 0",
+              "pool": "TEXT NOT NULL DEFAULT 'cpu'"}
 
     def __init__(self, path: Path, *, busy_timeout_s: float = 30.0) -> None:
         self._db = SqliteFile(path, self._SCHEMA, busy_timeout_s)
+        with self._db.transaction("migrate", "jobs") as conn:
+            present = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
+            for column, spec in self._ADDED.items():
+                if column not in present:
+                    conn.execute(f"ALTER TABLE jobs ADD COLUMN {column} {spec}")
 
     def submit(self, job: Job) -> Job:
         """Insert the job unless its job_id exists; return what is stored either way.
@@ -88,27 +99,55 @@ class SqliteJobQueue:
             ).fetchone()
         return None if row is None else _job(row)
 
-    def claim(self, job_id: str, trainer: str, now: float) -> bool:
-        """QUEUED -> RUNNING for ``trainer``; False if the job is missing or no longer queued."""
+    def claim(self, job_id: str, trainer: str, now: float, lease_s: float) -> bool:
+        """QUEUED, or RUNNING with an expired lease -> RUNNING for ``trainer``, one more attempt."""
         with self._db.transaction("claim", job_id) as conn:
             cursor = conn.execute(
-                "UPDATE jobs SET state=?, trainer=?, started_at=? WHERE job_id=? AND state=?",
-                (JobState.RUNNING.value, trainer, now, job_id, JobState.QUEUED.value),
+                "UPDATE jobs SET state=?, trainer=?, started_at=?, lease_expires_at=?, attempts=attempts+1 "
+                "WHERE job_id=? AND (state=? OR (state=? AND lease_expires_at < ?))",
+                (JobState.RUNNING.value, trainer, now, now + lease_s, job_id, JobState.QUEUED.value,
+                 JobState.RUNNING.value, now),
+            )
+            if cursor.rowcount != 1:
+                return False
+            conn.execute("INSERT INTO tenant_turns (tenant, last_claimed) SELECT tenant, ? FROM jobs WHERE job_id=? "
+                         "ON CONFLICT (tenant) DO UPDATE SET last_claimed=MAX(last_claimed, excluded.last_claimed)",
+                         (now, job_id))
+            return True
+
+    def served(self, tenants) -> dict[str, float]:
+        """Each tenant's last claim time."""
+        wanted = sorted(set(tenants))
+        if not wanted:
+            return {}
+        with self._db.transaction("served", "tenants") as conn:
+            rows = conn.execute(f"SELECT tenant, last_claimed FROM tenant_turns WHERE tenant IN "
+                                f"({', '.join('?' for _ in wanted)})", wanted).fetchall()
+        return {tenant: float(at) for tenant, at in rows}
+
+    def heartbeat(self, job_id: str, trainer: str, now: float, lease_s: float) -> bool:
+        """Extend ``trainer``'s lease while it holds the running job."""
+        with self._db.transaction("heartbeat", job_id) as conn:
+            cursor = conn.execute(
+                "UPDATE jobs SET lease_expires_at=? WHERE job_id=? AND state=? AND trainer=?",
+                (now + lease_s, job_id, JobState.RUNNING.value, trainer),
             )
             return cursor.rowcount == 1
 
     def finish(self, job_id: str, state: JobState, now: float, *, error: str | None = None,
-               model_version: int | None = None) -> bool:
-        """QUEUED/RUNNING -> ``state`` (SUCCEEDED or FAILED); False if missing or finished."""
+               model_version: int | None = None, trainer: str | None = None) -> bool:
+        """QUEUED/RUNNING -> ``state`` (SUCCEEDED or FAILED); False if missing, finished, or (with
+        ``trainer``) held by another trainer."""
         state = JobState(state)
         if state not in _FINAL_STATES:
             raise ValueError(f"finish needs a final state, not {state.value!r}")
+        holder = " AND trainer=?" if trainer is not None else ""
         with self._db.transaction("finish", job_id) as conn:
             cursor = conn.execute(
-                "UPDATE jobs SET state=?, finished_at=?, error=?, model_version=? "
-                "WHERE job_id=? AND state IN (?, ?)",
-                (state.value, now, error, model_version, job_id,
-                 JobState.QUEUED.value, JobState.RUNNING.value),
+                "UPDATE jobs SET state=?, finished_at=?, error=?, model_version=?, lease_expires_at=0 "
+                f"WHERE job_id=? AND state IN (?, ?){holder}",
+                (state.value, now, error, model_version, job_id, JobState.QUEUED.value, JobState.RUNNING.value,
+                 *((trainer,) if trainer is not None else ())),
             )
             return cursor.rowcount == 1
 

@@ -16,7 +16,8 @@ import pytest
 from moto import mock_aws
 
 from platform_core.adapters.aws import make_boto3_client
-from platform_core.adapters.aws_jobs import DynamoJobQueue, DynamoMachineLock
+from platform_core.adapters.aws_jobs import DynamoJobQueue
+from platform_core.adapters.aws_machines import DynamoMachineLock
 from platform_core.adapters.local_jobs import SqliteJobQueue, SqliteMachineLock
 from platform_core.config import Settings
 from platform_core.errors import StorageError
@@ -89,7 +90,7 @@ def test_submitting_a_known_job_id_returns_the_stored_job_unchanged(training: Tr
 
 def test_resubmitting_a_claimed_job_neither_requeues_nor_resets_it(training: Training) -> None:
     training.jobs.submit(make_job())
-    assert training.jobs.claim("job-1", "i-0abc", T0 + 1)
+    assert training.jobs.claim("job-1", "i-0abc", T0 + 1, LEASE)
     again = training.jobs.submit(make_job())
     assert again.state == JobState.RUNNING.value and again.trainer == "i-0abc"
     assert training.jobs.queued() == []
@@ -130,9 +131,9 @@ def test_queued_lists_jobs_by_enqueue_time_then_job_id(training: Training) -> No
 def test_queued_leaves_out_running_and_finished_jobs(training: Training) -> None:
     for i in range(4):
         training.jobs.submit(make_job(f"j{i}", enqueued_at=T0 + i))
-    training.jobs.claim("j0", "i-1", T0 + 10)
+    training.jobs.claim("j0", "i-1", T0 + 10, LEASE)
     training.jobs.finish("j1", JobState.FAILED, T0 + 10, error="bad data")
-    training.jobs.claim("j2", "i-1", T0 + 11)
+    training.jobs.claim("j2", "i-1", T0 + 11, LEASE)
     training.jobs.finish("j2", JobState.SUCCEEDED, T0 + 12, model_version=1)
     assert [j.job_id for j in training.jobs.queued()] == ["j3"]
     assert [j.job_id for j in training.jobs.running()] == ["j0"]
@@ -158,7 +159,7 @@ def test_active_for_finds_the_datasets_queued_or_running_job_only(training: Trai
     assert training.jobs.active_for("slack:T001", "digits") is None
     training.jobs.submit(make_job("new", enqueued_at=T0 + 2))
     assert training.jobs.active_for("slack:T001", "digits") == training.jobs.get("new")
-    training.jobs.claim("new", "i-1", T0 + 3)
+    training.jobs.claim("new", "i-1", T0 + 3, LEASE)
     assert training.jobs.active_for("slack:T001", "digits").state == JobState.RUNNING.value
     training.jobs.finish("new", JobState.SUCCEEDED, T0 + 4, model_version=2)
     assert training.jobs.active_for("slack:T001", "digits") is None
@@ -168,7 +169,7 @@ def test_active_for_prefers_the_running_job_over_a_queued_one(training: Training
     training.jobs.submit(make_job("first", enqueued_at=T0))
     training.jobs.submit(make_job("second", enqueued_at=T0 + 1))
     assert training.jobs.active_for("slack:T001", "digits").job_id == "first"
-    training.jobs.claim("second", "i-1", T0 + 2)
+    training.jobs.claim("second", "i-1", T0 + 2, LEASE)
     assert training.jobs.active_for("slack:T001", "digits").job_id == "second"
 
 
@@ -188,22 +189,53 @@ def test_active_for_never_returns_another_tenants_or_another_datasets_job(
 
 def test_claim_moves_a_queued_job_to_running_for_the_trainer(training: Training) -> None:
     training.jobs.submit(make_job())
-    assert training.jobs.claim("job-1", "i-0abc", T0 + 1.5) is True
+    assert training.jobs.claim("job-1", "i-0abc", T0 + 1.5, LEASE) is True
     stored = training.jobs.get("job-1")
-    assert stored == replace(make_job(), state="running", trainer="i-0abc", started_at=T0 + 1.5)
+    assert stored == replace(make_job(), state="running", trainer="i-0abc", started_at=T0 + 1.5, attempts=1,
+                             lease_expires_at=T0 + 1.5 + LEASE)
     assert training.jobs.running() == [stored]
+
+
+def test_a_running_job_whose_lease_expired_is_taken_over_with_one_more_attempt(training: Training) -> None:
+    training.jobs.submit(make_job())
+    assert training.jobs.claim("job-1", "i-dead", T0, LEASE)
+    assert training.jobs.claim("job-1", "i-next", T0 + LEASE - 1, LEASE) is False  # still alive
+    assert training.jobs.claim("job-1", "i-next", T0 + LEASE + 1, LEASE) is True
+    stored = training.jobs.get("job-1")
+    assert (stored.trainer, stored.attempts, stored.lease_expires_at) == ("i-next", 2, T0 + 2 * LEASE + 1)
+    assert stored.lease_expired(T0 + 2 * LEASE + 2) and not stored.lease_expired(T0 + 2 * LEASE)
+
+
+def test_heartbeat_extends_only_the_holders_lease(training: Training) -> None:
+    training.jobs.submit(make_job())
+    assert training.jobs.heartbeat("job-1", "i-1", T0, LEASE) is False  # not running yet
+    training.jobs.claim("job-1", "i-1", T0, LEASE)
+    assert training.jobs.heartbeat("job-1", "i-1", T0 + 50, LEASE) is True
+    assert training.jobs.get("job-1").lease_expires_at == T0 + 50 + LEASE
+    assert training.jobs.heartbeat("job-1", "i-2", T0 + 51, LEASE) is False
+    assert training.jobs.claim("job-1", "i-2", T0 + 50 + LEASE - 1, LEASE) is False  # the beat kept it
+
+
+def test_finish_by_a_trainer_that_lost_the_job_is_refused(training: Training) -> None:
+    training.jobs.submit(make_job())
+    training.jobs.claim("job-1", "i-old", T0, LEASE)
+    training.jobs.claim("job-1", "i-new", T0 + LEASE + 1, LEASE)
+    assert training.jobs.finish("job-1", JobState.SUCCEEDED, T0 + 100, model_version=1, trainer="i-old") is False
+    assert training.jobs.heartbeat("job-1", "i-old", T0 + 100, LEASE) is False
+    assert training.jobs.finish("job-1", JobState.SUCCEEDED, T0 + 101, model_version=1, trainer="i-new") is True
+    assert training.jobs.get("job-1").state == "succeeded" and training.jobs.running() == []
 
 
 def test_claim_is_refused_for_a_running_finished_or_missing_job(training: Training) -> None:
     training.jobs.submit(make_job("a"))
     training.jobs.submit(make_job("b"))
-    assert training.jobs.claim("a", "i-1", T0 + 1)
-    assert training.jobs.claim("a", "i-2", T0 + 2) is False
+    assert training.jobs.claim("a", "i-1", T0 + 1, LEASE)
+    assert training.jobs.claim("a", "i-2", T0 + 2, LEASE) is False
     assert training.jobs.get("a").trainer == "i-1" and training.jobs.get("a").started_at == T0 + 1
     training.jobs.finish("b", JobState.FAILED, T0 + 1, error="cancelled")
-    assert training.jobs.claim("b", "i-1", T0 + 2) is False
+    assert training.jobs.claim("b", "i-1", T0 + 2, LEASE) is False
     assert training.jobs.get("b").state == JobState.FAILED.value
-    assert training.jobs.claim("missing", "i-1", T0) is False
+    assert training.jobs.claim("missing", "i-1", T0, LEASE) is False
     assert training.jobs.get("missing") is None
 
 
@@ -212,14 +244,14 @@ def test_threads_racing_to_claim_one_job_exactly_one_wins(training: Training) ->
         job_id = f"race-{round_}"
         training.jobs.submit(make_job(job_id))
         trainers = [f"i-{n}" for n in range(8)]
-        outcomes = race(*[lambda t=t: training.jobs.claim(job_id, t, T0 + 1) for t in trainers])
+        outcomes = race(*[lambda t=t: training.jobs.claim(job_id, t, T0 + 1, LEASE) for t in trainers])
         assert sorted(outcomes, key=str) == [False] * 7 + [True], outcomes
         assert training.jobs.get(job_id).trainer == trainers[outcomes.index(True)]
 
 
 def test_finish_records_the_outcome_and_succeeds_only_once(training: Training) -> None:
     training.jobs.submit(make_job())
-    training.jobs.claim("job-1", "i-1", T0 + 1)
+    training.jobs.claim("job-1", "i-1", T0 + 1, LEASE)
     assert training.jobs.finish("job-1", JobState.SUCCEEDED, T0 + 9.5, model_version=3) is True
     done = training.jobs.get("job-1")
     assert (done.state, done.finished_at, done.model_version, done.error) == (
@@ -252,7 +284,7 @@ def test_finish_refuses_a_state_that_is_not_final(training: Training) -> None:
 
 def test_threads_racing_to_finish_one_job_exactly_one_wins(training: Training) -> None:
     training.jobs.submit(make_job())
-    training.jobs.claim("job-1", "i-1", T0 + 1)
+    training.jobs.claim("job-1", "i-1", T0 + 1, LEASE)
     outcomes = race(*[
         lambda i=i: training.jobs.finish("job-1", JobState.FAILED, T0 + 2, error=f"e{i}")
         for i in range(8)
@@ -417,7 +449,7 @@ def test_a_missing_table_surfaces_as_storage_error_not_a_boto_error(
         jobs = DynamoJobQueue(table_name="NoSuchTable", client=dynamodb)
         lock = DynamoMachineLock(table_name="NoSuchTable", client=dynamodb)
         for action in (lambda: jobs.submit(make_job()), lambda: jobs.get("j"), jobs.queued,
-                       lambda: jobs.claim("j", "i", T0), lambda: jobs.active_for("t", "n"),
+                       lambda: jobs.claim("j", "i", T0, LEASE), lambda: jobs.active_for("t", "n"),
                        lambda: lock.acquire("m", "o", LEASE, T0), lambda: lock.get("m")):
             with pytest.raises(StorageError) as caught:
                 action()
@@ -434,3 +466,35 @@ def test_aws_adapters_build_a_default_client_on_first_use_not_at_construction(
         infra.create_tables(make_boto3_client("dynamodb", Settings(region="us-east-1")))
         assert jobs.submit(make_job()) == make_job()
         assert lock.acquire("i-1", "job-1", LEASE, T0)
+
+
+def test_a_jobs_file_made_before_leases_gains_the_new_columns_and_keeps_its_jobs(tmp_path: Path) -> None:
+    import sqlite3
+
+    db = tmp_path / "old.sqlite3"
+    with sqlite3.connect(db) as conn:  # the first release's table
+        conn.execute("CREATE TABLE jobs (job_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, name TEXT NOT NULL, "
+                     "kind TEXT NOT NULL, recipe TEXT NOT NULL, dataset_path TEXT NOT NULL, dataset_version "
+                     "INTEGER NOT NULL, requested_by TEXT NOT NULL, reply_to TEXT NOT NULL, state TEXT NOT NULL, "
+                     "enqueued_at REAL NOT NULL, started_at REAL, finished_at REAL, trainer TEXT, error TEXT, "
+                     "model_version INTEGER)")
+        conn.execute("INSERT INTO jobs VALUES ('old', 't', 'n', 'image', 'fast', 'p', 1, 'u', '{}', 'queued', "
+                     f"{T0}, NULL, NULL, NULL, NULL, NULL)")
+    jobs = SqliteJobQueue(db)
+    old = jobs.get("old")
+    assert (old.attempts, old.lease_expires_at, old.pool, old.state) == (0, 0.0, "cpu", "queued")
+    assert jobs.claim("old", "i-1", T0 + 1, LEASE) and jobs.get("old").attempts == 1
+
+
+def test_a_won_claim_records_the_tenants_turn_and_a_lost_one_does_not(training: Training) -> None:
+    training.jobs.submit(make_job("a1", tenant="A"))
+    training.jobs.submit(make_job("a2", tenant="A"))
+    training.jobs.submit(make_job("b1", tenant="B"))
+    assert training.jobs.served(["A", "B", "C"]) == {}
+    assert training.jobs.claim("a1", "i-1", T0 + 5, LEASE)
+    assert training.jobs.claim("a1", "i-2", T0 + 6, LEASE) is False
+    assert training.jobs.served(["A", "B"]) == {"A": T0 + 5}
+    assert training.jobs.claim("a2", "i-2", T0 + 7, LEASE) and training.jobs.claim("b1", "i-3", T0 + 8, LEASE)
+    assert training.jobs.served({"A", "B"}) == {"A": T0 + 7, "B": T0 + 8}
+    assert training.jobs.served([]) == {}
+    assert [j.job_id for j in training.jobs.queued()] == [] and len(training.jobs.running()) == 3

@@ -27,9 +27,8 @@ BUCKET = "mlbot-versioned"
 
 class World:
     def __init__(self) -> None:
-        self.settings = Settings(backend="aws", bucket=BUCKET, region="us-east-1")
+        self.settings = infra.deploy(Settings(backend="aws", bucket=BUCKET, region="us-east-1"))
         self.s3 = make_boto3_client("s3", self.settings)
-        infra.create_storage(make_boto3_client("dynamodb", self.settings), self.s3, bucket=BUCKET)
         assert self.s3.get_bucket_versioning(Bucket=BUCKET)["Status"] == "Enabled"  # as the template has it
         trainer = FakeTrainer(["red", "green", "blue"])
         self.ctx = build_trainer_context(self.settings, events=LocalEventBus(),

@@ -98,11 +98,7 @@ def world(request: pytest.FixtureRequest, monkeypatch, fresh_container) -> Itera
     request.getfixturevalue("aws_credentials")
     request.getfixturevalue("atomic_moto_writes")
     with mock_aws():
-        settings = Settings(backend="aws", bucket="mlbot-predict-test", region="us-east-1")
-        from platform_core.adapters.aws import make_boto3_client
-
-        infra.create_storage(make_boto3_client("dynamodb", settings), make_boto3_client("s3", settings),
-                             bucket=settings.bucket)
+        settings = infra.deploy(Settings(backend="aws", bucket="mlbot-predict-test", region="us-east-1"))
         monkeypatch.setenv("MLBOT_BACKEND", "aws")
         monkeypatch.setenv("MLBOT_BUCKET", settings.bucket)
         yield trained_world(settings)

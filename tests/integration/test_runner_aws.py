@@ -1,5 +1,5 @@
-"""The runner on the AWS adapters (moto): S3, DynamoDB tables from template.yaml, SNS to an SQS queue,
-and two trainer threads racing over one machine's lock."""
+"""The runner on the AWS adapters (moto): S3, DynamoDB tables and the SQS training queue from template.yaml, SNS
+to an SQS queue, and two trainer threads racing over one machine's lock."""
 from __future__ import annotations
 
 import json
@@ -37,7 +37,7 @@ def aws_world(aws_credentials, atomic_moto_writes):
         queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"})
         settings = Settings(backend="aws", bucket=base.bucket, region="us-east-1", topic_arn=topic,
-                            machine_id="i-0abc")
+                            machine_id="i-0abc", **infra.queue_settings(infra.create_queues(sqs)))
         trainer = FakeTrainer()
         services = build_services(settings, launcher=lambda job: None)
         for name in ("a", "b", "c"):

@@ -1,6 +1,6 @@
 """Several trainers on one queue (the in-memory fakes): each machine has its own MachineStatus row and takes the
-next queued job; a dead trainer's job is failed by another; two real trainer processes drain one queue
-together on the local backend."""
+next queued job; a dead trainer's job is retried by another once its ticket is delivered again; two real
+trainer processes drain one queue together on the local backend."""
 from __future__ import annotations
 
 import os
@@ -21,7 +21,7 @@ from platform_core.jobs import JobState
 from tests.fakes import FakeTrainer
 from tests.integration.test_trainer_runner import _zip
 from tests.memory import MemoryBackend
-from trainer_ec2.runner import drain, recover_expired
+from trainer_ec2.runner import drain
 from trainer_ec2.wiring import build_trainer_context
 
 TENANT = "console:team"
@@ -61,22 +61,24 @@ def test_a_second_trainer_takes_the_next_job_while_the_first_is_busy() -> None:
     assert {m1.lock.get("i-1").State, m2.lock.get("i-2").State} == {"Free"}
 
 
-def test_a_dead_trainers_job_is_failed_by_another_trainer() -> None:
-    backend = MemoryBackend()
-    settings = backend.settings
-    job1, _ = queue_two(settings, {"first": ("a.zip", _zip()), "second": ("b.zip", _zip())}, backend)
+def test_a_dead_trainers_ticket_comes_back_after_its_visibility_timeout_and_another_trainer_retries() -> None:
     now = [1000.0]
+    backend = MemoryBackend(clock=lambda: now[0])
+    settings = backend.settings
+    job1, job2 = queue_two(settings, {"first": ("a.zip", _zip()), "second": ("b.zip", _zip())}, backend)
     m1 = build_trainer_context(replace(settings, machine_id="i-1"), clock=lambda: now[0], backend=backend)
-    assert m1.lock.acquire("i-1", job1, 60, now[0]) and m1.jobs.claim(job1, "i-1", now[0])  # then it dies
+    ticket = m1.queue.receive(0, m1.visibility_s)  # i-1 takes the first job ...
+    assert ticket.job_id == job1 and m1.jobs.claim(job1, "i-1", now[0], m1.lease_s)  # ... and dies mid-job
+    quick = FakeTrainer()
     m2 = build_trainer_context(replace(settings, machine_id="i-2"), clock=lambda: now[0], backend=backend,
-                               trainers={"image": FakeTrainer(), "sentiment": FakeTrainer()})
-    recover_expired(m2)
-    assert m2.jobs.get(job1).state == JobState.RUNNING.value  # the lease still runs
-    now[0] += 61
-    assert drain(m2) == 1  # the dead trainer's job is failed, the next job runs here
-    failed = m2.jobs.get(job1)
-    assert failed.state == JobState.FAILED.value and "stopped responding" in failed.error
-    assert m2.lock.get("i-1").State == "Free"
+                               trainers={"image": quick, "sentiment": quick})
+    assert drain(m2) == 1  # only the second job: the first one's ticket is still held and its lease runs
+    assert m2.jobs.get(job2).state == JobState.SUCCEEDED.value and m2.jobs.get(job1).state == JobState.RUNNING.value
+    now[0] += m1.visibility_s + 1
+    assert drain(m2) == 1  # the ticket is back, the lease has expired: i-2 retries the job
+    retried = m2.jobs.get(job1)
+    assert (retried.state, retried.trainer, retried.attempts) == (JobState.SUCCEEDED.value, "i-2", 2)
+    assert m2.queue.depth().total == 0
 
 
 @pytest.mark.slow

@@ -60,7 +60,7 @@ def _wait_idle(drainer, timeout: float = 20) -> None:
 def test_health_answers_with_the_machine_state(trainer_app) -> None:
     client, ctx, _, _ = trainer_app
     body = client.get("/health").get_json()
-    assert body == {"status": "ok", "machine": "local", "state": "Free", "queued": 0}
+    assert body == {"status": "ok", "machine": "local", "pool": "cpu", "state": "Free", "job": None}
 
 
 def test_train_answers_202_at_once_and_trains_off_the_request_thread(trainer_app) -> None:
@@ -286,7 +286,8 @@ def test_authenticated_predictions_answer_and_health_stays_open(http_trainer) ->
     assert status == 200 and body["label"] == "green"
     with urllib.request.urlopen(url + "/health", timeout=10) as response:
         assert response.status == 200
-        assert json.loads(response.read()) == {"status": "ok", "machine": "local", "state": "Free", "queued": 0}
+        assert json.loads(response.read()) == {"status": "ok", "machine": "local", "pool": "cpu", "state": "Free",
+                                               "job": None}
 
 
 def test_an_app_made_without_a_token_refuses_everything_but_health(tmp_path: Path) -> None:

@@ -16,7 +16,8 @@ from platform_core.records import TrainingStatus
 from platform_core.training import submit_training
 from tests.fakes import FakeTrainer, png
 from tests.memory import MemoryBackend
-from trainer_ec2.runner import drain, recover_expired
+from platform_core.jobs import MAX_ATTEMPTS
+from trainer_ec2.runner import drain
 from trainer_ec2.wiring import build_trainer_context
 from bot.wiring import build_services
 
@@ -156,7 +157,8 @@ def test_a_repeated_request_with_the_same_job_id_does_not_train_twice(world) -> 
     ctx, services, trainer, events, _ = world
     job_id = _train(services).data["job_id"]
     job = ctx.jobs.get(job_id)
-    again = lambda: submit_training(ctx.jobs, ctx.records, ctx.records.get(TENANT, job.name), recipe=job.recipe,  # noqa: E731
+    again = lambda: submit_training(ctx.jobs, {"cpu": ctx.queue}, ctx.records,  # noqa: E731
+                                    ctx.records.get(TENANT, job.name), recipe=job.recipe,
                                     requested_by="u1", reply_to=job.reply_to, job_id=job_id).job
     assert again().job_id == job_id
     drain(ctx)
@@ -172,21 +174,30 @@ def test_reupload_is_refused_while_training_is_queued(world) -> None:
     assert not reply.ok and "wait until its training ends" in reply.text
 
 
-def test_a_dead_trainers_expired_lease_fails_its_job_and_the_next_job_runs(world) -> None:
+def test_a_job_whose_trainer_died_is_retried_by_the_next_trainer_and_told_once(world) -> None:
     ctx, services, trainer, events, _ = world
     dead = _train(services, "colours").data["job_id"]
     _train(services, "shades")
-    now = ctx.clock()
-    assert ctx.jobs.claim(dead, "crashed-trainer", now)
-    assert ctx.lock.acquire(ctx.machine, dead, lease_s=0.01, now=now - 10)  # lease already over
-    assert drain(ctx) == 1
-    assert _status(services, "colours").training_status == TrainingStatus.FAILED.value
-    assert "stopped responding" in _status(services, "colours").training_error
+    assert ctx.jobs.claim(dead, "crashed-trainer", ctx.clock() - 1000, lease_s=1)  # its lease ran out long ago
+    assert drain(ctx) == 2
+    retried = ctx.jobs.get(dead)
+    assert (retried.state, retried.trainer, retried.attempts) == ("succeeded", ctx.machine, 2)
+    assert _status(services, "colours").training_status == TrainingStatus.SUCCESSFUL.value
     assert _status(services, "shades").training_status == TrainingStatus.SUCCESSFUL.value
-    failed = [e for e in events if e.type == FAILED]
-    assert [e.job_id for e in failed] == [dead]
-    recover_expired(ctx)  # nothing left to recover: no second notice
-    assert len([e for e in events if e.type == FAILED]) == 1
+    assert [e.job_id for e in events if e.type == FINISHED].count(dead) == 1 and FAILED not in {e.type for e in events}
+
+
+def test_a_job_that_stopped_its_trainer_every_time_fails_and_its_chat_is_told(world) -> None:
+    ctx, services, trainer, events, _ = world
+    dead = _train(services, "colours").data["job_id"]
+    for attempt in range(MAX_ATTEMPTS):
+        assert ctx.jobs.claim(dead, f"crashed-{attempt}", ctx.clock() - 1000 + attempt * 10, lease_s=1)
+    assert drain(ctx) == 0 and trainer.calls == []
+    record = _status(services, "colours")
+    assert record.training_status == TrainingStatus.FAILED.value
+    assert f"stopped during training {MAX_ATTEMPTS} times" in record.training_error
+    assert [(e.type, e.job_id) for e in events] == [(FAILED, dead)]
+    assert drain(ctx) == 0 and len(events) == 1  # nothing left to tell
 
 
 def test_a_trainer_that_loses_its_lease_stops_without_writing(world) -> None:
@@ -195,12 +206,11 @@ def test_a_trainer_that_loses_its_lease_stops_without_writing(world) -> None:
     trainer.release.clear()
 
     def steal(epoch: int) -> None:
-        if epoch == 1:
-            ctx.lock.release(ctx.machine, job_id)
-            ctx.lock.acquire(ctx.machine, "usurper", 60, ctx.clock())
+        if epoch == 1:  # another trainer decides this one is dead (its lease looks expired) and takes the job
+            assert ctx.jobs.claim(job_id, "usurper", ctx.clock() + 10_000, 60)
             beat = next(t for t in threading.enumerate() if t.name == f"heartbeat-{job_id}")
-            beat.join(timeout=10)  # its next beat finds the machine taken, marks the lease lost and ends
-            assert not beat.is_alive(), "the heartbeat never noticed that another owner took the machine"
+            beat.join(timeout=10)  # its next beat finds the job taken, marks the lease lost and ends
+            assert not beat.is_alive(), "the heartbeat never noticed that another trainer took the job"
 
     trainer.on_epoch = steal
     trainer.release.set()

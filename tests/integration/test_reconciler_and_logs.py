@@ -1,4 +1,4 @@
-"""What an operator watches: the queue monitor's metrics (the ones the template's alarms read) and the
+"""What an operator watches: the reconciler's metrics (the ones the template's alarms read) and the
 functions' structured JSON logs at INFO with the request and job ids."""
 from __future__ import annotations
 
@@ -12,12 +12,15 @@ from pathlib import Path
 import pytest
 from moto import mock_aws
 
-from bot.monitor import check
+from dataclasses import replace
+
+from bot.reconciler import run
 from platform_core.adapters.aws import make_boto3_client
-from platform_core.adapters.aws_jobs import DynamoJobQueue
+from platform_core.backend import backend_for
 from platform_core.config import Settings
-from platform_core.jobs import Job, queue_health
+from platform_core.jobs import Job
 from tests import infra
+from tests.memory import MemoryBackend
 
 REPO = Path(__file__).resolve().parents[2]
 NOW = 1_800_000_000.0
@@ -29,44 +32,41 @@ def _job(job_id: str, enqueued_at: float) -> Job:
                enqueued_at=enqueued_at)
 
 
-def test_the_monitor_publishes_the_metrics_the_alarms_watch(aws_credentials, capsys, monkeypatch) -> None:
+def test_the_reconciler_publishes_the_metrics_the_alarms_watch(aws_credentials, atomic_moto_writes, capsys,
+                                                               monkeypatch) -> None:
     template = infra.load_template()
-    env = template["Resources"]["MonitorFunction"]["Properties"]["Environment"]["Variables"]
+    env = template["Resources"]["ReconcilerFunction"]["Properties"]["Environment"]["Variables"]
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", env["POWERTOOLS_SERVICE_NAME"])
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "mlbot/test-stack")
     with mock_aws():
-        settings = Settings(backend="aws", region="us-east-1")
-        names = infra.create_tables(make_boto3_client("dynamodb", settings))
-        jobs = DynamoJobQueue(table_name=names["JobTable"], client=make_boto3_client("dynamodb", settings))
-        jobs.submit(_job("waiting", NOW - 45 * 60))
-        jobs.submit(_job("newer", NOW - 60))
-        jobs.submit(_job("busy", NOW - 3 * 3600))
-        assert jobs.claim("busy", "i-1", NOW - 90 * 60)
-        health = check(jobs, clock=lambda: NOW)
-    assert health == {"OldestQueuedJobMinutes": 45.0, "LongestRunningJobMinutes": 90.0, "QueuedJobs": 2.0,
-                      "RunningJobs": 1.0}
+        plain = Settings(backend="aws", bucket="b", region="us-east-1")
+        backend = backend_for(replace(plain, **infra.queue_settings(infra.create_queues(make_boto3_client("sqs", plain)))))
+        infra.create_tables(backend.client("dynamodb"))
+        for job in (_job("waiting", NOW - 45 * 60), _job("newer", NOW - 60), _job("busy", NOW - 3 * 3600)):
+            backend.jobs.submit(job)
+            backend.queue().send(job)
+        assert backend.jobs.claim("busy", "i-1", NOW - 90 * 60, lease_s=10 ** 6)
+        done = run(backend, clock=lambda: NOW)
+    assert done.metrics() == {"OldestQueuedJobMinutes": 45.0, "LongestRunningJobMinutes": 90.0, "QueuedJobs": 2.0,
+                              "RunningJobs": 1.0, "ResentTickets": 0.0, "FailedStrandedJobs": 0.0,
+                              "DeadLetters": 0.0}
     emf = json.loads(next(line for line in capsys.readouterr().out.splitlines() if '"_aws"' in line))
     (directive,) = emf["_aws"]["CloudWatchMetrics"]
     assert directive["Namespace"] == "mlbot/test-stack" and directive["Dimensions"] == [["service"]]
-    assert emf["service"] == "mlbot-monitor" and emf["OldestQueuedJobMinutes"] in (45.0, [45.0])
+    assert emf["service"] == "mlbot-reconciler" and emf["LongestRunningJobMinutes"] in (90.0, [90.0])
     alarmed = {a["Properties"]["MetricName"]: a["Properties"] for a in template["Resources"].values()
                if a["Type"] == "AWS::CloudWatch::Alarm" and "MetricName" in a["Properties"]}
-    for metric in ("OldestQueuedJobMinutes", "LongestRunningJobMinutes"):
-        assert metric in {m["Name"] for m in directive["Metrics"]}
-        dimensions = alarmed[metric]["Dimensions"]
-        assert dimensions == [{"Name": "service", "Value": emf["service"]}]
-        assert alarmed[metric]["Namespace"] == {"Fn::Sub": env["POWERTOOLS_METRICS_NAMESPACE"]["Fn::Sub"]}
+    assert "LongestRunningJobMinutes" in alarmed
+    for metric, props in alarmed.items():
+        if props.get("Namespace") == {"Fn::Sub": env["POWERTOOLS_METRICS_NAMESPACE"]["Fn::Sub"]}:
+            assert metric in {m["Name"] for m in directive["Metrics"]}  # every custom metric alarmed is published
+            assert props["Dimensions"] == [{"Name": "service", "Value": emf["service"]}]
 
 
-def test_an_empty_queue_reads_zero_not_missing() -> None:
-    class Empty:
-        def queued(self):
-            return []
-
-        def running(self):
-            return []
-    assert queue_health(Empty(), NOW) == {"OldestQueuedJobMinutes": 0.0, "LongestRunningJobMinutes": 0.0,
-                                          "QueuedJobs": 0.0, "RunningJobs": 0.0}
+def test_an_empty_queue_reads_zero_not_missing(monkeypatch) -> None:
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "mlbot/test-stack")
+    done = run(MemoryBackend(), clock=lambda: NOW)
+    assert set(done.metrics().values()) == {0.0}
 
 
 CHILD = textwrap.dedent("""
@@ -77,15 +77,18 @@ CHILD = textwrap.dedent("""
     from platform_core.config import Settings
 
     class Context:  # what the Lambda runtime passes
-        function_name = "stack-MonitorFunction-1"
+        function_name = "stack-ReconcilerFunction-1"
         memory_limit_in_mb = 256
-        invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:stack-MonitorFunction-1"
+        invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:stack-ReconcilerFunction-1"
         aws_request_id = "req-123"
 
     with mock_aws():
+        import os
         infra.create_tables(make_boto3_client("dynamodb", Settings(region="us-east-1")))
-        import bot.monitor
-        bot.monitor.handler({}, Context())
+        urls = infra.create_queues(make_boto3_client("sqs", Settings(region="us-east-1")))
+        os.environ.update(MLBOT_QUEUE_URL=urls["TrainingQueue"], MLBOT_DEAD_LETTER_URL=urls["TrainingDeadLetterQueue"])
+        import bot.reconciler
+        bot.reconciler.handler({}, Context())
         import bot.notifier
         from platform_core.events import TrainingEvent
         record = {"Sns": {"Message": TrainingEvent("TrainingFinished", "job-42", "slack:T1", "x",
@@ -99,10 +102,10 @@ CHILD = textwrap.dedent("""
 def test_in_lambda_every_module_logs_json_at_info_with_the_request_id(in_lambda: bool) -> None:
     env = {**os.environ, "MLBOT_BACKEND": "aws", "MLBOT_BUCKET": "b", "AWS_ACCESS_KEY_ID": "testing",
            "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1", "MLBOT_JOB_TABLE": "Job",
-           "POWERTOOLS_SERVICE_NAME": "mlbot-monitor", "POWERTOOLS_METRICS_NAMESPACE": "mlbot/test"}
+           "POWERTOOLS_SERVICE_NAME": "mlbot-reconciler", "POWERTOOLS_METRICS_NAMESPACE": "mlbot/test"}
     env.pop("POWERTOOLS_LOG_LEVEL", None)  # the default is INFO, which the template's LogLevel also defaults to
     if in_lambda:
-        env["AWS_LAMBDA_FUNCTION_NAME"] = "stack-MonitorFunction-1"
+        env["AWS_LAMBDA_FUNCTION_NAME"] = "stack-ReconcilerFunction-1"
     else:
         env.pop("AWS_LAMBDA_FUNCTION_NAME", None)
     run = subprocess.run([sys.executable, "-c", CHILD], cwd=REPO, env=env, capture_output=True, text=True,
@@ -114,7 +117,7 @@ def test_in_lambda_every_module_logs_json_at_info_with_the_request_id(in_lambda:
         assert logs == [] and "training queue" not in run.stdout + run.stderr
         return
     queue = next(line for line in logs if line["message"].startswith("training queue: 0 queued"))
-    assert queue["level"] == "INFO" and queue["service"] == "mlbot-monitor"
+    assert queue["level"] == "INFO" and queue["service"] == "mlbot-reconciler"
     assert queue["function_request_id"] == "req-123" and queue["cold_start"] is True
     sent = next(line for line in logs if line["message"] == "sent")
     assert sent["job_id"] == "job-42" and sent["location"]  # a job's lines carry its id

@@ -1,0 +1,57 @@
+"""The reconciler Lambda (template.yaml ReconcilerFunction, every 5 minutes): fixes what the training queue
+stranded (platform_core.reconcile) and publishes the queue's health as CloudWatch metrics that the stack's
+alarms watch (docs/RELIABILITY.md "Alarms").
+
+Metrics leave as embedded-metric-format log lines (Powertools): LongestRunningJobMinutes high means a
+trainer is hung on one job; DeadLetters, ResentTickets and FailedStrandedJobs count what it fixed. The
+queue's own wait is SQS's ApproximateAgeOfOldestMessage, which costs nothing to watch.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable
+
+from platform_core.adapters.aws_powertools import lambda_entry, publish_metrics
+from platform_core.backend import Backend, backend_for
+from platform_core.config import Settings
+from platform_core.reconcile import Reconciled, reconcile
+
+log = logging.getLogger(__name__)
+
+
+def run(backend: Backend, scale: Callable[[str], object] | None = None,
+        clock: Callable[[], float] = time.time) -> Reconciled:
+    """One reconciliation over ``backend``'s queues; publishes and returns what it found."""
+    done = reconcile(backend.jobs, backend.records, backend.events, backend.queues, clock(), scale=scale)
+    figures = done.metrics()
+    publish_metrics(figures)
+    log.info("training queue: %d queued (oldest %.1f min), %d running (longest %.1f min); %d sent again, "
+             "%d failed, %d dead letters", done.queued, figures["OldestQueuedJobMinutes"], done.running,
+             figures["LongestRunningJobMinutes"], len(done.resent), len(done.failed), done.dead_letters,
+             extra={"queue": figures})
+    return done
+
+
+def fleet_scaler(settings: Settings, backend: Backend) -> Callable[[str], object]:
+    """pool -> raise that pool's trainer group to its queue (the same rule as the submit path)."""
+    from platform_core.adapters.aws_fleet import AutoScalingLauncher
+
+    def scale(pool: str) -> object:
+        group = settings.trainer_groups.get(pool)
+        if group is None:
+            return None
+        return AutoScalingLauncher(group=group, queue=backend.queue(pool), client=backend.client("autoscaling")).scale()
+    return scale
+
+
+_backend: Backend | None = None
+
+
+@lambda_entry("mlbot-reconciler")
+def handler(event: Any, context: Any = None) -> dict[str, float]:
+    """AWS Lambda entry point (template.yaml: bot.reconciler.handler), on a 5-minute schedule."""
+    global _backend
+    if _backend is None:
+        _backend = backend_for(Settings.from_env())
+    return run(_backend, scale=fleet_scaler(_backend.settings, _backend)).metrics()
