@@ -67,7 +67,7 @@ def observed(*args, **kwargs):
                                 lambda http_response, **_: invokes.append(http_response.status_code))
     return client
 boto3.client = observed
-heavy_before = sorted(m for m in ("PIL", "telegram", "handlers.chat", "platform_core.adapters.aws_ec2") if m in sys.modules)
+heavy_before = sorted(m for m in ("PIL", "telegram", "handlers.chat", "platform_core.adapters.aws_fleet") if m in sys.modules)
 
 def peak_kib():  # VmHWM: this process image's own peak (ru_maxrss would carry over the forking parent's)
     with open("/proc/self/status") as status:
@@ -146,6 +146,7 @@ class Cloud:
         self.names = infra.create_tables(self.client("dynamodb"), names={t: f"mlbot-{t}" for t in tables},
                                          template=template)
         infra.create_bucket(self.client("s3"), BUCKET, template=template)
+        self.queue_url = infra.create_queues(self.client("sqs"), template=template)["TrainingQueue"]
         self.secret_arn = self.client("secretsmanager").create_secret(
             Name="mlbot/chat", SecretString=json.dumps({"SLACK_SIGNING_SECRET": SIGNING_SECRET,
                                                         "SLACK_BOT_TOKEN": BOT_TOKEN}))["ARN"]
@@ -170,7 +171,8 @@ class Cloud:
                 "MLBOT_DATASET_TABLE": self.names["DatasetTable"], "MLBOT_JOB_TABLE": self.names["JobTable"],
                 "MLBOT_MACHINE_TABLE": self.names["MachineStatusTable"],
                 "MLBOT_IDEMPOTENCY_TABLE": self.names["IdempotencyTable"],
-                "MLBOT_PREDICT_FUNCTION": "mlbot-predict", "MLBOT_TRAINER_INSTANCES": "i-0123456789abcdef0",
+                "MLBOT_PREDICT_FUNCTION": "mlbot-predict", "MLBOT_QUEUE_URL": self.queue_url,
+                "MLBOT_TRAINER_GROUP": "mlbot-bench-trainers",
                 "MLBOT_SECRETS_ARN": self.secret_arn, "SLACK_API_URL": self.slack.api_url, "AWS_ENDPOINT_URL": self.endpoint,
                 "AWS_REGION": REGION, "AWS_DEFAULT_REGION": REGION, "AWS_ACCESS_KEY_ID": "testing",
                 "AWS_SECRET_ACCESS_KEY": "testing", "AWS_LAMBDA_FUNCTION_NAME": FUNCTION,

@@ -4,7 +4,9 @@ alarms watch (docs/RELIABILITY.md "Alarms").
 
 Metrics leave as embedded-metric-format log lines (Powertools): LongestRunningJobMinutes high means a
 trainer is hung on one job; DeadLetters, ResentTickets and FailedStrandedJobs count what it fixed. The
-queue's own wait is SQS's ApproximateAgeOfOldestMessage, which costs nothing to watch.
+queue's own wait is SQS's ApproximateAgeOfOldestMessage, which costs nothing to watch. With no job queued
+or running and nothing fixed, no metric is sent: CloudWatch bills custom metrics by the hour they arrive,
+so an idle stack pays nothing for them (the alarm treats missing data as fine).
 """
 from __future__ import annotations
 
@@ -25,7 +27,8 @@ def run(backend: Backend, scale: Callable[[str], object] | None = None,
     """One reconciliation over ``backend``'s queues; publishes and returns what it found."""
     done = reconcile(backend.jobs, backend.records, backend.events, backend.queues, clock(), scale=scale)
     figures = done.metrics()
-    publish_metrics(figures)
+    if any(figures.values()):  # custom metrics are billed by the hour they are sent: an idle stack sends none
+        publish_metrics(figures)
     log.info("training queue: %d queued (oldest %.1f min), %d running (longest %.1f min); %d sent again, "
              "%d failed, %d dead letters", done.queued, figures["OldestQueuedJobMinutes"], done.running,
              figures["LongestRunningJobMinutes"], len(done.resent), len(done.failed), done.dead_letters,

@@ -70,11 +70,14 @@ def publish_metrics(values: Mapping[str, float], *, namespace: str | None = None
 
     The namespace is POWERTOOLS_METRICS_NAMESPACE unless given; the dimension is `service`
     (POWERTOOLS_SERVICE_NAME), as the template's alarms expect."""
-    metrics = Metrics(namespace=namespace) if namespace else Metrics()
-    for name, value in values.items():
-        unit = MetricUnit.NoUnit if name.endswith("Minutes") else MetricUnit.Count  # CloudWatch has no minutes
-        metrics.add_metric(name=name, unit=unit, value=float(value))
-    document = json.dumps(metrics.serialize_metric_set(), separators=(",", ":"))
-    metrics.clear_metrics()
+    # Outside Lambda (a local run, a test) there may be no namespace: CloudWatch never reads those lines.
+    metrics = Metrics(namespace=namespace or os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "mlbot/local")
+    try:
+        for name, value in values.items():
+            unit = MetricUnit.NoUnit if name.endswith("Minutes") else MetricUnit.Count  # CloudWatch has no minutes
+            metrics.add_metric(name=name, unit=unit, value=float(value))
+        document = json.dumps(metrics.serialize_metric_set(), separators=(",", ":"))
+    finally:  # the metric set is shared by the process: never leave one half-built for the next call
+        metrics.clear_metrics()
     print(document, flush=True)
     return document

@@ -93,12 +93,12 @@ def test_mlbot_serve_answers_health_and_keeps_the_trainer_routes_behind_its_toke
     proc = _run([str(Path(sys.executable).with_name("mlbot")), "serve", "--port", str(port)], home)
     try:
         body = _health(port)
-        assert body["state"] == "Free" and body["queued"] == 0
+        assert body["state"] == "Free" and body["job"] is None
         path = home / "trainer.token"
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
         token = path.read_text()
         _check_the_token(port, token)
-        assert _health(port)["queued"] == 0
+        assert _health(port)["job"] is None
     finally:
         out = _stop(proc)
     assert f"token in {path}" in out and token not in out

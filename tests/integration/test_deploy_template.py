@@ -408,7 +408,7 @@ def test_the_queue_scales_its_group_out_on_a_backlog_and_back_to_zero_when_empty
     out, back = resources[f"{prefix}ScaleOutPolicy"]["Properties"], resources[f"{prefix}ScaleInPolicy"]["Properties"]
     assert out["AutoScalingGroupName"] == back["AutoScalingGroupName"] == {"Ref": group}
     assert out["PolicyType"] == back["PolicyType"] == "StepScaling"
-    assert out["AdjustmentType"] == "ChangeInCapacity" and out["EstimatedInstanceWarmup"] == 120
+    assert out["AdjustmentType"] == "ChangeInCapacity" and out["EstimatedInstanceWarmup"] == 600
     steps = out["StepAdjustments"]
     assert steps[0] == {"MetricIntervalLowerBound": 0, "MetricIntervalUpperBound": 4, "ScalingAdjustment": 1}
     assert [s["ScalingAdjustment"] for s in steps] == sorted(s["ScalingAdjustment"] for s in steps)
@@ -592,7 +592,7 @@ def test_every_asynchronous_path_ends_in_the_failure_queue_which_is_alarmed(depl
     assert alarm["Dimensions"][0]["Value"] == {"Fn::GetAtt": ["AsyncFailureQueue", "QueueName"]}
 
 
-PAGES = {"FunctionErrorsAlarm", "FunctionThrottlesAlarm", "AsyncFailuresAlarm", "TrainingQueueStuckAlarm",
+PAGES = {"FunctionErrorsAlarm", "AsyncFailuresAlarm", "TrainingQueueStuckAlarm",
          "TrainingJobTooLongAlarm", "DeadLetterAlarm", "TrainerLaunchFailuresAlarm", "HttpApi5xxAlarm"}
 
 
@@ -616,7 +616,7 @@ def test_alarms_page_the_operator_and_scaling_alarms_only_scale(deployed) -> Non
                 a["Ref"] in policies for a in alarm["AlarmActions"]), name
         assert not alarm.get("OKActions") and not alarm.get("InsufficientDataActions"), name
     functions = set(infra.resources_of_type(deployed, "AWS::Lambda::Function"))
-    for metric in ("Errors", "Throttles"):
+    for metric in ("Errors",):
         watched = {q["MetricStat"]["Metric"]["Dimensions"][0]["Value"]["Ref"]
                    for a in alarms.values() for q in _queries(a)
                    if "MetricStat" in q and q["MetricStat"]["Metric"]["MetricName"] == metric}

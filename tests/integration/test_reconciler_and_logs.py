@@ -63,10 +63,11 @@ def test_the_reconciler_publishes_the_metrics_the_alarms_watch(aws_credentials, 
             assert props["Dimensions"] == [{"Name": "service", "Value": emf["service"]}]
 
 
-def test_an_empty_queue_reads_zero_not_missing(monkeypatch) -> None:
+def test_an_idle_stack_reads_zero_and_sends_no_billed_metric(monkeypatch, capsys) -> None:
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "mlbot/test-stack")
     done = run(MemoryBackend(), clock=lambda: NOW)
     assert set(done.metrics().values()) == {0.0}
+    assert '"_aws"' not in capsys.readouterr().out  # custom metrics are billed by the hour they are sent
 
 
 CHILD = textwrap.dedent("""

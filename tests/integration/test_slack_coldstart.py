@@ -23,7 +23,7 @@ from tests.integration.test_slack import SECRET
 
 REPO = Path(__file__).resolve().parents[2]
 HEAVY = ("PIL", "telegram", "handlers.chat", "handlers.upload", "handlers.datasets", "lambda_predict",
-         "platform_core.validation", "platform_core.adapters.aws_ec2")
+         "platform_core.validation", "platform_core.adapters.aws_fleet", "platform_core.adapters.aws_queue")
 
 CHILD = r"""
 import json, sys
