@@ -6,6 +6,7 @@ defaults) unless overridden. Key schemas and attribute definitions are copied as
 """
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any, Mapping
@@ -18,7 +19,7 @@ _TABLE_KEYS = (
 )
 
 
-class _CfnLoader(yaml.SafeLoader):
+class _CfnLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml's parser where present
     """A safe loader that reads CloudFormation short tags (!Ref, !GetAtt, !Sub...) as dicts."""
 
 
@@ -38,10 +39,17 @@ def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[st
 _CfnLoader.add_multi_constructor("!", _intrinsic)
 
 
+_PARSED: dict[tuple[str, int], dict[str, Any]] = {}
+
+
 def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
-    """The template as plain data, short tags turned into their long form ({'Ref': ...})."""
-    with open(path, encoding="utf-8") as handle:
-        return yaml.load(handle, Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass
+    """The template as plain data, short tags turned into their long form ({'Ref': ...}): a fresh copy of
+    it parsed once per version of the file (every moto test builds its tables and queues from it)."""
+    key = (str(path), Path(path).stat().st_mtime_ns)
+    if key not in _PARSED:
+        with open(path, encoding="utf-8") as handle:
+            _PARSED[key] = yaml.load(handle, Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass
+    return copy.deepcopy(_PARSED[key])
 
 
 def resources_of_type(template: Mapping[str, Any], kind: str) -> dict[str, dict[str, Any]]:
