@@ -31,13 +31,18 @@ TRAINED_TENANT = "console:tester"
 def trained_home(tmp_path_factory, fashion_mnist, vader_reviews) -> Path:
     """One image and one sentiment dataset, uploaded and trained with the default recipes."""
     home = tmp_path_factory.mktemp("predict-real") / "home"
-    settings = Settings(backend="local", home=home)
-    services = build_services(settings, launcher=lambda job: None)
+    queue_real_datasets(home)
+    assert drain(build_trainer_context(Settings(backend="local", home=home))) == 2
+    return home
+
+
+def queue_real_datasets(home: Path) -> Services:
+    """Upload one real image and one real sentiment dataset under ``home`` and queue both for training."""
+    services = build_services(Settings(backend="local", home=home), launcher=lambda job: None)
     uploads = {"clothes.zip": realdata.build_image_zip(["trouser", "sneaker", "bag"], 20),
                "reviews.csv": realdata.build_sentiment_csv(100)}
     for filename, data in uploads.items():
         name = filename.split(".")[0]
         assert dispatch(Command("upload", TRAINED_TENANT, "u", (name,), Attachment(filename, data)), services).ok
         assert dispatch(Command("train", TRAINED_TENANT, "u", (name,)), services).ok
-    assert drain(build_trainer_context(settings)) == 2
-    return home
+    return services

@@ -25,12 +25,8 @@ from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from bot.wiring import build_services
-from handlers.chat import dispatch
-from handlers.commands import Attachment, Command
-from platform_core.config import Settings
-from tests.integration.conftest import TRAINED_TENANT
-from tools import package, realdata
+from tests.integration.conftest import TRAINED_TENANT, queue_real_datasets
+from tools import package
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -176,13 +172,7 @@ def test_the_bundle_trains_and_predicts_with_only_the_trainer_requirements(
     with tarfile.open(package.trainer_bundle(tmp_path / "dist")) as tar:
         tar.extractall(tmp_path / "opt-mlbot", filter="data")
     home = tmp_path / "home"
-    services = build_services(Settings(backend="local", home=home), launcher=lambda job: None)
-    uploads = {"clothes.zip": realdata.build_image_zip(["trouser", "sneaker", "bag"], 20),
-               "reviews.csv": realdata.build_sentiment_csv(100)}
-    for filename, data in uploads.items():
-        name = filename.split(".")[0]
-        assert dispatch(Command("upload", TRAINED_TENANT, "u", (name,), Attachment(filename, data)), services).ok
-        assert dispatch(Command("train", TRAINED_TENANT, "u", (name,)), services).ok
+    queue_real_datasets(home)
     bundle, site = tmp_path / "opt-mlbot", trainer_site(tmp_path)
     image = base64.b64encode((REPO / "examples" / "sneaker.png").read_bytes()).decode()
     code = textwrap.dedent(f"""
