@@ -22,10 +22,17 @@ from platform_core.backend import backend_for
 log = logging.getLogger(__name__)
 
 
-def chat_senders(settings: Settings) -> dict[str, ChatSender]:
-    """A sender per channel whose token is configured."""
+def chat_senders(settings: Settings, backend: Any = None) -> dict[str, ChatSender]:
+    """A sender per channel whose token is configured; for a Slack app installed in many workspaces
+    (SLACK_CLIENT_ID), each notice goes with the token of the workspace that asked."""
     senders: dict[str, ChatSender] = {}
-    if settings.slack_bot_token:
+    if settings.slack_client_id:
+        from bot.slack.installations import bot_token, installation_store
+        from bot.slack.sender import SlackSender, WorkspaceClients
+
+        store = installation_store(settings, backend or backend_for(settings))
+        senders["slack"] = SlackSender(WorkspaceClients(settings, lambda team: bot_token(store, team)))
+    elif settings.slack_bot_token:
         from bot.slack.sender import SlackSender, web_client
 
         senders["slack"] = SlackSender(web_client(settings))
@@ -38,7 +45,7 @@ def chat_senders(settings: Settings) -> dict[str, ChatSender]:
 
 def build_notifier(settings: Settings) -> Notifier:
     backend = backend_for(settings)
-    return Notifier(chat_senders(settings), backend.notifications, backend.blobs)
+    return Notifier(chat_senders(settings, backend), backend.notifications, backend.blobs)
 
 
 def notify_records(event: dict[str, Any], notifier: Notifier) -> int:

@@ -9,6 +9,9 @@ from typing import Mapping
 from platform_core.errors import ConfigError
 
 MB = 1024 * 1024
+# The bot scopes the app asks for at install (deploy/slack-app-manifest.yaml has the same list).
+DEFAULT_SLACK_SCOPES = ("commands", "chat:write", "files:read", "files:write", "channels:history",
+                        "groups:history", "im:history")
 # Any image we decode (an upload's or one sent for prediction) has at most this many pixels.
 MAX_IMAGE_PIXELS = 40_000_000
 
@@ -70,6 +73,10 @@ class Settings:
     slack_bot_token: str = ""
     slack_app_token: str = ""
     slack_api_url: str = "https://slack.com/api/"
+    # OAuth, for an app any workspace installs (then no SLACK_BOT_TOKEN: each workspace's token is stored)
+    slack_client_id: str = ""
+    slack_client_secret: str = ""
+    slack_scopes: tuple[str, ...] = DEFAULT_SLACK_SCOPES
     telegram_bot_token: str = ""
     telegram_webhook_secret: str = ""
     telegram_api_url: str = "https://api.telegram.org/bot"
@@ -79,7 +86,7 @@ class Settings:
 
     def __repr__(self) -> str:  # settings get logged; tokens and secrets never do
         hidden = {"slack_signing_secret", "slack_bot_token", "slack_app_token", "telegram_bot_token",
-                  "telegram_webhook_secret", "trainer_token"}
+                  "telegram_webhook_secret", "trainer_token", "slack_client_secret"}
         shown = ", ".join(f"{f}={'***' if f in hidden and getattr(self, f) else getattr(self, f)!r}"
                           for f in self.__dataclass_fields__)
         return f"Settings({shown})"
@@ -121,6 +128,10 @@ class Settings:
             slack_bot_token=env.get("SLACK_BOT_TOKEN", ""),
             slack_app_token=env.get("SLACK_APP_TOKEN", ""),
             slack_api_url=env.get("SLACK_API_URL") or "https://slack.com/api/",
+            slack_client_id=env.get("SLACK_CLIENT_ID", "").strip(),
+            slack_client_secret=env.get("SLACK_CLIENT_SECRET", "").strip(),
+            slack_scopes=tuple(s.strip() for s in env.get("SLACK_SCOPES", ",".join(DEFAULT_SLACK_SCOPES)).split(",")
+                               if s.strip()),
             telegram_bot_token=env.get("TELEGRAM_BOT_TOKEN", ""),
             telegram_webhook_secret=env.get("TELEGRAM_WEBHOOK_SECRET", ""),
             telegram_api_url=env.get("TELEGRAM_API_URL") or "https://api.telegram.org/bot",

@@ -271,6 +271,19 @@ class TrainerUnavailable(MlbotError):
         return "The trainer could not be reached yet; the training stays queued and starts when a trainer is up."
 
 
+class ChatUnreachable(MlbotError):
+    """A chat the platform can no longer post to (the workspace uninstalled the app)."""
+
+    code = "chat_unreachable"
+
+    def __init__(self, channel: str, detail: str) -> None:
+        self.channel, self.detail = channel, detail
+        super().__init__(f"{channel}: {detail}")
+
+    def user_message(self) -> str:
+        return "The app is not installed in this workspace any more; an admin can add it again."
+
+
 class BadRequest(MlbotError):
     """A field of an API request is malformed."""
 

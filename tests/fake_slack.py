@@ -38,8 +38,14 @@ class FakeSlack:
     rate_limit_next: dict[str, int] = field(default_factory=dict)  # method -> Retry-After seconds, once
     error_next: dict[str, str] = field(default_factory=dict)  # method -> Slack error code, once
     not_member: set[str] = field(default_factory=set)  # channels the bot was never invited to
+    tokens: dict[str, str] = field(default_factory=dict)  # bot token -> the workspace (team id) it belongs to
+    client_id: str = "1234.5678"
+    client_secret: str = "oauth-client-secret"
+    grants: dict[str, tuple[str, str]] = field(default_factory=dict)  # OAuth code -> (team id, bot token)
 
     def __post_init__(self) -> None:
+        self.tokens.setdefault(self.token, "T1")
+        self._file_teams: dict[str, str] = {}
         self._blobs: dict[str, bytes] = {}
         self._ts = itertools.count(1)
         self._lock = threading.Lock()
@@ -56,10 +62,29 @@ class FakeSlack:
 
     # --- what tests set up -----------------------------------------------------------------------
 
+    def grant(self, code: str, team: str, token: str) -> None:
+        """What an admin's approval on the authorize page gives: a code that oauth.v2.access exchanges for
+        the workspace's bot token."""
+        self.grants[code] = (team, token)
+
+    def revoke(self, token: str) -> None:
+        """The workspace uninstalled the app: its token stops working."""
+        with self._lock:
+            self.tokens.pop(token, None)
+
+    def tokens_used(self, method: str) -> list[str | None]:
+        """The workspace each call of ``method`` was made for (by the token it carried)."""
+        with self._lock:
+            return [self.tokens.get((c.authorization or "").removeprefix("Bearer "), "revoked")
+                    for c in self.calls if c.method == method]
+
     def add_file(self, file_id: str, name: str, data: bytes, *, user: str = "U1", comment: str | None = None,
-                 size: int | None = None, host: str | None = None) -> dict:
-        """A file as files.info and events describe it, downloadable from this server."""
+                 size: int | None = None, host: str | None = None, team: str | None = None) -> dict:
+        """A file as files.info and events describe it, downloadable from this server (with the token of
+        ``team``, the workspace it was shared in, when given)."""
         self._blobs[f"/files/{file_id}/{name}"] = data
+        if team:
+            self._file_teams[f"/files/{file_id}/{name}"] = team
         url = f"{host or self.base}/files/{file_id}/{name}"
         info = {"id": file_id, "name": name, "title": name, "user": user, "size": len(data) if size is None else size,
                 "mimetype": "application/octet-stream", "filetype": name.rsplit(".", 1)[-1],
@@ -96,7 +121,8 @@ class FakeSlack:
         if path.startswith("/files/"):
             with self._lock:
                 self.downloads.append((path, request.headers.get("Authorization")))
-            if request.headers.get("Authorization") != f"Bearer {self.token}":
+            token = (request.headers.get("Authorization") or "").removeprefix("Bearer ")
+            if token not in self.tokens or self._file_teams.get(path, self.tokens[token]) != self.tokens[token]:
                 return Response(LOGIN_PAGE, 200, content_type="text/html")  # what Slack does without a token
             data = self._blobs.get(path)
             return Response(data, 200) if data is not None else Response(b"not found", 404)
@@ -121,16 +147,35 @@ class FakeSlack:
         if retry_after is not None:
             return Response(json.dumps({"ok": False, "error": "ratelimited"}), 429,
                             headers={"Retry-After": str(retry_after)}, content_type="application/json")
-        if request.headers.get("Authorization") != f"Bearer {self.token}":
-            return _json({"ok": False, "error": "not_authed"})
+        if method == "oauth.v2.access":
+            return _json(self._exchange(request, params))
+        token = (request.headers.get("Authorization") or "").removeprefix("Bearer ")
+        if token not in self.tokens:
+            return _json({"ok": False, "error": "invalid_auth" if token else "not_authed"})
         if error is not None:
             return _json({"ok": False, "error": error})
-        return _json(self._answer(method, params))
+        return _json(self._answer(method, params, self.tokens[token]))
 
-    def _answer(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+    def _exchange(self, request: Request, params: dict[str, Any]) -> dict[str, Any]:
+        """oauth.v2.access: the app's client credentials (HTTP Basic) and a code granted once."""
+        auth = request.authorization
+        if auth is None or (auth.username, auth.password) != (self.client_id, self.client_secret):
+            return {"ok": False, "error": "invalid_client_id"}
+        with self._lock:
+            granted = self.grants.pop(str(params.get("code")), None)
+        if granted is None:
+            return {"ok": False, "error": "invalid_code"}
+        team, token = granted
+        with self._lock:
+            self.tokens[token] = team
+        return {"ok": True, "app_id": "A0MLBOT", "authed_user": {"id": "UADMIN"}, "scope": "commands,chat:write",
+                "token_type": "bot", "access_token": token, "bot_user_id": f"UBOT{team}",
+                "team": {"id": team, "name": f"Team {team}"}, "enterprise": None, "is_enterprise_install": False}
+
+    def _answer(self, method: str, params: dict[str, Any], team: str = "T1") -> dict[str, Any]:
         if method == "auth.test":
             return {"ok": True, "url": "https://example.slack.com/", "team": "Example", "user": "mlbot",
-                    "team_id": "T1", "user_id": "UBOT", "bot_id": "BBOT"}
+                    "team_id": team, "user_id": f"UBOT{team}", "bot_id": f"B{team}"}
         if method == "chat.postMessage":
             channel = str(params.get("channel"))
             if channel in self.not_member:

@@ -45,8 +45,9 @@ def gateway_event(request: Request) -> dict:
         text, encoded = body.decode("utf-8"), False
     except UnicodeDecodeError:
         text, encoded = base64.b64encode(body).decode("ascii"), True
+    cookies = [c.strip() for c in request.headers.get("Cookie", "").split(";") if c.strip()]
     return {"version": "2.0", "routeKey": f"{request.method} {request.path}", "rawPath": request.path,
-            "headers": {k.lower(): v for k, v in request.headers.items()},
+            "headers": {k.lower(): v for k, v in request.headers.items()}, "cookies": cookies,
             "queryStringParameters": dict(request.args) or None,
             "requestContext": {"http": {"method": request.method, "path": request.path}},
             "body": text, "isBase64Encoded": encoded}
@@ -55,7 +56,7 @@ def gateway_event(request: Request) -> dict:
 def webhook_routes(settings: Settings, services, backend=None) -> dict[str, Route]:
     """path -> Lambda-style handler, for each channel whose secrets are set."""
     routes: dict[str, Route] = {}
-    if settings.slack_signing_secret and settings.slack_bot_token:
+    if settings.slack_signing_secret and (settings.slack_bot_token or settings.slack_client_id):
         from slack_bolt.lazy_listener.thread_runner import ThreadLazyListenerRunner
 
         from bot.slack.lambda_entry import build_handler
@@ -64,6 +65,8 @@ def webhook_routes(settings: Settings, services, backend=None) -> dict[str, Rout
         slack.app.listener_runner.lazy_listener_runner = ThreadLazyListenerRunner(
             slack.app.logger, ThreadPoolExecutor(max_workers=4, thread_name_prefix="slack-lazy"))
         routes["/slack/events"] = slack.handle
+        if settings.slack_client_id:  # Bolt's install flow (GET): the same handler routes them by query
+            routes["/slack/install"] = routes["/slack/oauth_redirect"] = slack.handle
     if settings.telegram_bot_token and settings.telegram_webhook_secret:
         from bot.telegram.lambda_entry import build_handler as build_telegram
 
@@ -80,8 +83,9 @@ def combined_app(routes: dict[str, Route], fallback: Callable) -> Callable:
         route = routes.get(request.path)
         if route is None:
             return fallback(environ, start_response)
-        if request.method != "POST":
-            return Response("POST only", 405)(environ, start_response)
+        install = request.path in ("/slack/install", "/slack/oauth_redirect")
+        if request.method != ("GET" if install else "POST"):
+            return Response("GET only" if install else "POST only", 405)(environ, start_response)
         answer = route(gateway_event(request), LocalContext())
         body = answer.get("body") or ""
         if answer.get("isBase64Encoded"):
@@ -139,7 +143,7 @@ def build_serve(settings: Settings) -> Served:
     trainer = create_app(ctx, token=token)
     drainer = trainer.extensions["mlbot_drainer"]
     services = build_services(settings, launcher=ThreadLauncher(drainer.kick), backend=backend)
-    ctx.events.subscribe(Notifier(chat_senders(settings), backend.notifications, backend.blobs))
+    ctx.events.subscribe(Notifier(chat_senders(settings, backend), backend.notifications, backend.blobs))
     routes = webhook_routes(settings, services, backend)
     background = start_socket_clients(settings, services, backend)
     drainer.kick()  # jobs queued while nothing was serving
@@ -173,7 +177,7 @@ def start_socket_clients(settings: Settings, services, backend) -> str:
 
         from bot.slack.app import build_app
 
-        app = build_app(settings, services, backend.idempotency)
+        app = build_app(settings, services, backend.idempotency, backend=backend)
         SocketModeHandler(app, settings.slack_app_token).connect()
         started.append("Slack Socket Mode")
     if settings.telegram_bot_token and not settings.telegram_webhook_secret:

@@ -91,7 +91,8 @@ class SlackBot:
             for file in event.get("files") or []:
                 self._file(client, file, verb, args, team, user, channel, thread, direct=_is_dm(event))
         elif event.get("subtype") is None and _is_dm(event):
-            self._post(client, channel, None, self._safely(Command(verb, team, user, args), destination(channel)))
+            self._post(client, channel, None, self._safely(Command(verb, team, user, args),
+                                                           destination(channel, team=body.get("team_id"))))
 
     def on_file_shared(self, body: dict, event: dict, client: WebClient) -> None:
         """A `file_shared` event carries ids only: its comment, if any, says what to do."""
@@ -108,7 +109,7 @@ class SlackBot:
         verb, args = _chat().parse(str(action.get("value") or ""))
         channel = str((body.get("channel") or {}).get("id"))
         cmd = Command(verb, tenant((body.get("team") or {}).get("id")), str((body.get("user") or {}).get("id")), args)
-        reply = self._safely(cmd, destination(channel))
+        reply = self._safely(cmd, destination(channel, team=(body.get("team") or {}).get("id")))
         respond(response_type="in_channel", replace_original=False, **message(reply))
 
     # --- helpers ----------------------------------------------------------------------------------
@@ -125,14 +126,15 @@ class SlackBot:
             return  # the same share, seen through the other event
         limit = self.services.limits.max_upload_bytes \
             if verb == "upload" else MAX_IMAGE_BYTES
-        try:
-            data = download(file, token=self.settings.slack_bot_token, api_url=self.settings.slack_api_url,
-                            max_bytes=limit)
+        try:  # the token of the workspace the file belongs to (the request's own client)
+            data = download(file, token=client.token or self.settings.slack_bot_token,
+                            api_url=self.settings.slack_api_url, max_bytes=limit)
         except FileRefused as exc:
             self._post(client, channel, thread, Reply(exc.user_message(), ok=False))
             return
         cmd = Command(verb, team, user, args, Attachment(str(file.get("name") or "upload"), data))
-        self._post(client, channel, thread, self._safely(cmd, destination(channel, thread)))
+        self._post(client, channel, thread, self._safely(cmd, destination(channel, thread,
+                                                                          team=team.removeprefix("slack:"))))
 
     def _safely(self, cmd: Command, reply_to: ReplyTo) -> Reply:
         try:
@@ -165,12 +167,28 @@ def _ack(ack: Callable[..., None]) -> None:
 
 
 def build_app(settings: Settings, services: Services, seen: Idempotency, *, client: WebClient | None = None,
-              clock: Callable[[], float] = time.time) -> App:
-    """The Bolt app; Lambda wraps it in Bolt's SlackRequestHandler, `mlbot serve` in its own route."""
+              clock: Callable[[], float] = time.time, backend: Any = None) -> App:
+    """The Bolt app; Lambda wraps it in Bolt's SlackRequestHandler, `mlbot serve` in its own route.
+
+    With SLACK_CLIENT_ID (and a ``backend`` for the stores) any workspace installs it through Bolt's OAuth
+    flow and every request is answered with its own workspace's token; `app_uninstalled` and
+    `tokens_revoked` delete that workspace's installation, and its later events are acknowledged and
+    ignored. Without it, one workspace's SLACK_BOT_TOKEN answers everything."""
     bot = SlackBot(settings, services, seen, clock=clock)
-    app = App(signing_secret=settings.slack_signing_secret, client=client or web_client(settings),
-              process_before_response=True, token_verification_enabled=False,  # auth.test on first use
-              logger=logging.getLogger("bot.slack.bolt"))
+    common = dict(signing_secret=settings.slack_signing_secret, process_before_response=True,
+                  logger=logging.getLogger("bot.slack.bolt"))
+    if settings.slack_client_id:
+        from bot.slack.installations import installation_store, oauth_settings
+
+        store = installation_store(settings, backend)
+        app = App(client=client or WebClient(base_url=settings.slack_api_url, timeout=15),
+                  oauth_settings=oauth_settings(settings, backend, store),
+                  user_facing_authorize_error_message="mlbot is not installed in this workspace any more; "
+                                                      "an admin can add it again.", **common)
+        app.enable_token_revocation_listeners()
+    else:
+        app = App(client=client or web_client(settings), token_verification_enabled=False,  # auth.test on first use
+                  **common)
     app.middleware(bot.dedupe_retries)
     app.command("/ml")(ack=bot.ack_command, lazy=[bot.run_command])
     app.event("message")(ack=_ack, lazy=[bot.on_message])

@@ -68,7 +68,7 @@ def build_handler(settings: Settings, services: Services | None = None, *, clien
     if services is None:
         services = LazyServices(lambda: wiring.build_services(settings, backend=backend))
     seen = FirstUseIdempotency(lambda: backend.idempotency)
-    handler = SlackRequestHandler(build_app(settings, services, seen, client=client))
+    handler = SlackRequestHandler(build_app(settings, services, seen, client=client, backend=backend))
     if lambda_client is not None:
         handler.app.listener_runner.lazy_listener_runner.lambda_client = lambda_client
     return SlackLambda(handler)

@@ -15,8 +15,8 @@ from platform_core.adapters.aws import LazyClient, make_boto3_client
 from platform_core.config import Settings
 from platform_core.errors import ConfigError
 
-CHAT_SECRETS = ("SLACK_SIGNING_SECRET", "SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "TELEGRAM_BOT_TOKEN",
-                "TELEGRAM_WEBHOOK_SECRET")
+CHAT_SECRETS = ("SLACK_SIGNING_SECRET", "SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_CLIENT_ID",
+                "SLACK_CLIENT_SECRET", "TELEGRAM_BOT_TOKEN", "TELEGRAM_WEBHOOK_SECRET")
 TRAINER_SECRETS = ("MLBOT_TRAINER_TOKEN",)
 # environment variable naming the secret -> the settings that secret may hold
 SECRET_SOURCES = {"MLBOT_SECRETS_ARN": CHAT_SECRETS, "MLBOT_TRAINER_SECRET_ARN": TRAINER_SECRETS}

@@ -33,7 +33,8 @@ CHAT_FUNCTIONS = ("SlackFunction", "TelegramFunction")
 FUNCTIONS = {"PredictFunction", "SlackFunction", "TelegramFunction", "NotifierFunction", "ReconcilerFunction"}
 # Where each role may write (put or delete objects); anything else in the bucket is out of bounds.
 WRITABLE = {
-    "SlackFunction": ("datasets", "feedback", "feedback-pending", "predict-inputs", "models"),
+    "SlackFunction": ("datasets", "feedback", "feedback-pending", "predict-inputs", "models",
+                      "slack-installations", "slack-oauth-states"),
     "TelegramFunction": ("datasets", "feedback", "feedback-pending", "predict-inputs", "models"),
     "PredictFunction": ("predict-inputs",),
     "NotifierFunction": (),
