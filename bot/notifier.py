@@ -9,7 +9,7 @@ logged and skipped.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Callable
 
 from bot.wiring import settings_from_env
 from handlers.notify import Notifier
@@ -43,12 +43,24 @@ def chat_senders(settings: Settings, backend: Any = None) -> dict[str, ChatSende
     return senders
 
 
-def build_notifier(settings: Settings) -> Notifier:
+def build_notifier(settings: Settings) -> Callable[[TrainingEvent], None]:
+    """The chat notices, then (Slack) the asker's App Home tab refreshed when their training ends."""
     backend = backend_for(settings)
-    return Notifier(chat_senders(settings, backend), backend.notifications, backend.blobs)
+    senders = chat_senders(settings, backend)
+    notifier = Notifier(senders, backend.notifications, backend.blobs)
+    if "slack" not in senders:
+        return notifier
+    from bot.slack.home import HomeRefresher
+
+    home = HomeRefresher(senders["slack"].client_for, backend.records)
+
+    def notify(event: TrainingEvent) -> None:
+        notifier(event)
+        home(event)
+    return notify
 
 
-def notify_records(event: dict[str, Any], notifier: Notifier) -> int:
+def notify_records(event: dict[str, Any], notifier: Callable[[TrainingEvent], None]) -> int:
     """Deliver every SNS record of one invocation; returns how many were training events."""
     delivered = 0
     for record in event.get("Records") or []:
@@ -64,7 +76,7 @@ def notify_records(event: dict[str, Any], notifier: Notifier) -> int:
     return delivered
 
 
-_notifier: Notifier | None = None
+_notifier: Callable[[TrainingEvent], None] | None = None
 
 
 @lambda_entry("mlbot-notifier")

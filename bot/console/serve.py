@@ -143,7 +143,12 @@ def build_serve(settings: Settings) -> Served:
     trainer = create_app(ctx, token=token)
     drainer = trainer.extensions["mlbot_drainer"]
     services = build_services(settings, launcher=ThreadLauncher(drainer.kick), backend=backend)
-    ctx.events.subscribe(Notifier(chat_senders(settings, backend), backend.notifications, backend.blobs))
+    senders = chat_senders(settings, backend)
+    ctx.events.subscribe(Notifier(senders, backend.notifications, backend.blobs))
+    if "slack" in senders:  # the asker's App Home tab, refreshed when their training ends
+        from bot.slack.home import HomeRefresher
+
+        ctx.events.subscribe(HomeRefresher(senders["slack"].client_for, backend.records))
     routes = webhook_routes(settings, services, backend)
     background = start_socket_clients(settings, services, backend)
     drainer.kick()  # jobs queued while nothing was serving

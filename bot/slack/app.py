@@ -75,40 +75,65 @@ class SlackBot:
 
     def run_command(self, body: dict, respond: Callable[..., Any]) -> None:
         """`/ml <verb> ...`, answered in the channel (refusals only to the user who typed them)."""
+        workspace = workspace_of(body)
+        if workspace is None:
+            respond(response_type="ephemeral", replace_original=False, text=NO_WORKSPACE)
+            return
         verb, args = _chat().parse(str(body.get("text", "")))
         reply_to = destination(body.get("channel_id"), team=body.get("team_id"), user=body.get("user_id"))
-        cmd = Command(verb, tenant(body.get("team_id")), str(body.get("user_id")), args)
+        cmd = Command(verb, tenant(workspace), str(body.get("user_id")), args)
         reply = self._safely(cmd, reply_to)
         respond(response_type="in_channel" if reply.ok else "ephemeral", replace_original=False, **message(reply))
 
     def on_message(self, body: dict, event: dict, client: WebClient) -> None:
         if event.get("bot_id") or event.get("subtype") in IGNORED_SUBTYPES:
             return
-        team, user, channel = tenant(body.get("team_id")), str(event.get("user")), str(event.get("channel"))
+        workspace, user, channel = workspace_of(body), str(event.get("user")), str(event.get("channel"))
         thread = event.get("thread_ts") or event.get("ts")
+        if workspace is None:
+            log.warning("slack event %s names no workspace: ignored", body.get("event_id"))
+            return
+        if _from_another_organisation(body, event):  # Slack Connect: never another tenant's datasets
+            if _is_dm(event) or event.get("subtype") == "file_share":
+                self._post(client, channel, thread, Reply(FOREIGN_USER, ok=False))
+            return
+        team = tenant(workspace)
         verb, args = _chat().parse(str(event.get("text") or ""))
         if event.get("subtype") == "file_share":
             for file in event.get("files") or []:
                 self._file(client, file, verb, args, team, user, channel, thread, direct=_is_dm(event))
         elif event.get("subtype") is None and _is_dm(event):
             self._post(client, channel, None, self._safely(Command(verb, team, user, args),
-                                                           destination(channel, team=body.get("team_id"))))
+                                                           destination(channel, team=body.get("team_id"), user=user)))
 
     def on_file_shared(self, body: dict, event: dict, client: WebClient) -> None:
         """A `file_shared` event carries ids only: its comment, if any, says what to do."""
         file = client.files_info(file=str(event.get("file_id")))["file"]
         comment = (file.get("initial_comment") or {}).get("comment") or ""
         verb, args = _chat().parse(comment)
-        if verb in FILE_VERBS:  # otherwise the `message` event of the same share carries the text
-            self._file(client, file, verb, args, tenant(body.get("team_id")),
+        workspace = workspace_of(body)
+        if verb in FILE_VERBS and workspace:  # otherwise the `message` event of the same share carries the text
+            self._file(client, file, verb, args, tenant(workspace),
                        str(event.get("user_id") or file.get("user")), str(event.get("channel_id")), None,
                        direct=False)
+
+    def on_home_opened(self, body: dict, event: dict, client: WebClient) -> None:
+        """The App Home tab: this workspace's datasets (bot.slack.home)."""
+        from bot.slack.home import publish_home
+
+        workspace = workspace_of(body)
+        if workspace and event.get("tab") in (None, "home") and event.get("user"):
+            publish_home(client, str(event["user"]), self.services.records, tenant(workspace))
 
     def on_button(self, body: dict, client: WebClient, respond: Callable[..., Any]) -> None:
         action = (body.get("actions") or [{}])[0]
         verb, args = _chat().parse(str(action.get("value") or ""))
         channel = str((body.get("channel") or {}).get("id"))
-        cmd = Command(verb, tenant((body.get("team") or {}).get("id")), str((body.get("user") or {}).get("id")), args)
+        workspace = workspace_of(body)
+        if workspace is None:
+            respond(response_type="ephemeral", replace_original=False, text=NO_WORKSPACE)
+            return
+        cmd = Command(verb, tenant(workspace), str((body.get("user") or {}).get("id")), args)
         reply = self._safely(cmd, destination(channel, team=(body.get("team") or {}).get("id")))
         respond(response_type="in_channel", replace_original=False, **message(reply))
 
@@ -133,7 +158,7 @@ class SlackBot:
             self._post(client, channel, thread, Reply(exc.user_message(), ok=False))
             return
         cmd = Command(verb, team, user, args, Attachment(str(file.get("name") or "upload"), data))
-        self._post(client, channel, thread, self._safely(cmd, destination(channel, thread,
+        self._post(client, channel, thread, self._safely(cmd, destination(channel, thread, user=user,
                                                                           team=team.removeprefix("slack:"))))
 
     def _safely(self, cmd: Command, reply_to: ReplyTo) -> Reply:
@@ -154,8 +179,35 @@ def destination(channel: Any, thread: Any = None, *, team: Any = None, user: Any
 
 
 def tenant(team_id: Any) -> str:
-    """A Slack workspace is the tenant `slack:<team_id>`."""
+    """A Slack workspace is the tenant `slack:<team_id>` (an org-wide install: `slack:<enterprise_id>`)."""
+    if not team_id:
+        raise ValueError("a Slack tenant needs a workspace id")
     return f"slack:{team_id}"
+
+
+NO_WORKSPACE = "This request names no Slack workspace, so it cannot be answered."
+FOREIGN_USER = ("You are in a channel shared with another organisation, and its datasets belong to that "
+                "workspace: use mlbot from a channel or DM of your own workspace.")
+
+
+def workspace_of(body: Mapping[str, Any]) -> str | None:
+    """The signed payload's workspace: its enterprise for an org-wide install (Enterprise Grid), else its team;
+    None when it names neither (refused, never a shared `slack:None`)."""
+    auth = (body.get("authorizations") or [{}])[0] or {}
+    org_wide = auth.get("is_enterprise_install") in (True, "true") or body.get("is_enterprise_install") in (True, "true")
+    if org_wide:
+        enterprise = body.get("enterprise_id") or (body.get("enterprise") or {}).get("id") or auth.get("enterprise_id")
+        return str(enterprise) if enterprise else None
+    team = body.get("team_id")
+    if not team and isinstance(body.get("team"), dict):  # interactivity payloads
+        team = body["team"].get("id")
+    return str(team) if team else None
+
+
+def _from_another_organisation(body: Mapping[str, Any], event: Mapping[str, Any]) -> bool:
+    """A Slack Connect message whose author belongs to another workspace than the one the event is for."""
+    user_team = event.get("user_team")
+    return bool(user_team) and user_team not in (body.get("team_id"), body.get("enterprise_id"))
 
 
 def _is_dm(event: Mapping[str, Any]) -> bool:
@@ -193,5 +245,6 @@ def build_app(settings: Settings, services: Services, seen: Idempotency, *, clie
     app.command("/ml")(ack=bot.ack_command, lazy=[bot.run_command])
     app.event("message")(ack=_ack, lazy=[bot.on_message])
     app.event("file_shared")(ack=_ack, lazy=[bot.on_file_shared])
+    app.event("app_home_opened")(ack=_ack, lazy=[bot.on_home_opened])
     app.action(re.compile(rf"^{BUTTON_ACTION}_\d+$"))(ack=_ack, lazy=[bot.on_button])
     return app

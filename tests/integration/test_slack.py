@@ -376,3 +376,40 @@ def test_notifications_for_a_channel_without_the_bot_go_to_the_user_directly(wor
     edits = [c for c in world.fake.calls if c.method == "chat.update"]
     assert edits and {c.params["channel"] for c in edits} == {"D2147483697"}  # progress edited in the DM
     assert any("Training 'colours' finished" in c.params["text"] for c in direct)
+
+
+# --- whose request it is: no workspace, Slack Connect, Enterprise Grid ------------------------------------
+
+
+def test_a_command_naming_no_workspace_is_refused_never_a_shared_tenant(world: World) -> None:
+    fields = dict(parse_qsl((EVENTS / "slack_slash_command.txt").read_text().strip()))
+    fields.update(text="datasets", response_url=world.fake.response_url("none"))
+    fields.pop("team_id")
+    assert world.post(urlencode(fields), content_type="application/x-www-form-urlencoded")["statusCode"] == 200
+    world.run_lazy()
+    assert world.fake.responses[-1]["text"].startswith("This request names no Slack workspace")
+    assert world.services.records.list("slack:None") == []
+
+
+def test_a_user_from_another_organisation_in_a_shared_channel_is_refused(world: World) -> None:
+    """Slack Connect: the author's own workspace (user_team) is not the one the event is for; its datasets
+    are not theirs, and nothing is stored under either tenant."""
+    info = world.fake.add_file("FCONNECT", "colours.zip", _zip())
+    world.event("slack_event_file_share.json", text="upload colours", files=[info], user_team="TOTHERORG")
+    world.run_lazy()
+    assert world.fake.posted()[-1].startswith("You are in a channel shared with another organisation")
+    assert world.services.records.list("slack:T0001") == [] and world.services.records.list("slack:TOTHERORG") == []
+    assert world.fake.downloads == []  # the file was never fetched
+
+
+def test_an_org_wide_install_answers_in_the_enterprises_tenant(world: World) -> None:
+    payload = json.loads((EVENTS / "slack_message_im.json").read_text())
+    payload.update(enterprise_id="E0001", is_ext_shared_channel=False)
+    payload["authorizations"] = [{"enterprise_id": "E0001", "team_id": None, "user_id": "UBOT", "is_bot": True,
+                                  "is_enterprise_install": True}]
+    info = world.fake.add_file("FGRID", "colours.zip", _zip())
+    payload["event"].update(subtype="file_share", text="upload colours", files=[info])
+    world.post(json.dumps(payload), content_type="application/json")
+    world.run_lazy()
+    assert world.services.records.get("slack:E0001", "colours") is not None
+    assert world.services.records.list("slack:T0001") == []

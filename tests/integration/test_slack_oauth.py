@@ -193,5 +193,34 @@ def test_the_manifest_asks_for_what_the_install_flow_uses_and_nothing_more() -> 
     assert tuple(oauth["scopes"]["bot"]) == Settings().slack_scopes  # what /slack/install asks for
     assert [u.rsplit("/", 2)[-2:] for u in oauth["redirect_urls"]] == [["slack", "oauth_redirect"]]
     events = manifest["settings"]["event_subscriptions"]["bot_events"]
-    assert {"app_uninstalled", "tokens_revoked", "message.im"} <= set(events)
-    assert manifest["features"]["app_home"]["messages_tab_enabled"] is True  # people can DM the bot
+    assert {"app_uninstalled", "tokens_revoked", "message.im", "app_home_opened"} <= set(events)
+    home = manifest["features"]["app_home"]
+    assert home["messages_tab_enabled"] is True and home["home_tab_enabled"] is True  # DMs, and the Home tab
+
+
+def test_the_home_tab_lists_the_workspaces_datasets_and_is_refreshed_when_a_training_ends(slack: Workspaces) -> None:
+    from bot.slack.home import HomeRefresher
+    from bot.slack.sender import SlackSender
+
+    for team in TOKENS:
+        slack.install(team)
+    info = slack.fake.add_file("FHOME", "colours.zip", _zip(), team="TALPHA")
+    slack.event("TALPHA", "slack_event_file_share.json", text="upload colours", files=[info])
+    slack.event("TALPHA", "slack_message_im.json", type="app_home_opened",
+                tab="home", user="UALICE")
+    (opened,) = [c for c in slack.fake.calls if c.method == "views.publish"]
+    assert opened.params["user_id"] == "UALICE" and "Bearer " + TOKENS["TALPHA"] == opened.authorization
+    home = json.dumps(opened.params["view"])
+    assert "colours" in home and "Training Not Started" in home and "no model yet" in home
+    slack.event("TBETA", "slack_message_im.json", type="app_home_opened", tab="home", user="UBOB")
+    beta = [c for c in slack.fake.calls if c.method == "views.publish"][-1]
+    assert "colours" not in json.dumps(beta.params["view"])  # another workspace sees only its own
+    senders = chat_senders(slack.settings, slack.backend)
+    slack.bus.subscribe(HomeRefresher(senders["slack"].client_for, slack.backend.records))
+    assert isinstance(senders["slack"], SlackSender)
+    slack.event("TALPHA", "slack_message_im.json", text="train colours", user="UALICE")
+    assert drain(slack.ctx) == 1
+    refreshed = [c for c in slack.fake.calls if c.method == "views.publish"][-1]
+    view = json.dumps(refreshed.params["view"])
+    assert refreshed.params["user_id"] == "UALICE" and "Training Successful" in view and "model version 1" in view
+    assert "validation accuracy 90.0%" in view
