@@ -36,16 +36,9 @@ def run(backend: Backend, scale: Callable[[str], object] | None = None,
     return done
 
 
-def fleet_scaler(settings: Settings, backend: Backend) -> Callable[[str], object]:
-    """pool -> raise that pool's trainer group to its queue (the same rule as the submit path)."""
-    from platform_core.adapters.aws_fleet import AutoScalingLauncher
-
-    def scale(pool: str) -> object:
-        group = settings.trainer_groups.get(pool)
-        if group is None:
-            return None
-        return AutoScalingLauncher(group=group, queue=backend.queue(pool), client=backend.client("autoscaling")).scale()
-    return scale
+def fleet_scaler(backend: Backend) -> Callable[[str], object]:
+    """pool -> raise that pool's trainer group to its queue (the submit path's scaler, platform_core.backend)."""
+    return lambda pool: backend.scaler(pool).scale() if pool in backend.settings.trainer_groups else None
 
 
 _backend: Backend | None = None
@@ -57,4 +50,4 @@ def handler(event: Any, context: Any = None) -> dict[str, float]:
     global _backend
     if _backend is None:
         _backend = backend_for(Settings.from_env())
-    return run(_backend, scale=fleet_scaler(_backend.settings, _backend)).metrics()
+    return run(_backend, scale=fleet_scaler(_backend)).metrics()

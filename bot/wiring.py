@@ -4,7 +4,6 @@ from __future__ import annotations
 from typing import Mapping
 
 from handlers.services import Services
-from platform_core.jobs import Job
 from platform_core.ports import TrainerLauncher
 from platform_core.backend import Backend, backend_for
 from platform_core.config import Settings
@@ -34,22 +33,8 @@ def _launcher(settings: Settings, backend: Backend) -> TrainerLauncher | None:
 
 
 def fleet_launcher(settings: Settings, backend: Backend) -> TrainerLauncher:
-    """Scale-out for the pool each job goes to: its queue's depth against its Auto Scaling group (each
-    scaler built on first use)."""
-    from platform_core.adapters.aws_fleet import AutoScalingLauncher
-    from platform_core.errors import TrainerUnavailable
-
-    scalers: dict[str, AutoScalingLauncher] = {}
-
-    def launch(job: Job) -> bool:
-        group = settings.trainer_groups.get(job.pool)
-        if group is None or job.pool not in backend.pools:
-            raise TrainerUnavailable(f"no trainer group for the {job.pool} pool")
-        if job.pool not in scalers:
-            scalers[job.pool] = AutoScalingLauncher(group=group, queue=backend.queue(job.pool),
-                                                    client=backend.client("autoscaling"))
-        return scalers[job.pool](job)
-    return launch
+    """Scale-out for the pool each job goes to: its queue's depth against its Auto Scaling group."""
+    return lambda job: backend.scaler(job.pool)(job)
 
 
 def _predictor(settings: Settings, backend: Backend):

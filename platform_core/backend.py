@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any, Callable, TypeVar
 
 from platform_core.config import Settings
-from platform_core.errors import ConfigError
+from platform_core.errors import ConfigError, TrainerUnavailable
 from platform_core.ports import (BlobStore, DatasetRepository, EventBus, Idempotency, JobQueue, MachineLock,
                                  NotificationLog, TrainingQueue)
 
@@ -184,6 +184,19 @@ class AwsBackend(Backend):
             raise ConfigError("MLBOT_QUEUE_URL" if pool == "cpu" else "MLBOT_GPU_QUEUE_URL")
         return SqsTrainingQueue(queue_url=url, dead_letter_url=self.settings.dead_letter_url,
                                 client=self.client("sqs"))
+
+    def scaler(self, pool: str = "cpu") -> Any:
+        """The scale-out of one pool's trainer group (aws_fleet.AutoScalingLauncher), built once; the submit
+        path and the reconciler share it. TrainerUnavailable for a pool without a group."""
+        group = self.settings.trainer_groups.get(pool)
+        if group is None or pool not in self.pools:
+            raise TrainerUnavailable(f"no trainer group for the {pool} pool")
+
+        def build() -> Any:
+            from platform_core.adapters.aws_fleet import AutoScalingLauncher
+
+            return AutoScalingLauncher(group=group, queue=self.queue(pool), client=self.client("autoscaling"))
+        return self._once(f"scaler:{pool}", build)
 
     def _machine_lock(self) -> MachineLock:
         from platform_core.adapters.aws_machines import DynamoMachineLock

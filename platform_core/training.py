@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 import uuid
 from dataclasses import dataclass, replace
 from typing import Callable, Mapping
 
+from platform_core.errors import MlbotError
 from platform_core.events import FAILED, TrainingEvent
 from platform_core.jobs import ACTIVE_STATES, RECIPES, Job, JobState, ReplyTo
 from platform_core.ports import DatasetRepository, EventBus, JobQueue, TrainingQueue
@@ -47,9 +49,10 @@ def submit_training(jobs: JobQueue, queues: Mapping[str, TrainingQueue], records
     ``job_id`` is a caller's own idempotency key (the trainer API's); by default the id comes from the record.
     ``queues`` are the pools' training queues; the recipe picks the pool (platform_core.scheduling.pool_for).
 
-    The job is stored first, then one ticket is sent, then the record says Queued. A crash after the first
-    step leaves a queued job without a ticket, which the reconciler finds and sends again; never a record
-    promising a job that does not exist."""
+    The job is stored first, then one ticket is sent, then the record says Queued. If the queue refuses the
+    ticket, the job is ended (Failed) and the error raised: the user hears that nothing was queued, and a
+    retry queues afresh. A crash between the first two steps leaves a queued job without a ticket, which
+    the reconciler finds and sends again; never a record promising a job that does not exist."""
     if recipe not in RECIPES[record.kind]:
         raise ValueError(f"{recipe!r} is not a {record.kind} recipe")
     active = jobs.active_for(record.tenant, record.name)
@@ -67,7 +70,11 @@ def submit_training(jobs: JobQueue, queues: Mapping[str, TrainingQueue], records
         stored = jobs.submit(mine)
     joined = (stored.requested_by, _key(stored.reply_to)) != (mine.requested_by, _key(mine.reply_to))
     if not joined:
-        queues[stored.pool].send(stored)  # a racing twin may send a second ticket: trainers drop spare ones
+        try:  # a racing twin may send a second ticket: trainers drop spare ones
+            queues[stored.pool].send(stored)
+        except MlbotError:  # the queue refused it: end the job, so nothing is left half-queued, and say so
+            jobs.finish(stored.job_id, JobState.FAILED, time.time(), error="the training queue was unavailable")
+            raise
         update_record(records, record.tenant, record.name, lambda r: _queued(r, stored))
     return Submitted(stored, joined)
 

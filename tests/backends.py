@@ -5,7 +5,6 @@ tests that are about what the adapters do (conditional writes racing, a store fa
 all three; without it the fixture gives the fakes."""
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Iterator
 
@@ -31,35 +30,28 @@ def services_on(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> It
     if kind == "local":
         yield build_services(Settings(backend="local", home=tmp_path / "home"))
         return
-    request.getfixturevalue("aws_credentials")
-    request.getfixturevalue("atomic_moto_writes")
-    with mock_aws():
-        from platform_core.adapters.aws import make_boto3_client
-
-        plain = Settings(backend="aws", bucket="mlbot-it-datasets", region="us-east-1")
-        urls = infra.create_queues(make_boto3_client("sqs", plain))
-        settings = replace(plain, **infra.queue_settings(urls))
-        built = build_services(settings)
-        names = infra.create_storage(make_boto3_client("dynamodb", settings), make_boto3_client("s3", settings),
-                                     bucket=settings.bucket)
-        assert names["DatasetTable"] == settings.dataset_table
-        yield built
+    for settings in _moto(request, "mlbot-it-datasets"):
+        assert settings.dataset_table == "Dataset"  # the template's tables, named as the settings default
+        yield build_services(settings)
 
 
 def contract_backend(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     """The adapters a contract suite runs against, built as the deployables build them (platform_core.backend):
-    the fakes, SQLite under ``tmp_path``, or DynamoDB under moto with the template's tables."""
+    the fakes, SQLite under ``tmp_path``, or moto with the template's tables, bucket and queues."""
     if kind == "memory":
         yield MemoryBackend()
         return
     if kind == "local":
         yield backend_for(Settings(backend="local", home=tmp_path / "home"))
         return
+    for settings in _moto(request, "mlbot-contract"):
+        yield backend_for(settings)
+
+
+def _moto(request: pytest.FixtureRequest, bucket: str) -> Iterator[Settings]:
+    """Inside moto: the template's tables, bucket and training queues (tests.infra.deploy), and the settings a
+    deployed function would have for them."""
     request.getfixturevalue("aws_credentials")
     request.getfixturevalue("atomic_moto_writes")
     with mock_aws():
-        plain = backend_for(Settings(backend="aws", bucket="mlbot-contract", region="us-east-1"))
-        urls = infra.create_queues(plain.client("sqs"))
-        backend = backend_for(replace(plain.settings, **infra.queue_settings(urls)))
-        infra.create_tables(backend.client("dynamodb"))
-        yield backend
+        yield infra.deploy(Settings(backend="aws", bucket=bucket, region="us-east-1"))

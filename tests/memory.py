@@ -202,16 +202,19 @@ class MemoryTrainingQueue:
     def receive(self, wait_s: float, visibility_s: float) -> Ticket | None:
         now = self._clock()
         with self._lock:
+            self._bury(now)
             for entry in list(self._tickets):
                 if entry["visible_at"] > now:
-                    continue
-                if entry["receives"] >= self._max:
-                    self._tickets.remove(entry)
-                    self._dead.append({**entry, "receipt": self._next()})
                     continue
                 entry.update(receipt=self._next(), visible_at=now + visibility_s, receives=entry["receives"] + 1)
                 return Ticket(entry["job_id"], entry["receipt"], entry["receives"], entry["tenant"], entry["generation"])
         return None
+
+    def _bury(self, now: float) -> None:
+        """Tickets due again after max_receives deliveries become dead letters (call under the lock)."""
+        for entry in [e for e in self._tickets if e["visible_at"] <= now and e["receives"] >= self._max]:
+            self._tickets.remove(entry)
+            self._dead.append({**entry, "receipt": self._next()})
 
     def _held(self, ticket: Ticket) -> dict | None:
         return next((e for e in self._tickets if e["receipt"] == ticket.receipt), None)
@@ -240,12 +243,8 @@ class MemoryTrainingQueue:
             return QueueDepth(waiting=waiting, in_flight=len(self._tickets) - waiting)
 
     def dead_letters(self, limit: int = 10) -> list[Ticket]:
-        now = self._clock()
         with self._lock:
-            for entry in list(self._tickets):
-                if entry["visible_at"] <= now and entry["receives"] >= self._max:
-                    self._tickets.remove(entry)
-                    self._dead.append({**entry, "receipt": self._next()})
+            self._bury(self._clock())
             return [Ticket(e["job_id"], e["receipt"], e["receives"], e["tenant"], e["generation"])
                     for e in self._dead[:limit]]
 

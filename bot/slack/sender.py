@@ -51,12 +51,6 @@ class SlackSender:
     def client_for(self, reply_to: ReplyTo) -> WebClient:
         return self._client if isinstance(self._client, WebClient) else self._client(reply_to)
 
-    @property
-    def client(self) -> WebClient:  # the single-workspace client (a sender made with one)
-        if not isinstance(self._client, WebClient):
-            raise TypeError("this sender has a client per workspace: use client_for(reply_to)")
-        return self._client
-
     def send(self, reply_to: ReplyTo, reply: Reply) -> str | None:
         channel, thread = reply_to.chat, reply_to.thread
         client = self.client_for(reply_to)

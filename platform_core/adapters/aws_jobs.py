@@ -137,18 +137,14 @@ class DynamoJobQueue:
                     ":now": _value(float(now)), ":queued": _value(JobState.QUEUED.value),
                     ":until": _value(float(now + lease_s)), ":one": _value(1),
                 },
-                ReturnValues="UPDATED_NEW",
+                ReturnValues="ALL_NEW",
             )
         if won is None:
             return False
-        self._record_turn(job_id, now)
+        self._record_turn(DESERIALIZER.deserialize(won["tenant"]), now)
         return True
 
-    def _record_turn(self, job_id: str, now: float) -> None:
-        job = self.get(job_id)
-        if job is None:
-            return
-        tenant = job.tenant
+    def _record_turn(self, tenant: str, now: float) -> None:
         with aws_errors("claim", f"{TURN}{tenant}"):
             _conditional(
                 self._dynamodb(), TableName=self._table, Key={"job_id": {"S": f"{TURN}{tenant}"}},

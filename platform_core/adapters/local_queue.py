@@ -49,8 +49,7 @@ class SqliteTrainingQueue:
         mine = uuid.uuid4().hex
         with self._db.transaction("receive", self._queue) as conn:
             conn.execute("BEGIN IMMEDIATE")
-            conn.execute("UPDATE tickets SET dead=1 WHERE dead=0 AND id LIKE ? AND visible_at <= ? AND receives >= ?",
-                         (f"{self._queue}:%", now, self._max))
+            self._bury(conn, now)
             row = conn.execute(
                 "SELECT id FROM tickets WHERE dead=0 AND id LIKE ? AND visible_at <= ? ORDER BY sent_at, id LIMIT 1",
                 (f"{self._queue}:%", now)).fetchone()
@@ -61,6 +60,11 @@ class SqliteTrainingQueue:
             job_id, tenant, receives, generation = conn.execute(
                 "SELECT job_id, tenant, receives, generation FROM tickets WHERE id=?", (row[0],)).fetchone()
         return Ticket(job_id=job_id, receipt=mine, receive_count=receives, tenant=tenant, generation=generation)
+
+    def _bury(self, conn, now: float) -> None:
+        """Tickets due again after max_receives deliveries become dead letters (SQS's redrive policy)."""
+        conn.execute("UPDATE tickets SET dead=1 WHERE dead=0 AND id LIKE ? AND visible_at <= ? AND receives >= ?",
+                     (f"{self._queue}:%", now, self._max))
 
     def extend(self, ticket: Ticket, visibility_s: float) -> bool:
         with self._db.transaction("extend", ticket.job_id) as conn:
@@ -87,8 +91,7 @@ class SqliteTrainingQueue:
     def dead_letters(self, limit: int = 10) -> list[Ticket]:
         now = self._clock()
         with self._db.transaction("dead_letters", self._queue) as conn:
-            conn.execute("UPDATE tickets SET dead=1 WHERE dead=0 AND id LIKE ? AND visible_at <= ? AND receives >= ?",
-                         (f"{self._queue}:%", now, self._max))
+            self._bury(conn, now)
             rows = conn.execute("SELECT id, job_id, tenant, receives, generation FROM tickets WHERE dead=1 AND "
                                 "id LIKE ? ORDER BY sent_at LIMIT ?", (f"{self._queue}:%", limit)).fetchall()
         return [Ticket(job_id=job_id, receipt=id_, receive_count=receives, tenant=tenant, generation=generation)

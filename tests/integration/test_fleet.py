@@ -17,6 +17,7 @@ from handlers.chat import dispatch
 from handlers.commands import Attachment, Command
 from platform_core.adapters.local_events import LocalEventBus
 from platform_core.backend import Backend
+from platform_core.errors import StorageError
 from platform_core.events import FAILED, FINISHED
 from platform_core.jobs import MAX_ATTEMPTS, JobState, ReplyTo
 from platform_core.reconcile import STUCK_AFTER_S, reconcile
@@ -55,8 +56,6 @@ class World:
 @pytest.fixture(params=EVERY_BACKEND)
 def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
     for backend in contract_backend(request.param, request, tmp_path):
-        if backend.name == "aws":
-            infra.create_bucket(backend.client("s3"), backend.settings.bucket)
         yield World(backend)
 
 
@@ -73,6 +72,23 @@ def test_one_tenants_twenty_queued_jobs_delay_another_tenants_job_by_at_most_one
     assert drain(world.ctx) == 21  # one trainer, one job at a time
     assert order.index(quiet["job_id"]) <= 1, [world.ctx.jobs.get(j).tenant for j in order[:3]]
     assert sorted(order) == sorted(noisy + [quiet["job_id"]])
+
+
+def test_a_queue_that_refuses_the_ticket_leaves_no_job_behind_and_a_retry_queues_afresh(world: World) -> None:
+    world.upload(QUIET, "only")
+    queue = world.ctx.queue
+    send = queue.send
+
+    def refuse(job, generation=0):
+        raise StorageError("send", job.job_id, "ServiceUnavailable")
+    queue.send = refuse  # type: ignore[method-assign]
+    reply = dispatch(Command("train", QUIET, "u", ("only",)), world.services, reply_to=CHAT)
+    assert not reply.ok and "nothing was saved" in reply.text
+    assert world.ctx.jobs.active_for(QUIET, "only") is None and world.ctx.jobs.queued() == []
+    assert world.services.records.get(QUIET, "only").training_status == "Training Not Started"
+    queue.send = send  # type: ignore[method-assign]
+    again = world.train(QUIET, "only")
+    assert not again["joined"] and again["position"] == 1 and drain(world.ctx) == 1
 
 
 def test_a_duplicate_delivery_trains_once_and_the_spare_ticket_is_deleted(world: World) -> None:

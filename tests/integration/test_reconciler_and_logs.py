@@ -12,10 +12,8 @@ from pathlib import Path
 import pytest
 from moto import mock_aws
 
-from dataclasses import replace
 
 from bot.reconciler import run
-from platform_core.adapters.aws import make_boto3_client
 from platform_core.backend import backend_for
 from platform_core.config import Settings
 from platform_core.jobs import Job
@@ -39,9 +37,7 @@ def test_the_reconciler_publishes_the_metrics_the_alarms_watch(aws_credentials, 
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", env["POWERTOOLS_SERVICE_NAME"])
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "mlbot/test-stack")
     with mock_aws():
-        plain = Settings(backend="aws", bucket="b", region="us-east-1")
-        backend = backend_for(replace(plain, **infra.queue_settings(infra.create_queues(make_boto3_client("sqs", plain)))))
-        infra.create_tables(backend.client("dynamodb"))
+        backend = backend_for(infra.deploy(Settings(backend="aws", bucket="mlbot-reconciler", region="us-east-1")))
         for job in (_job("waiting", NOW - 45 * 60), _job("newer", NOW - 60), _job("busy", NOW - 3 * 3600)):
             backend.jobs.submit(job)
             backend.queue().send(job)
