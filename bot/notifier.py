@@ -31,7 +31,7 @@ def chat_senders(settings: Settings, backend: Any = None) -> dict[str, ChatSende
         from bot.slack.sender import SlackSender, WorkspaceClients
 
         store = installation_store(settings, backend or backend_for(settings))
-        senders["slack"] = SlackSender(WorkspaceClients(settings, lambda team: bot_token(store, team)))
+        senders["slack"] = SlackSender(WorkspaceClients(settings, lambda to: bot_token(store, to.team, to.enterprise)))
     elif settings.slack_bot_token:
         from bot.slack.sender import SlackSender, web_client
 

@@ -18,14 +18,17 @@ from platform_core.adapters.aws_powertools import lambda_entry, publish_metrics
 from platform_core.backend import Backend, backend_for
 from platform_core.config import Settings
 from platform_core.reconcile import Reconciled, reconcile
+from platform_core.retention import purge_departed
 
 log = logging.getLogger(__name__)
 
 
 def run(backend: Backend, scale: Callable[[str], object] | None = None,
         clock: Callable[[], float] = time.time) -> Reconciled:
-    """One reconciliation over ``backend``'s queues; publishes and returns what it found."""
+    """One reconciliation over ``backend``'s queues, then the data of workspaces gone longer than the retention
+    period deleted (platform_core.retention); publishes and returns what it found."""
     done = reconcile(backend.jobs, backend.records, backend.events, backend.queues, clock(), scale=scale)
+    purge_departed(backend.records, backend.blobs, clock(), backend.settings.departed_retention_days * 86400.0)
     figures = done.metrics()
     if any(figures.values()):  # custom metrics are billed by the hour they are sent: an idle stack sends none
         publish_metrics(figures)

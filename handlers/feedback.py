@@ -22,23 +22,13 @@ from handlers.train import handle_train
 from handlers.upload import upload
 from platform_core.errors import BlobNotFound, DatasetOwnedByAnother, MlbotError, UsageError
 from platform_core.jobs import ReplyTo
-from platform_core.records import DatasetRecord, tenant_key
+from platform_core.records import DatasetRecord, kept_prefix, pending_prefix
 
-PENDING = "feedback-pending"
-KEPT = "feedback"
 MAX_CORRECTIONS_SHOWN = 2
-
-
-def pending_prefix(tenant: str, name: str) -> str:
-    return f"{PENDING}/{tenant_key(tenant)}/{name}/"
 
 
 def pending_key(tenant: str, name: str, prediction_id: str) -> str:
     return pending_prefix(tenant, name) + prediction_id
-
-
-def kept_prefix(tenant: str, name: str) -> str:
-    return f"{KEPT}/{tenant_key(tenant)}/{name}/"
 
 
 def remember(services: Services, tenant: str, name: str, data: bytes) -> str:

@@ -77,6 +77,8 @@ class Settings:
     slack_client_id: str = ""
     slack_client_secret: str = ""
     slack_scopes: tuple[str, ...] = DEFAULT_SLACK_SCOPES
+    # How long an uninstalled workspace's datasets are kept before they are deleted (platform_core.retention)
+    departed_retention_days: int = 30
     telegram_bot_token: str = ""
     telegram_webhook_secret: str = ""
     telegram_api_url: str = "https://api.telegram.org/bot"
@@ -132,6 +134,7 @@ class Settings:
             slack_client_secret=env.get("SLACK_CLIENT_SECRET", "").strip(),
             slack_scopes=tuple(s.strip() for s in env.get("SLACK_SCOPES", ",".join(DEFAULT_SLACK_SCOPES)).split(",")
                                if s.strip()),
+            departed_retention_days=_int_env(env, "MLBOT_DEPARTED_RETENTION_DAYS", 30),
             telegram_bot_token=env.get("TELEGRAM_BOT_TOKEN", ""),
             telegram_webhook_secret=env.get("TELEGRAM_WEBHOOK_SECRET", ""),
             telegram_api_url=env.get("TELEGRAM_API_URL") or "https://api.telegram.org/bot",

@@ -39,7 +39,8 @@ class ReplyTo:
     chat: str = ""
     thread: str | None = None  # a Slack thread_ts or a Telegram forum topic
     user: str | None = None  # who asked (a Slack DM fallback; the console user)
-    team: str | None = None  # the Slack workspace
+    team: str | None = None  # the Slack workspace (for an org-wide Enterprise Grid install, the enterprise)
+    enterprise: str | None = None  # the Enterprise Grid organisation of that workspace, if any
     answering: str | None = None  # the message this answers (Telegram's reply_to_message_id)
 
     @property

@@ -45,6 +45,24 @@ def model_prefix(tenant: str, name: str) -> str:
     return f"models/{tenant_key(tenant)}/{name}/"
 
 
+FEEDBACK_PENDING = "feedback-pending"  # every predicted input, for a week (the bucket expires them)
+FEEDBACK_KEPT = "feedback"  # the inputs filed as examples of a class, until retrain or forget
+
+
+def pending_prefix(tenant: str, name: str) -> str:
+    return f"{FEEDBACK_PENDING}/{tenant_key(tenant)}/{name}/"
+
+
+def kept_prefix(tenant: str, name: str) -> str:
+    return f"{FEEDBACK_KEPT}/{tenant_key(tenant)}/{name}/"
+
+
+def stored_prefixes(tenant: str, name: str) -> tuple[str, ...]:
+    """Every blob prefix that holds something of one dataset: its uploads, its models, its kept inputs."""
+    return (dataset_prefix(tenant, name), model_prefix(tenant, name), pending_prefix(tenant, name),
+            kept_prefix(tenant, name))
+
+
 def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 

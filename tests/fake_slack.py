@@ -62,10 +62,11 @@ class FakeSlack:
 
     # --- what tests set up -----------------------------------------------------------------------
 
-    def grant(self, code: str, team: str, token: str) -> None:
+    def grant(self, code: str, team: str, token: str, enterprise: str | None = None, org_wide: bool = False) -> None:
         """What an admin's approval on the authorize page gives: a code that oauth.v2.access exchanges for
-        the workspace's bot token."""
-        self.grants[code] = (team, token)
+        the workspace's bot token (a workspace of an Enterprise Grid ``enterprise``, or with ``org_wide`` the
+        whole organisation, whose id ``team`` then is)."""
+        self.grants[code] = (team, token, enterprise, org_wide)
 
     def revoke(self, token: str) -> None:
         """The workspace uninstalled the app: its token stops working."""
@@ -165,12 +166,14 @@ class FakeSlack:
             granted = self.grants.pop(str(params.get("code")), None)
         if granted is None:
             return {"ok": False, "error": "invalid_code"}
-        team, token = granted
+        team, token, enterprise, org_wide = granted
         with self._lock:
             self.tokens[token] = team
         return {"ok": True, "app_id": "A0MLBOT", "authed_user": {"id": "UADMIN"}, "scope": "commands,chat:write",
                 "token_type": "bot", "access_token": token, "bot_user_id": f"UBOT{team}",
-                "team": {"id": team, "name": f"Team {team}"}, "enterprise": None, "is_enterprise_install": False}
+                "team": None if org_wide else {"id": team, "name": f"Team {team}"},
+                "enterprise": {"id": enterprise, "name": f"Org {enterprise}"} if enterprise else None,
+                "is_enterprise_install": org_wide}
 
     def _answer(self, method: str, params: dict[str, Any], team: str = "T1") -> dict[str, Any]:
         if method == "auth.test":

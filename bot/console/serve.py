@@ -18,6 +18,8 @@ import base64
 import logging
 import os
 import secrets
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,6 +153,8 @@ def build_serve(settings: Settings) -> Served:
         ctx.events.subscribe(HomeRefresher(senders["slack"].client_for, backend.records))
     routes = webhook_routes(settings, services, backend)
     background = start_socket_clients(settings, services, backend)
+    if settings.slack_client_id:  # uninstalled workspaces' data, deleted after the retention period
+        start_retention_sweeps(settings, backend)
     drainer.kick()  # jobs queued while nothing was serving
     return Served(combined_app(routes, trainer), routes, token_at, background, drainer)
 
@@ -172,6 +176,29 @@ def run_serve(settings: Settings, port: int, host: str = "127.0.0.1") -> int:
     finally:
         server.server_close()
     return 0
+
+
+RETENTION_SWEEP_S = 3600.0
+
+
+def start_retention_sweeps(settings: Settings, backend, every_s: float = RETENTION_SWEEP_S) -> threading.Event:
+    """What the reconciler Lambda does on AWS, in a daemon thread: every hour (and at once) the data of
+    workspaces that uninstalled longer than MLBOT_DEPARTED_RETENTION_DAYS ago is deleted. Set the returned
+    event to stop it."""
+    from platform_core.retention import purge_departed
+
+    stop = threading.Event()
+
+    def sweep() -> None:
+        while not stop.is_set():
+            try:
+                purge_departed(backend.records, backend.blobs, time.time(), settings.departed_retention_days * 86400.0)
+            except Exception:  # logged; the next sweep tries again
+                log.exception("the retention sweep failed")
+            stop.wait(every_s)
+
+    threading.Thread(target=sweep, name="retention-sweep", daemon=True).start()
+    return stop
 
 
 def start_socket_clients(settings: Settings, services, backend) -> str:

@@ -80,7 +80,7 @@ class SlackBot:
             respond(response_type="ephemeral", replace_original=False, text=NO_WORKSPACE)
             return
         verb, args = _chat().parse(str(body.get("text", "")))
-        reply_to = destination(body.get("channel_id"), team=body.get("team_id"), user=body.get("user_id"))
+        reply_to = destination(body.get("channel_id"), user=body.get("user_id"), **_workspace_of_reply(body))
         cmd = Command(verb, tenant(workspace), str(body.get("user_id")), args)
         reply = self._safely(cmd, reply_to)
         respond(response_type="in_channel" if reply.ok else "ephemeral", replace_original=False, **message(reply))
@@ -101,10 +101,10 @@ class SlackBot:
         verb, args = _chat().parse(str(event.get("text") or ""))
         if event.get("subtype") == "file_share":
             for file in event.get("files") or []:
-                self._file(client, file, verb, args, team, user, channel, thread, direct=_is_dm(event))
+                self._file(client, file, verb, args, team, user, channel, thread, body, direct=_is_dm(event))
         elif event.get("subtype") is None and _is_dm(event):
             self._post(client, channel, None, self._safely(Command(verb, team, user, args),
-                                                           destination(channel, team=body.get("team_id"), user=user)))
+                                                           destination(channel, user=user, **_workspace_of_reply(body))))
 
     def on_file_shared(self, body: dict, event: dict, client: WebClient) -> None:
         """A `file_shared` event carries ids only: its comment, if any, says what to do."""
@@ -115,7 +115,7 @@ class SlackBot:
         if verb in FILE_VERBS and workspace:  # otherwise the `message` event of the same share carries the text
             self._file(client, file, verb, args, tenant(workspace),
                        str(event.get("user_id") or file.get("user")), str(event.get("channel_id")), None,
-                       direct=False)
+                       body, direct=False)
 
     def on_home_opened(self, body: dict, event: dict, client: WebClient) -> None:
         """The App Home tab: this workspace's datasets (bot.slack.home)."""
@@ -124,6 +124,21 @@ class SlackBot:
         workspace = workspace_of(body)
         if workspace and event.get("tab") in (None, "home") and event.get("user"):
             publish_home(client, str(event["user"]), self.services.records, tenant(workspace))
+
+    def ack_uninstalled(self, ack: Callable[..., None], context: Any) -> None:
+        """`app_uninstalled`: the installation (its token) goes before the acknowledgement, with Bolt's own
+        listener (``forget_installation``)."""
+        self.forget_installation(context=context)
+        ack()
+
+    def on_uninstalled(self, body: dict) -> None:
+        """...and the workspace is marked departed: its datasets are kept for the retention period, then
+        deleted (platform_core.retention), unless it installs again."""
+        from platform_core.retention import depart
+
+        workspace = workspace_of(body)
+        if workspace:
+            depart(self.services.blobs, tenant(workspace), self.clock(), "the Slack app was uninstalled")
 
     def on_button(self, body: dict, client: WebClient, respond: Callable[..., Any]) -> None:
         action = (body.get("actions") or [{}])[0]
@@ -134,13 +149,13 @@ class SlackBot:
             respond(response_type="ephemeral", replace_original=False, text=NO_WORKSPACE)
             return
         cmd = Command(verb, tenant(workspace), str((body.get("user") or {}).get("id")), args)
-        reply = self._safely(cmd, destination(channel, team=(body.get("team") or {}).get("id")))
+        reply = self._safely(cmd, destination(channel, **_workspace_of_reply(body)))
         respond(response_type="in_channel", replace_original=False, **message(reply))
 
     # --- helpers ----------------------------------------------------------------------------------
 
     def _file(self, client: WebClient, file: Mapping[str, Any], verb: str, args: tuple[str, ...], team: str,
-              user: str, channel: str, thread: str | None, *, direct: bool) -> None:
+              user: str, channel: str, thread: str | None, body: Mapping[str, Any], *, direct: bool) -> None:
         if verb not in FILE_VERBS:
             if direct:
                 self._post(client, channel, thread, Reply(
@@ -159,7 +174,7 @@ class SlackBot:
             return
         cmd = Command(verb, team, user, args, Attachment(str(file.get("name") or "upload"), data))
         self._post(client, channel, thread, self._safely(cmd, destination(channel, thread, user=user,
-                                                                          team=team.removeprefix("slack:"))))
+                                                                          **_workspace_of_reply(body))))
 
     def _safely(self, cmd: Command, reply_to: ReplyTo) -> Reply:
         try:
@@ -172,10 +187,13 @@ class SlackBot:
         SlackSender(client).send(destination(channel, thread), reply)
 
 
-def destination(channel: Any, thread: Any = None, *, team: Any = None, user: Any = None) -> ReplyTo:
-    """The Slack conversation (and thread) a request came from: where its answers and notices go."""
+def destination(channel: Any, thread: Any = None, *, team: Any = None, user: Any = None,
+                enterprise: Any = None) -> ReplyTo:
+    """The Slack conversation (and thread) a request came from: where its answers and notices go, with the
+    workspace (and Grid organisation) whose installation's token posts them."""
     return ReplyTo("slack", str(channel), thread=str(thread) if thread else None,
-                   team=str(team) if team else None, user=str(user) if user else None)
+                   team=str(team) if team else None, user=str(user) if user else None,
+                   enterprise=str(enterprise) if enterprise else None)
 
 
 def tenant(team_id: Any) -> str:
@@ -196,12 +214,26 @@ def workspace_of(body: Mapping[str, Any]) -> str | None:
     auth = (body.get("authorizations") or [{}])[0] or {}
     org_wide = auth.get("is_enterprise_install") in (True, "true") or body.get("is_enterprise_install") in (True, "true")
     if org_wide:
-        enterprise = body.get("enterprise_id") or (body.get("enterprise") or {}).get("id") or auth.get("enterprise_id")
-        return str(enterprise) if enterprise else None
+        return enterprise_of(body)
     team = body.get("team_id")
     if not team and isinstance(body.get("team"), dict):  # interactivity payloads
         team = body["team"].get("id")
     return str(team) if team else None
+
+
+def enterprise_of(body: Mapping[str, Any]) -> str | None:
+    """The Enterprise Grid organisation of the signed payload's workspace (None outside Grid)."""
+    auth = (body.get("authorizations") or [{}])[0] or {}
+    enterprise = body.get("enterprise_id") or auth.get("enterprise_id")
+    if not enterprise and isinstance(body.get("enterprise"), dict):  # interactivity payloads
+        enterprise = body["enterprise"].get("id")
+    if not enterprise and isinstance(body.get("team"), dict):
+        enterprise = body["team"].get("enterprise_id")
+    return str(enterprise) if enterprise else None
+
+
+def _workspace_of_reply(body: Mapping[str, Any]) -> dict[str, str | None]:
+    return {"team": workspace_of(body), "enterprise": enterprise_of(body)}
 
 
 def _from_another_organisation(body: Mapping[str, Any], event: Mapping[str, Any]) -> bool:
@@ -225,7 +257,8 @@ def build_app(settings: Settings, services: Services, seen: Idempotency, *, clie
     With SLACK_CLIENT_ID (and a ``backend`` for the stores) any workspace installs it through Bolt's OAuth
     flow and every request is answered with its own workspace's token; `app_uninstalled` and
     `tokens_revoked` delete that workspace's installation, and its later events are acknowledged and
-    ignored. Without it, one workspace's SLACK_BOT_TOKEN answers everything."""
+    ignored; the workspace's data is deleted after the retention period (platform_core.retention) unless it
+    installs again. Without it, one workspace's SLACK_BOT_TOKEN answers everything."""
     bot = SlackBot(settings, services, seen, clock=clock)
     common = dict(signing_secret=settings.slack_signing_secret, process_before_response=True,
                   logger=logging.getLogger("bot.slack.bolt"))
@@ -237,7 +270,9 @@ def build_app(settings: Settings, services: Services, seen: Idempotency, *, clie
                   oauth_settings=oauth_settings(settings, backend, store),
                   user_facing_authorize_error_message="mlbot is not installed in this workspace any more; "
                                                       "an admin can add it again.", **common)
-        app.enable_token_revocation_listeners()
+        bot.forget_installation = app.default_app_uninstalled_event_listener()
+        app.event("tokens_revoked")(app.default_tokens_revoked_event_listener())
+        app.event("app_uninstalled")(ack=bot.ack_uninstalled, lazy=[bot.on_uninstalled])
     else:
         app = App(client=client or web_client(settings), token_verification_enabled=False,  # auth.test on first use
                   **common)

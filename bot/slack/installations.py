@@ -15,6 +15,8 @@ import time
 import uuid
 from typing import Any
 
+from slack_bolt.authorization.authorize import InstallationStoreAuthorize
+from slack_bolt.oauth.callback_options import CallbackOptions, FailureArgs, SuccessArgs
 from slack_bolt.oauth.oauth_settings import OAuthSettings
 from slack_sdk.oauth.installation_store import InstallationStore
 from slack_sdk.oauth.state_store import OAuthStateStore
@@ -22,6 +24,7 @@ from slack_sdk.oauth.state_store import OAuthStateStore
 from platform_core.config import Settings
 from platform_core.errors import BlobNotFound, StorageError
 from platform_core.ports import BlobStore
+from platform_core.retention import come_back
 
 INSTALLATIONS = "slack-installations/"
 STATES = "slack-oauth-states/"
@@ -75,17 +78,47 @@ def installation_store(settings: Settings, backend: Any) -> InstallationStore | 
 def oauth_settings(settings: Settings, backend: Any, store: InstallationStore) -> OAuthSettings:
     """Bolt's install flow: `GET /slack/install` redirects to Slack's authorize page with the client id, the
     scopes and a state; `GET /slack/oauth_redirect` checks the state (once), exchanges the code with
-    oauth.v2.access and stores the installation."""
-    return OAuthSettings(client_id=settings.slack_client_id, client_secret=settings.slack_client_secret,
-                         scopes=list(settings.slack_scopes), installation_store=store,
-                         installation_store_bot_only=True, state_store=BlobStateStore(backend.blobs),
-                         install_path="/slack/install", redirect_uri_path="/slack/oauth_redirect",
-                         install_page_rendering_enabled=False, state_expiration_seconds=STATE_TTL_S)
+    oauth.v2.access and stores the installation. A workspace that installs again within the retention period
+    after an uninstall keeps its datasets (platform_core.retention.come_back).
+
+    Each request finds its workspace's bot in the store (so an uninstalled workspace is refused at once);
+    Bolt's auth.test answer for a token is cached per container, so the acknowledgement and the lazy half
+    of one request, and later requests on a warm container, call Slack's auth.test once, not each time."""
+    def installed(args: SuccessArgs):
+        come_back(backend.blobs, installed_tenant(args.installation))
+        return args.default.success(args)
+
+    def refused(args: FailureArgs):
+        return args.default.failure(args)
+
+    oauth = OAuthSettings(client_id=settings.slack_client_id, client_secret=settings.slack_client_secret,
+                          scopes=list(settings.slack_scopes), installation_store=store,
+                          installation_store_bot_only=True, state_store=BlobStateStore(backend.blobs),
+                          install_path="/slack/install", redirect_uri_path="/slack/oauth_redirect",
+                          install_page_rendering_enabled=False, state_expiration_seconds=STATE_TTL_S,
+                          callback_options=CallbackOptions(success=installed, failure=refused))
+    oauth.authorize = InstallationStoreAuthorize(
+        logger=oauth.authorize.logger, client_id=oauth.client_id, client_secret=oauth.client_secret,
+        token_rotation_expiration_minutes=oauth.token_rotation_expiration_minutes, installation_store=store,
+        bot_only=True, cache_enabled=True)
+    return oauth
+
+
+def installed_tenant(installation: Any) -> str:
+    """The tenant an installation serves: the enterprise for an org-wide install, else the workspace."""
+    org_wide = bool(installation.is_enterprise_install)
+    return f"slack:{installation.enterprise_id if org_wide else installation.team_id}"
 
 
 def bot_token(store: InstallationStore | None, team: str | None, enterprise: str | None = None) -> str | None:
-    """The bot token of one installed workspace, or None (never installed, or uninstalled since)."""
+    """The bot token of one installed workspace, or None (never installed, or uninstalled since).
+
+    ``team`` is the workspace a destination names (for an org-wide Enterprise Grid install, the enterprise
+    itself) and ``enterprise`` the Grid organisation it belongs to, if any: slack_sdk's stores key an
+    installation by both."""
     if store is None or not team:
         return None
-    bot = store.find_bot(enterprise_id=enterprise, team_id=team, is_enterprise_install=False)
+    org_wide = bool(enterprise) and team == enterprise
+    bot = store.find_bot(enterprise_id=enterprise or None, team_id=None if org_wide else team,
+                         is_enterprise_install=org_wide)
     return bot.bot_token if bot else None

@@ -78,11 +78,11 @@ class WorkspaceClients:
     workspace that has uninstalled the app has none (ChatUnreachable: the notifier records it, never
     retries)."""
 
-    def __init__(self, settings: Settings, tokens: Callable[[str | None], str | None]) -> None:
+    def __init__(self, settings: Settings, tokens: Callable[[ReplyTo], str | None]) -> None:
         self._settings, self._tokens = settings, tokens
 
     def __call__(self, reply_to: ReplyTo) -> WebClient:
-        token = self._tokens(reply_to.team)
+        token = self._tokens(reply_to)
         if not token:
             raise ChatUnreachable("slack", f"workspace {reply_to.team} has no installation of the app")
         client = WebClient(token=token, base_url=self._settings.slack_api_url, timeout=15)

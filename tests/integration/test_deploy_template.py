@@ -34,11 +34,12 @@ FUNCTIONS = {"PredictFunction", "SlackFunction", "TelegramFunction", "NotifierFu
 # Where each role may write (put or delete objects); anything else in the bucket is out of bounds.
 WRITABLE = {
     "SlackFunction": ("datasets", "feedback", "feedback-pending", "predict-inputs", "models",
-                      "slack-installations", "slack-oauth-states"),
+                      "slack-installations", "slack-oauth-states", "departed"),
     "TelegramFunction": ("datasets", "feedback", "feedback-pending", "predict-inputs", "models"),
     "PredictFunction": ("predict-inputs",),
     "NotifierFunction": (),
-    "ReconcilerFunction": (),
+    # deletes a workspace's data once it has been gone for the retention period (platform_core.retention)
+    "ReconcilerFunction": ("departed", "datasets", "models", "feedback", "feedback-pending"),
     "Trainer": ("models",),
 }
 AWS_MANAGED = {
@@ -302,7 +303,9 @@ def test_the_reconciler_drains_the_dead_letter_queue_and_sizes_the_groups(deploy
     assert granted["sqs:GetQueueAttributes"] == QUEUE_ARNS | {"${TrainingDeadLetterQueue.Arn}"}
     assert granted["autoscaling:SetDesiredCapacity"] == GROUP_ARNS
     assert granted["sns:Publish"] == {"${TrainingEventsTopic}"}
-    assert granted["dynamodb:Query"] == {"${JobTable.Arn}", "${JobTable.Arn}/index/*"}
+    assert granted["dynamodb:Query"] == {"${JobTable.Arn}", "${JobTable.Arn}/index/*", "${DatasetTable.Arn}"}
+    assert granted["dynamodb:DeleteItem"] == {"${DatasetTable.Arn}"}  # a departed workspace's records
+    assert env["MLBOT_DEPARTED_RETENTION_DAYS"] == {"Ref": "DepartedRetentionDays"}
     assert granted["dynamodb:UpdateItem"] == granted["dynamodb:GetItem"] == {"${JobTable.Arn}", "${DatasetTable.Arn}"}
     (rule,) = infra.resources_of_type(deployed, "AWS::Events::Rule").values()
     assert rule["ScheduleExpression"] == "rate(5 minutes)"

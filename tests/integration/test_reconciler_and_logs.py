@@ -82,6 +82,7 @@ CHILD = textwrap.dedent("""
     with mock_aws():
         import os
         infra.create_tables(make_boto3_client("dynamodb", Settings(region="us-east-1")))
+        make_boto3_client("s3", Settings(region="us-east-1")).create_bucket(Bucket="mlbot-logs")
         urls = infra.create_queues(make_boto3_client("sqs", Settings(region="us-east-1")))
         os.environ.update(MLBOT_QUEUE_URL=urls["TrainingQueue"], MLBOT_DEAD_LETTER_URL=urls["TrainingDeadLetterQueue"])
         import bot.reconciler
@@ -97,7 +98,7 @@ CHILD = textwrap.dedent("""
 @pytest.mark.slow  # a subprocess: the root logger is the Lambda runtime's, not pytest's
 @pytest.mark.parametrize("in_lambda", [True, False])
 def test_in_lambda_every_module_logs_json_at_info_with_the_request_id(in_lambda: bool) -> None:
-    env = {**os.environ, "MLBOT_BACKEND": "aws", "MLBOT_BUCKET": "b", "AWS_ACCESS_KEY_ID": "testing",
+    env = {**os.environ, "MLBOT_BACKEND": "aws", "MLBOT_BUCKET": "mlbot-logs", "AWS_ACCESS_KEY_ID": "testing",
            "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1", "MLBOT_JOB_TABLE": "Job",
            "POWERTOOLS_SERVICE_NAME": "mlbot-reconciler", "POWERTOOLS_METRICS_NAMESPACE": "mlbot/test"}
     env.pop("POWERTOOLS_LOG_LEVEL", None)  # the default is INFO, which the template's LogLevel also defaults to

@@ -29,6 +29,8 @@ from trainer_ec2.runner import drain
 from trainer_ec2.wiring import build_trainer_context
 
 TOKENS = {"TALPHA": "xoxb-alpha-111", "TBETA": "xoxb-beta-222"}
+GRID_TOKENS = {"TGRID": "xoxb-grid-333", "EORG": "xoxb-org-444"}
+DAY = 86400.0
 
 
 class Workspaces:
@@ -57,12 +59,13 @@ class Workspaces:
                  "requestContext": {"http": {"method": "GET", "path": path}}}
         return self.handler.handle(event, LambdaContext())
 
-    def install(self, team: str) -> dict:
+    def install(self, team: str, enterprise: str | None = None, org_wide: bool = False) -> dict:
         """An admin of ``team`` clicks "Add to Slack", approves, and Slack sends them back with a code."""
         start = self.get("/slack/install")
         state = parse_qs(urlparse(start["headers"]["location"]).query)["state"][0]
-        code = f"code-{team}"
-        self.fake.grant(code, team, TOKENS[team])
+        code = f"code-{team}-{self.deliveries}"
+        self.deliveries += 1
+        self.fake.grant(code, team, TOKENS.get(team) or GRID_TOKENS[team], enterprise, org_wide)
         return self.get("/slack/oauth_redirect", {"code": code, "state": state},
                         cookies=[f"slack-app-oauth-state={state}"])
 
@@ -79,13 +82,15 @@ class Workspaces:
         fields.update(text=text, team_id=team, response_url=self.fake.response_url(f"{team}-{text.split()[0]}"))
         return self.post(urlencode(fields), "application/x-www-form-urlencoded")
 
-    def event(self, team: str, name: str, **changes) -> dict:
+    def event(self, team: str, name: str, enterprise: str | None = None, org_wide: bool = False, **changes) -> dict:
         payload = json.loads((EVENTS / name).read_text())
         self.deliveries += 1
         payload["event_id"] = f"{payload['event_id']}{self.deliveries}"
         payload["team_id"] = team
-        payload["authorizations"] = [{"enterprise_id": None, "team_id": team, "user_id": f"UBOT{team}",
-                                      "is_bot": True, "is_enterprise_install": False}]
+        payload["enterprise_id"] = enterprise
+        payload["is_enterprise_install"] = org_wide
+        payload["authorizations"] = [{"enterprise_id": enterprise, "team_id": None if org_wide else team,
+                                      "user_id": f"UBOT{team}", "is_bot": True, "is_enterprise_install": org_wide}]
         payload["event"].update(changes)
         return self.post(json.dumps(payload), "application/json")
 
@@ -224,3 +229,72 @@ def test_the_home_tab_lists_the_workspaces_datasets_and_is_refreshed_when_a_trai
     view = json.dumps(refreshed.params["view"])
     assert refreshed.params["user_id"] == "UALICE" and "Training Successful" in view and "model version 1" in view
     assert "validation accuracy 90.0%" in view
+
+
+def _stored(slack: Workspaces, team: str) -> list[str]:
+    return [k for top in ("datasets", "models", "feedback", "feedback-pending")
+            for k in slack.backend.blobs.list(f"{top}/slack:{team}/")]
+
+
+def test_an_uninstalled_workspaces_data_is_kept_for_the_retention_period_then_deleted(slack: Workspaces) -> None:
+    from bot.reconciler import run
+    from platform_core.retention import departures
+
+    for team in TOKENS:
+        slack.install(team)
+        info = slack.fake.add_file(f"F{team}", "colours.zip", _zip(), team=team)
+        slack.event(team, "slack_event_file_share.json", text="upload colours", files=[info])
+    slack.event("TALPHA", "slack_message_im.json", type="app_uninstalled")
+    (gone,) = departures(slack.backend.blobs)
+    assert gone.tenant == "slack:TALPHA"
+    now = gone.at
+    kept = len(_stored(slack, "TALPHA"))
+    assert kept and run(slack.backend, clock=lambda: now + 29 * DAY) is not None
+    assert slack.services.records.get("slack:TALPHA", "colours") is not None and len(_stored(slack, "TALPHA")) == kept
+
+    slack.install("TALPHA")  # back within the retention period: everything stays, for good
+    assert departures(slack.backend.blobs) == []
+    run(slack.backend, clock=lambda: now + 60 * DAY)
+    assert slack.services.records.get("slack:TALPHA", "colours") is not None
+
+    slack.event("TALPHA", "slack_message_im.json", type="app_uninstalled")
+    (gone,) = departures(slack.backend.blobs)
+    run(slack.backend, clock=lambda: gone.at + (slack.settings.departed_retention_days + 1) * DAY)
+    assert slack.services.records.list("slack:TALPHA") == [] and _stored(slack, "TALPHA") == []
+    assert departures(slack.backend.blobs) == []
+    assert slack.services.records.get("slack:TBETA", "colours") is not None and _stored(slack, "TBETA")
+
+
+def test_a_workspace_of_an_enterprise_grid_org_is_answered_and_notified_with_its_installation(slack: Workspaces) -> None:
+    assert slack.install("TGRID", enterprise="EGRID")["statusCode"] == 200
+    assert bot_token(installation_store(slack.settings, slack.backend), "TGRID", "EGRID") == GRID_TOKENS["TGRID"]
+    info = slack.fake.add_file("FGRID", "colours.zip", _zip(), team="TGRID")
+    slack.event("TGRID", "slack_event_file_share.json", enterprise="EGRID", text="upload colours", files=[info])
+    slack.event("TGRID", "slack_message_im.json", enterprise="EGRID", text="train colours")
+    before = len(slack.fake.calls)
+    assert drain(slack.ctx) == 1
+    notices = [c for c in slack.fake.calls[before:] if c.method == "chat.postMessage"]
+    assert notices and {c.authorization for c in notices} == {"Bearer " + GRID_TOKENS["TGRID"]}
+    assert any(str(c.params.get("text", "")).startswith("Training 'colours' finished") for c in notices)
+
+
+def test_an_org_wide_install_is_one_tenant_notified_with_the_organisations_token(slack: Workspaces) -> None:
+    assert slack.install("EORG", enterprise="EORG", org_wide=True)["statusCode"] == 200
+    info = slack.fake.add_file("FORG", "colours.zip", _zip(), team="EORG")  # the organisation's token reads it
+    slack.event("TANY", "slack_event_file_share.json", enterprise="EORG", org_wide=True, text="upload colours",
+                files=[info])
+    assert slack.services.records.get("slack:EORG", "colours") is not None
+    slack.event("TANY", "slack_message_im.json", enterprise="EORG", org_wide=True, text="train colours")
+    before = len(slack.fake.calls)
+    assert drain(slack.ctx) == 1
+    notices = [c for c in slack.fake.calls[before:] if c.method == "chat.postMessage"]
+    assert notices and {c.authorization for c in notices} == {"Bearer " + GRID_TOKENS["EORG"]}
+
+
+def test_slack_is_asked_who_a_token_is_once_per_container_not_twice_per_request(slack: Workspaces) -> None:
+    slack.install("TALPHA")  # (the install flow asks once itself, for the bot's id)
+    before = slack.fake.methods().count("auth.test")
+    for _ in range(3):  # each: the acknowledgement, then the lazy invocation
+        slack.event("TALPHA", "slack_message_im.json", text="datasets")
+    assert slack.fake.methods().count("auth.test") - before == 1
+    assert len(slack.fake.posted()) == 3
