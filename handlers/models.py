@@ -37,7 +37,7 @@ def handle_rollback(cmd: Command, services: Services) -> Reply:
     versions = stored_versions(services.blobs, cmd.tenant, record.name)
     if len(cmd.args) > 1:
         wanted = cmd.args[1].lower().lstrip("v")
-        if not wanted.isdigit() or int(wanted) not in versions:
+        if not (wanted.isascii() and wanted.isdigit()) or int(wanted) not in versions:
             raise UnknownVersion(record.name, cmd.args[1], versions)
         version = int(wanted)
     else:

@@ -136,9 +136,9 @@ class LocalBackend(Backend):
         return LocalEventBus()
 
     def _idempotency(self) -> Idempotency:
-        from platform_core.adapters.local_chat import SqliteIdempotency
+        from platform_core.adapters.aws_idempotency import PowertoolsIdempotency, SqlitePersistenceLayer
 
-        return SqliteIdempotency(self._file("chat.sqlite3"))
+        return PowertoolsIdempotency(SqlitePersistenceLayer(self._file("chat.sqlite3")))
 
     def _notifications(self) -> NotificationLog:
         from platform_core.adapters.local_chat import SqliteNotificationLog
@@ -209,9 +209,9 @@ class AwsBackend(Backend):
         return SnsEventBus(topic_arn=self.settings.topic_arn, client=self.client("sns"))
 
     def _idempotency(self) -> Idempotency:
-        from platform_core.adapters.aws_chat import DynamoIdempotency
+        from platform_core.adapters.aws_idempotency import dynamodb_idempotency
 
-        return DynamoIdempotency(table_name=self.settings.idempotency_table, client=self.client("dynamodb"))
+        return dynamodb_idempotency(self.settings.idempotency_table, self.client("dynamodb"))
 
     def _notifications(self) -> NotificationLog:
         from platform_core.adapters.aws_chat import DynamoNotificationLog

@@ -99,7 +99,7 @@ def stored_versions(blobs: BlobStore, tenant: str, name: str) -> list[int]:
     found = set()
     for key in blobs.list(prefix):
         folder, _, filename = key[len(prefix):].partition("/")
-        if filename == MANIFEST and folder[:1] == "v" and folder[1:].isdigit():
+        if filename == MANIFEST and folder[:1] == "v" and folder[1:].isascii() and folder[1:].isdigit():
             found.add(int(folder[1:]))
     return sorted(found)
 

@@ -3,7 +3,7 @@ job queue and trainer lock, events, predictions, trainers and chats. Adapters (l
 in tests) live in ``platform_core.adapters``, bot/ and tests/ and pass the same contract tests."""
 from __future__ import annotations
 
-from typing import Any, Collection, Protocol
+from typing import Any, Callable, Collection, Protocol
 
 from platform_core.events import TrainingEvent
 from platform_core.jobs import Job, JobState, MachineStatus, QueueDepth, ReplyTo, Ticket
@@ -59,10 +59,16 @@ WEBHOOK_KEY_TTL_S = 24 * 3600
 
 
 class Idempotency(Protocol):
-    """Keys seen recently (webhook event ids, file ids, Telegram update ids), with expiry."""
+    """Work done once per key (a webhook event id, a file id, a Telegram update id), safe across processes:
+    in progress while it runs, completed for WEBHOOK_KEY_TTL_S after (platform_core.adapters.aws_idempotency)."""
 
-    def first(self, key: str, ttl_s: float, now: float) -> bool:
-        """True exactly once per key until it expires: a conditional write, safe across processes."""
+    def once(self, key: str, work: Callable[[], None]) -> bool:
+        """Run ``work`` unless ``key`` is completed or in progress; True when it ran here. If ``work`` raises,
+        the key is freed (a retry does the work) and the error propagates; a key whose attempt died is free
+        again after that attempt's deadline. Raises StorageError when the store fails."""
+
+    def register_lambda_context(self, context: Any) -> None:
+        """The Lambda invocation now running: its deadline bounds the keys it takes."""
 
 
 class NotificationLog(Protocol):

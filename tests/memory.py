@@ -13,8 +13,14 @@ import time
 from dataclasses import replace
 from typing import Callable
 
+from aws_lambda_powertools.utilities.idempotency import BasePersistenceLayer
+from aws_lambda_powertools.utilities.idempotency.exceptions import (IdempotencyItemAlreadyExistsError,
+                                                                    IdempotencyItemNotFoundError)
+from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
+
 from bot.wiring import build_services
 from handlers.services import Services
+from platform_core.adapters.aws_idempotency import PowertoolsIdempotency, may_take
 from platform_core.adapters.local import check_key
 from platform_core.adapters.local_events import LocalEventBus
 from platform_core.backend import Backend
@@ -302,19 +308,39 @@ class MemoryEventBus(LocalEventBus):
         super().publish(event)
 
 
-class MemoryIdempotency:
-    """Idempotency keys with their expiry, in a dict."""
+class MemoryPersistenceLayer(BasePersistenceLayer):
+    """Powertools' idempotency records in a dict, taken under DynamoDB's condition (adapters.aws_idempotency)."""
 
     def __init__(self) -> None:
-        self._expires: dict[str, float] = {}
+        super().__init__()
+        self.records: dict[str, DataRecord] = {}
         self._lock = threading.Lock()
 
-    def first(self, key: str, ttl_s: float, now: float) -> bool:
+    def _get_record(self, idempotency_key: str) -> DataRecord:
         with self._lock:
-            if key in self._expires and self._expires[key] >= now:
-                return False
-            self._expires[key] = now + ttl_s
-            return True
+            if idempotency_key not in self.records:
+                raise IdempotencyItemNotFoundError
+            return copy.copy(self.records[idempotency_key])
+
+    def _put_record(self, data_record: DataRecord) -> None:
+        with self._lock:
+            old = self.records.get(data_record.idempotency_key)
+            if old is not None and not may_take(old._status, old.expiry_timestamp, old.in_progress_expiry_timestamp):
+                raise IdempotencyItemAlreadyExistsError(old_data_record=copy.copy(old))
+            self.records[data_record.idempotency_key] = copy.copy(data_record)
+
+    def _update_record(self, data_record: DataRecord) -> None:
+        with self._lock:
+            self.records[data_record.idempotency_key] = copy.copy(data_record)
+
+    def _delete_record(self, data_record: DataRecord) -> None:
+        with self._lock:
+            self.records.pop(data_record.idempotency_key, None)
+
+
+def MemoryIdempotency(**options) -> PowertoolsIdempotency:
+    """The Idempotency port of the memory backend: Powertools over a dict."""
+    return PowertoolsIdempotency(MemoryPersistenceLayer(), **options)
 
 
 class MemoryNotificationLog:

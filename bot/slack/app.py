@@ -7,8 +7,11 @@ lazy part; locally it runs in a thread). What is handled:
   `predict NAME`, or arriving as `file_shared` with such a comment: downloaded (declared size first, token
   only to Slack's file host) and processed once per file id, the answer in the file's thread;
 - a direct message with a command; the buttons under replies.
-Retries of one event (`X-Slack-Retry-Num`, same `event_id`) cause one side effect: the id is taken by a
-conditional write with expiry. Signatures, `url_verification` and `ssl_check` are Bolt's.
+Retries of one event (`X-Slack-Retry-Num`, same `event_id`) cause one side effect: every delivery is
+acknowledged, and the lazy work runs once per event id and once per file id (Idempotency.once: in progress
+while it runs, completed after; an attempt that failed or died leaves the id free for a retry, so a refused
+self-invocation or a Lambda that timed out is redone, never dropped). Signatures, `url_verification` and
+`ssl_check` are Bolt's.
 
 Nothing of the use cases is imported for the acknowledgement: handlers.chat (every handler module, the
 validators, Pillow) is imported by the first lazy listener that parses or dispatches a command.
@@ -20,7 +23,7 @@ import re
 import time
 from typing import Any, Callable, Mapping
 
-from slack_bolt import App, BoltResponse
+from slack_bolt import App
 from slack_sdk import WebClient
 
 from bot.slack.blocks import BUTTON_ACTION, escape, message
@@ -31,7 +34,7 @@ from handlers.services import Services
 from platform_core.config import Settings
 from platform_core.errors import FileRefused
 from platform_core.jobs import ReplyTo
-from platform_core.ports import WEBHOOK_KEY_TTL_S, Idempotency
+from platform_core.ports import Idempotency
 from platform_core.prediction import MAX_IMAGE_BYTES
 
 log = logging.getLogger(__name__)
@@ -54,18 +57,9 @@ class SlackBot:
     def __init__(self, settings: Settings, services: Services, seen: Idempotency, *,
                  clock: Callable[[], float] = time.time) -> None:
         self.settings, self.services, self.seen, self.clock = settings, services, seen, clock
+        self.failed_attempts = 0  # lazy work that raised (Bolt only logs it; the Lambda entry fails the invocation)
 
     # --- ingress ----------------------------------------------------------------------------------
-
-    def dedupe_retries(self, request, body: dict, next: Callable[[], BoltResponse]) -> BoltResponse | None:
-        """A repeated event_id (Slack's retry of a slow or lost acknowledgement) is acknowledged, not redone."""
-        event_id = body.get("event_id") if isinstance(body, dict) else None
-        if event_id and not request.lazy_only:
-            if not self.seen.first(f"slack:event:{event_id}", WEBHOOK_KEY_TTL_S, self.clock()):
-                log.info("slack event %s already handled (retry %s)", event_id,
-                         request.headers.get("x-slack-retry-num", ["?"])[0])
-                return BoltResponse(status=200, body="")
-        return next()
 
     def ack_command(self, body: dict, ack: Callable[..., None]) -> None:
         text = escape(" ".join(str(body.get("text", "")).split())[:200])
@@ -85,7 +79,23 @@ class SlackBot:
         reply = self._safely(cmd, reply_to)
         respond(response_type="in_channel" if reply.ok else "ephemeral", replace_original=False, **message(reply))
 
+    def once_per_event(self, body: dict, work: Callable[[], None]) -> None:
+        """The lazy half of an event, once per event_id (Slack's retries of a slow or lost acknowledgement
+        carry the same id): skipped while an attempt runs or after one finished."""
+        event_id = body.get("event_id")
+        try:
+            if not event_id:
+                work()
+            elif not self.seen.once(f"slack:event:{event_id}", work):
+                log.info("slack event %s already handled or in progress", event_id)
+        except Exception:  # the id is free again: a retry of this attempt does the work
+            self.failed_attempts += 1
+            raise
+
     def on_message(self, body: dict, event: dict, client: WebClient) -> None:
+        self.once_per_event(body, lambda: self._on_message(body, event, client))
+
+    def _on_message(self, body: dict, event: dict, client: WebClient) -> None:
         if event.get("bot_id") or event.get("subtype") in IGNORED_SUBTYPES:
             return
         workspace, user, channel = workspace_of(body), str(event.get("user")), str(event.get("channel"))
@@ -108,6 +118,9 @@ class SlackBot:
 
     def on_file_shared(self, body: dict, event: dict, client: WebClient) -> None:
         """A `file_shared` event carries ids only: its comment, if any, says what to do."""
+        self.once_per_event(body, lambda: self._on_file_shared(body, event, client))
+
+    def _on_file_shared(self, body: dict, event: dict, client: WebClient) -> None:
         file = client.files_info(file=str(event.get("file_id")))["file"]
         comment = (file.get("initial_comment") or {}).get("comment") or ""
         verb, args = _chat().parse(comment)
@@ -162,10 +175,13 @@ class SlackBot:
                     "To use this file, send it with the text `upload NAME` (a dataset) or `predict NAME` "
                     "(an image to classify).", ok=False))
             return
-        if not self.seen.first(f"slack:file:{file.get('id')}", WEBHOOK_KEY_TTL_S, self.clock()):
-            return  # the same share, seen through the other event
-        limit = self.services.limits.max_upload_bytes \
-            if verb == "upload" else MAX_IMAGE_BYTES
+        work = lambda: self._use_file(client, file, verb, args, team, user, channel, thread, body)  # noqa: E731
+        if not self.seen.once(f"slack:file:{file.get('id')}", work):
+            log.info("slack file %s already handled or in progress (the other event of one share)", file.get("id"))
+
+    def _use_file(self, client: WebClient, file: Mapping[str, Any], verb: str, args: tuple[str, ...], team: str,
+                  user: str, channel: str, thread: str | None, body: Mapping[str, Any]) -> None:
+        limit = self.services.limits.max_upload_bytes if verb == "upload" else MAX_IMAGE_BYTES
         try:  # the token of the workspace the file belongs to (the request's own client)
             data = download(file, token=client.token or self.settings.slack_bot_token,
                             api_url=self.settings.slack_api_url, max_bytes=limit)
@@ -276,10 +292,10 @@ def build_app(settings: Settings, services: Services, seen: Idempotency, *, clie
     else:
         app = App(client=client or web_client(settings), token_verification_enabled=False,  # auth.test on first use
                   **common)
-    app.middleware(bot.dedupe_retries)
     app.command("/ml")(ack=bot.ack_command, lazy=[bot.run_command])
     app.event("message")(ack=_ack, lazy=[bot.on_message])
     app.event("file_shared")(ack=_ack, lazy=[bot.on_file_shared])
     app.event("app_home_opened")(ack=_ack, lazy=[bot.on_home_opened])
     app.action(re.compile(rf"^{BUTTON_ACTION}_\d+$"))(ack=_ack, lazy=[bot.on_button])
+    app.mlbot = bot  # the Lambda entry reads bot.failed_attempts
     return app

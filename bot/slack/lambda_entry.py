@@ -3,9 +3,9 @@
 Each request is acknowledged within Slack's 3 seconds; the work runs in a second, asynchronous invocation
 of this same function (Bolt's lazy listeners; template.yaml lets the function invoke itself).
 
-A cold container does only what the acknowledgement needs: the signing secret (settings), the dedupe
-write for events (the Idempotency client, built on its first use) and the self-invocation (Bolt's Lambda
-client). The use cases' services (S3, DynamoDB, EC2, Lambda clients) are built on first use by the lazy
+A cold container does only what the acknowledgement needs: the signing secret (settings) and the
+self-invocation (Bolt's Lambda client); the once-per-event check runs in the lazy invocation (its
+Idempotency client built on first use, its keys bounded by that invocation's deadline). The use cases' services (S3, DynamoDB, EC2, Lambda clients) are built on first use by the lazy
 listener, and their modules imported then (`python -m bench.coldstart` measures both ways).
 """
 from __future__ import annotations
@@ -33,31 +33,48 @@ class SlackLambda:
     """Bolt's Lambda handler, behind one check Bolt lacks: a non-numeric X-Slack-Request-Timestamp is a
     401 (Bolt's verifier raises on it, which would be a 500)."""
 
-    def __init__(self, handler: SlackRequestHandler) -> None:
-        self.bolt = handler
+    def __init__(self, handler: SlackRequestHandler, seen: "FirstUseIdempotency") -> None:
+        self.bolt, self.seen = handler, seen
         self.app = handler.app
 
     def handle(self, event: dict, context: Any) -> dict:
+        self.seen.register_lambda_context(context)
         headers = {str(k).lower(): v for k, v in (event.get("headers") or {}).items()}
         timestamp = headers.get("x-slack-request-timestamp")
-        if timestamp is not None and not str(timestamp).strip().isdigit():
+        if timestamp is not None and not (str(timestamp).strip().isascii() and str(timestamp).strip().isdigit()):
             return dict(UNAUTHORIZED)
-        return self.bolt.handle(event, context)
+        failed = self.app.mlbot.failed_attempts
+        answer = self.bolt.handle(event, context)
+        if self.app.mlbot.failed_attempts > failed:  # Bolt logged it; failing the invocation makes Lambda retry
+            raise LazyWorkFailed("the lazy work of this Slack request failed (logged above); Lambda retries it")
+        return answer
+
+
+class LazyWorkFailed(RuntimeError):
+    """A lazy invocation whose work raised: Lambda retries the asynchronous invocation (twice), then sends it to
+    the stack's failure queue."""
 
 
 class FirstUseIdempotency:
-    """The Idempotency store, built on its first `first` (an event's dedupe, still a conditional write before
-    the ack); a slash command, which has no event_id, is acknowledged without building it."""
+    """The Idempotency store, built on its first `once` (in a lazy invocation): an acknowledgement never
+    builds it. The invocation's context is kept until then."""
 
     def __init__(self, factory: Callable[[], Idempotency]) -> None:
-        self._factory, self._store, self._lock = factory, None, threading.Lock()
+        self._factory, self._store, self._lock, self._context = factory, None, threading.Lock(), None
 
-    def first(self, key: str, ttl_s: float, now: float) -> bool:
+    def register_lambda_context(self, context: Any) -> None:
+        self._context = context
+        if self._store is not None:
+            self._store.register_lambda_context(context)
+
+    def once(self, key: str, work: Callable[[], None]) -> bool:
         if self._store is None:
             with self._lock:
                 if self._store is None:
-                    self._store = self._factory()
-        return self._store.first(key, ttl_s, now)
+                    store = self._factory()
+                    store.register_lambda_context(self._context)
+                    self._store = store
+        return self._store.once(key, work)
 
 
 def build_handler(settings: Settings, services: Services | None = None, *, client: Any = None,
@@ -71,7 +88,7 @@ def build_handler(settings: Settings, services: Services | None = None, *, clien
     handler = SlackRequestHandler(build_app(settings, services, seen, client=client, backend=backend))
     if lambda_client is not None:
         handler.app.listener_runner.lazy_listener_runner.lambda_client = lambda_client
-    return SlackLambda(handler)
+    return SlackLambda(handler, seen)
 
 
 _handler: SlackLambda | None = None

@@ -48,7 +48,9 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """API Gateway event in (``headers``, ``body``, ``isBase64Encoded``), HTTP response out; or, from the
     asynchronous invocation, the update to handle."""
     if ASYNC_KEY in event:
-        channel().process(event[ASYNC_KEY])
+        chan = channel()
+        chan.idempotency.register_lambda_context(context)  # a key this attempt takes frees at its deadline
+        chan.process(event[ASYNC_KEY])
         return {"ok": True}
     return _answer(event, channel(), _hand_off(context))
 

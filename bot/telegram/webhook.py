@@ -24,7 +24,7 @@ from platform_core.backend import Backend, backend_for
 from platform_core.config import Settings
 from platform_core.errors import MlbotError
 from platform_core.jobs import ReplyTo
-from platform_core.ports import WEBHOOK_KEY_TTL_S, Idempotency
+from platform_core.ports import Idempotency
 from platform_core.prediction import MAX_IMAGE_BYTES
 
 log = logging.getLogger(__name__)
@@ -45,21 +45,24 @@ class TelegramChannel:
         self.clock = clock
 
     def process(self, data: Mapping[str, Any]) -> None:
-        """Handle one update once; a fault is logged and the chat gets a short apology."""
+        """Handle one update once (Idempotency.once: skipped while an attempt runs or after one finished; an
+        attempt that failed or died leaves it to a redelivery). A fault is logged and the chat gets a short
+        apology."""
         update = Update.de_json(dict(data), self.sender.bot)
-        if not self.idempotency.first(f"telegram:update:{update.update_id}", WEBHOOK_KEY_TTL_S, self.clock()):
-            log.info("update %s was already handled", update.update_id)
-            return
         try:
-            if update.message is not None:
-                self._on_message(update.message)
-            elif update.callback_query is not None:
-                self._on_callback(update.callback_query)
-            else:
-                log.debug("update %s needs no answer", update.update_id)
+            if not self.idempotency.once(f"telegram:update:{update.update_id}", lambda: self._handle(update)):
+                log.info("update %s was already handled or is in progress", update.update_id)
         except Exception:
             log.exception("update %s failed", update.update_id)
             self._apologise(update)
+
+    def _handle(self, update: Update) -> None:
+        if update.message is not None:
+            self._on_message(update.message)
+        elif update.callback_query is not None:
+            self._on_callback(update.callback_query)
+        else:
+            log.debug("update %s needs no answer", update.update_id)
 
     def _on_message(self, message: Message) -> None:
         text = message.text or message.caption or ""

@@ -1,5 +1,5 @@
-"""AWS adapters for the chat side: webhook idempotency keys (their own table, with TTL) and the
-notification log (a map on the job's item in the Job table)."""
+"""AWS adapter for the chat side: the notification log (a map on the job's item in the Job table). Webhook
+idempotency keys are Powertools' (platform_core.adapters.aws_idempotency), in their own table with TTL."""
 from __future__ import annotations
 
 from typing import Any
@@ -7,32 +7,6 @@ from typing import Any
 # aws.py stays the one module importing boto3; its plumbing is shared rather than copied.
 from platform_core.adapters.aws import DESERIALIZER, aws_errors, from_dynamo, LazyClient
 from platform_core.adapters.aws_jobs import _value
-
-
-class DynamoIdempotency:
-    """Idempotency over a table keyed by ``key`` with a TTL attribute ``expires_at``.
-
-    DynamoDB's TTL deletes expired rows lazily (within days), so the condition also lets an expired row
-    be taken again."""
-
-    def __init__(self, *, table_name: str, client: Any = None) -> None:
-        self._table = table_name
-        self._dynamodb = LazyClient("dynamodb", client)
-
-    def first(self, key: str, ttl_s: float, now: float) -> bool:
-        with aws_errors("first", key):
-            dynamodb = self._dynamodb()
-            try:
-                dynamodb.put_item(
-                    TableName=self._table,
-                    Item={"key": {"S": key}, "expires_at": {"N": str(int(now + ttl_s))}},
-                    ConditionExpression="attribute_not_exists(#k) OR expires_at < :now",
-                    ExpressionAttributeNames={"#k": "key"},
-                    ExpressionAttributeValues={":now": {"N": str(int(now))}},
-                )
-            except dynamodb.exceptions.ConditionalCheckFailedException:
-                return False
-        return True
 
 
 class DynamoNotificationLog:

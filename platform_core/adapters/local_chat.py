@@ -1,27 +1,10 @@
-"""Local adapters for the chat side: webhook idempotency keys and the notification log, in SQLite."""
+"""Local adapter for the chat side: the notification log, in SQLite (idempotency: adapters.aws_idempotency)."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
 from platform_core.adapters.local import SqliteFile
-
-
-class SqliteIdempotency:
-    """Idempotency in one table: a key is taken by an INSERT that only an expired row lets through."""
-
-    _SCHEMA = ("CREATE TABLE IF NOT EXISTS seen (key TEXT PRIMARY KEY, expires_at REAL NOT NULL)",)
-
-    def __init__(self, path: Path, *, busy_timeout_s: float = 30.0) -> None:
-        self._db = SqliteFile(path, self._SCHEMA, busy_timeout_s)
-
-    def first(self, key: str, ttl_s: float, now: float) -> bool:
-        with self._db.transaction("first", key) as conn:
-            taken = conn.execute(
-                "INSERT INTO seen (key, expires_at) VALUES (?, ?) "
-                "ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at WHERE seen.expires_at < ?",
-                (key, now + ttl_s, now)).rowcount
-        return taken == 1
 
 
 class SqliteNotificationLog:

@@ -1,8 +1,10 @@
 """One contract for the chat side's ports, the webhook idempotency keys and the notification log, run
-against every adapter: local (SQLite under tmp_path), aws (DynamoDB under moto, tables from template.yaml)
-and memory (the use-case tests' fakes). Times are passed in, so expiry is tested without sleeping."""
+against every adapter: local (SQLite under tmp_path), aws (Powertools' DynamoDB layer under moto, tables
+from template.yaml) and memory (the use-case tests' fakes)."""
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -13,8 +15,6 @@ from platform_core.ports import Idempotency, NotificationLog
 from tests.backends import contract_backend
 from tests.contract.race import race
 
-T0 = 1_700_000_000.0  # whole seconds: DynamoDB keeps the expiry in whole seconds (its TTL attribute)
-TTL = 60.0
 
 
 @dataclass
@@ -33,25 +33,82 @@ def chat(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Chat]:
 # ---- Idempotency ------------------------------------------------------------------------------
 
 
-def test_a_key_is_first_once_until_it_expires(chat: Chat) -> None:
-    assert chat.seen.first("slack:event:Ev1", TTL, T0) is True
-    assert chat.seen.first("slack:event:Ev1", TTL, T0 + 1) is False
-    assert chat.seen.first("slack:event:Ev1", TTL, T0 + TTL) is False  # at expiry: still seen
-    assert chat.seen.first("slack:event:Ev1", TTL, T0 + TTL + 1) is True  # expired: a new delivery
-    assert chat.seen.first("slack:event:Ev1", TTL, T0 + TTL + 2) is False
+class Died(BaseException):
+    """An attempt that never returns: Lambda timed out or the process was killed (not an error it raised)."""
 
 
-def test_keys_are_independent(chat: Chat) -> None:
-    assert chat.seen.first("telegram:update:1", TTL, T0)
-    assert chat.seen.first("telegram:update:2", TTL, T0)
-    assert not chat.seen.first("telegram:update:1", TTL, T0)
+class Deadline:
+    """A Lambda context: this invocation has ``ms`` left."""
+
+    def __init__(self, ms: int) -> None:
+        self.ms = ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.ms
 
 
-def test_threads_delivering_one_key_exactly_one_is_first(chat: Chat) -> None:
+def test_work_runs_once_per_key_and_a_later_delivery_does_nothing(chat: Chat) -> None:
+    done: list[str] = []
+    assert chat.seen.once("slack:event:Ev1", lambda: done.append("first")) is True
+    assert chat.seen.once("slack:event:Ev1", lambda: done.append("retry")) is False
+    assert chat.seen.once("telegram:update:1", lambda: done.append("other key")) is True
+    assert done == ["first", "other key"]
+
+
+def test_a_delivery_while_the_first_attempt_runs_does_nothing(chat: Chat) -> None:
+    started, release, done = threading.Event(), threading.Event(), []
+
+    def slow() -> None:
+        started.set()
+        release.wait(10)
+        done.append("first")
+    first = threading.Thread(target=chat.seen.once, args=("slack:file:F1", slow))
+    first.start()
+    assert started.wait(10)
+    assert chat.seen.once("slack:file:F1", lambda: done.append("retry")) is False
+    release.set()
+    first.join(10)
+    assert done == ["first"]
+
+
+def test_a_failed_attempt_frees_the_key_so_a_retry_does_the_work(chat: Chat) -> None:
+    def fails() -> None:
+        raise RuntimeError("the self-invocation was refused")
+    with pytest.raises(RuntimeError):
+        chat.seen.once("slack:event:Ev2", fails)
+    done: list[str] = []
+    assert chat.seen.once("slack:event:Ev2", lambda: done.append("retry")) is True and done == ["retry"]
+
+
+def test_an_attempt_that_died_holds_the_key_only_until_its_deadline(chat: Chat) -> None:
+    def dies() -> None:
+        raise Died()
+    chat.seen.register_lambda_context(Deadline(250))  # the invocation had 0.25 s left
+    with pytest.raises(Died):
+        chat.seen.once("telegram:update:7", dies)
+    done: list[str] = []
+    assert chat.seen.once("telegram:update:7", lambda: done.append("too early")) is False  # it may still run
+    time.sleep(0.35)
+    assert chat.seen.once("telegram:update:7", lambda: done.append("after the deadline")) is True
+    assert done == ["after the deadline"]
+
+
+def test_threads_delivering_one_key_exactly_one_does_the_work(chat: Chat) -> None:
     for round_ in range(3):
-        key = f"slack:file:F{round_}"
-        outcomes = race(*[lambda: chat.seen.first(key, TTL, T0) for _ in range(8)])
+        key, done = f"slack:file:F{round_}", []
+        outcomes = race(*[lambda i=i: chat.seen.once(key, lambda: done.append(i)) for i in range(8)])
         assert sorted(outcomes, key=str) == [False] * 7 + [True], outcomes
+        assert len(done) == 1
+
+
+def test_a_completed_key_is_taken_again_once_it_expired() -> None:
+    from tests.memory import MemoryIdempotency
+
+    seen, done = MemoryIdempotency(), []
+    assert seen.once("slack:event:Ev9", lambda: done.append(1))
+    (record,) = seen.layer.records.values()
+    record.expiry_timestamp = int(time.time()) - 1  # a day later
+    assert seen.once("slack:event:Ev9", lambda: done.append(2)) and done == [1, 2]
 
 
 # ---- NotificationLog ----------------------------------------------------------------------------

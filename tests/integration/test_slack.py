@@ -7,6 +7,7 @@ invocations and the test plays them, so what is acknowledged at once and what ha
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
 import hmac
 import io
@@ -50,9 +51,13 @@ class FakeLambda:
 
     def __init__(self) -> None:
         self.pending: list[dict] = []
+        self.refuse_next = False  # the next invocation is refused (throttled, or Lambda unavailable)
 
     def invoke(self, FunctionName: str, InvocationType: str, Payload: str) -> dict:
         assert InvocationType == "Event" and FunctionName == LambdaContext.invoked_function_arn
+        if self.refuse_next:
+            self.refuse_next = False
+            raise RuntimeError("TooManyRequestsException: Rate exceeded")
         self.pending.append(json.loads(Payload))
         return {"StatusCode": 202}
 
@@ -139,7 +144,8 @@ def test_url_verification_answers_the_challenge_only_when_signed(world: World) -
 
 
 @pytest.mark.parametrize("case", ["altered body", "missing", "empty", "v1 prefix", "old timestamp",
-                                  "future timestamp", "non-numeric timestamp", "wrong secret"])
+                                  "future timestamp", "non-numeric timestamp", "superscript timestamp",
+                                  "wrong secret"])
 def test_a_bad_signature_is_refused_with_401_and_does_nothing(world: World, case: str) -> None:
     body = (EVENTS / "slack_message_im.json").read_text()
     headers = sign(body)
@@ -157,6 +163,8 @@ def test_a_bad_signature_is_refused_with_401_and_does_nothing(world: World, case
         headers = sign(body, timestamp=str(int(time.time()) + 301))
     elif case == "non-numeric timestamp":
         headers = {**sign(body), "X-Slack-Request-Timestamp": "yesterday"}
+    elif case == "superscript timestamp":  # str.isdigit() says yes; int() says no (it was a 500)
+        headers = sign(body, timestamp="\u00b2")
     elif case == "wrong secret":
         headers = sign(body, secret="not-the-secret")
     answer = world.post(body, content_type="application/json", headers=headers)
@@ -238,7 +246,34 @@ def test_a_retried_event_causes_one_side_effect(world: World) -> None:
     retry = world.post(body, content_type="application/json", headers={**sign(body), "X-Slack-Retry-Num": "1",
                                                                        "X-Slack-Retry-Reason": "http_timeout"})
     assert first["statusCode"] == retry["statusCode"] == 200
-    assert world.run_lazy() == 1 and len(world.fake.downloads) == 1
+    assert world.run_lazy() == 2  # each delivery is acknowledged and handed on; the work is done once
+    assert len(world.fake.downloads) == 1 and sum(t.startswith("Stored") for t in world.fake.posted()) == 1
+
+
+def test_a_retry_after_a_refused_self_invocation_does_the_work(world: World) -> None:
+    world.fake.add_file("F0123ABCD", "colours.zip", _zip())
+    payload = json.loads((EVENTS / "slack_event_file_share.json").read_text())
+    payload["event"]["files"] = [world.fake.file_infos["F0123ABCD"]]
+    body = json.dumps(payload)
+    world.lambda_client.refuse_next = True
+    first = world.post(body, content_type="application/json")
+    assert world.lambda_client.pending == [] and first["statusCode"] != 200  # so Slack delivers it again
+    retry = world.post(body, content_type="application/json", headers={**sign(body), "X-Slack-Retry-Num": "1",
+                                                                       "X-Slack-Retry-Reason": "http_error"})
+    assert retry["statusCode"] == 200 and world.run_lazy() == 1
+    assert sum(t.startswith("Stored") for t in world.fake.posted()) == 1
+
+
+def test_a_lazy_attempt_that_failed_is_done_by_lambdas_retry_of_it(world: World) -> None:
+    world.event("slack_message_im.json", text="datasets")
+    (invocation,) = world.lambda_client.pending
+    world.fake.error_next["chat.postMessage"] = "internal_error"  # Slack fails the answer once
+    with pytest.raises(Exception):
+        world.handler.handle(copy.deepcopy(invocation), LambdaContext())  # the invocation fails: Lambda retries it
+    world.handler.handle(copy.deepcopy(invocation), LambdaContext())
+    world.handler.handle(copy.deepcopy(invocation), LambdaContext())  # a duplicate after it finished: nothing
+    answers = [c for c in world.fake.calls if c.method == "chat.postMessage"]
+    assert len(answers) == 2 and len(world.fake.posted()) == 2  # the failed try, then one answer
 
 
 def test_the_bots_own_messages_and_edits_are_ignored(world: World) -> None:

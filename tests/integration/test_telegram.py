@@ -164,6 +164,24 @@ def test_a_duplicate_update_id_has_one_side_effect(world: World) -> None:
     assert world.services.records.get(f"telegram:{ADA}", "colours").dataset_version == 1
 
 
+def test_an_update_whose_handling_failed_is_handled_when_telegram_delivers_it_again(world: World,
+                                                                                    monkeypatch) -> None:
+    handle, failures = world.channel._on_message, []
+
+    def fails_once(message) -> None:
+        if not failures:
+            failures.append(message.message_id)
+            raise RuntimeError("the store was unreachable")
+        handle(message)
+    monkeypatch.setattr(world.channel, "_on_message", fails_once)
+    command = update("text_command")
+    assert world.post(command) == (200, {"ok": True})
+    assert failures and world.fake.texts() == [APOLOGY]  # told at once, and the update id left free
+    assert world.post(command) == (200, {"ok": True})  # delivered again: now it is done
+    assert world.post(command) == (200, {"ok": True})  # and a third time: nothing
+    assert len(world.fake.texts()) == 2 and world.fake.texts()[1] != APOLOGY
+
+
 @pytest.mark.parametrize("name", ["edited_message", "my_chat_member"])
 def test_edits_and_member_updates_get_200_and_no_message(world: World, name: str) -> None:
     assert world.post(update(name)) == (200, {"ok": True})

@@ -89,7 +89,8 @@ def test_rollback_refusals_are_clear(world: World) -> None:
     assert "no trained model yet" in world.say("models colours").text
     world.train(["red", "green", "blue"])
     for text, words in (("rollback colours", "older than the current one"), ("rollback colours 7", "versions are 1"),
-                        ("rollback colours latest", "no model version latest"), ("rollback", "Usage: rollback NAME")):
+                        ("rollback colours latest", "no model version latest"), ("rollback", "Usage: rollback NAME"),
+                        ("rollback colours v\u00b2", "no model version v\u00b2")):  # '²'.isdigit(), yet not a number
         reply = world.say(text)
         assert not reply.ok and words in reply.text, reply.text
     assert not world.say("models colours", tenant="slack:OTHER").ok  # another workspace sees nothing
