@@ -47,7 +47,7 @@ def build_notifier(settings: Settings) -> Callable[[TrainingEvent], None]:
     """The chat notices, then (Slack) the asker's App Home tab refreshed when their training ends."""
     backend = backend_for(settings)
     senders = chat_senders(settings, backend)
-    notifier = Notifier(senders, backend.notifications, backend.blobs)
+    notifier = Notifier(senders, backend.notifications, backend.blobs, backend.idempotency)
     if "slack" not in senders:
         return notifier
     from bot.slack.home import HomeRefresher

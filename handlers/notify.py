@@ -5,8 +5,10 @@ The trainer publishes TrainingProgress / TrainingFinished / TrainingFailed event
 that channel's sender: progress edits one message per job (with a bar and the time left), the end posts
 a summary with the confusion matrix and then the mistakes album (the held-out examples it got wrong), or
 the failure's reason. A delivery failure is logged and recorded
-in the notification log; it never reaches the job. Repeated deliveries of the final event (SNS retries)
-post once.
+in the notification log; it never reaches the job. The final notice is posted once per job and chat,
+whatever arrives twice (an SNS retry, two notifiers at once, a crash between posting and recording it):
+it runs under Idempotency.once, keyed by job and destination. A chat joins a job's watchers with one
+conditional write (NotificationLog.add), so two chats joining at once are both told.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from handlers.replies import format_accuracy
 from platform_core.errors import MlbotError
 from platform_core.events import FAILED, FINISHED, PROGRESS, TrainingEvent
 from platform_core.jobs import ReplyTo
-from platform_core.ports import BlobStore, ChatSender, NotificationLog
+from platform_core.ports import BlobStore, ChatSender, Idempotency, NotificationLog
 
 log = logging.getLogger(__name__)
 BAR = 12
@@ -101,26 +103,32 @@ def failed_reply(event: TrainingEvent) -> Reply:
                  data={"event": event.type, **event.payload})
 
 
+WATCHER = "watcher."  # a note per chat that joined: watcher.<destination key> -> its ReplyTo
+
+
 def watchers(log_: NotificationLog, job_id: str) -> list[ReplyTo]:
-    """The chats that joined the job after it was queued, as the notification log keeps them."""
-    return [w for w in (ReplyTo.from_dict(d) for d in log_.get(job_id).get("watchers") or []) if w]
+    """The chats that joined the job after it was queued, as the notification log keeps them (an older
+    log's ``watchers`` list included)."""
+    notes = log_.get(job_id)
+    found = [*(notes.get("watchers") or []), *(v for k, v in sorted(notes.items()) if k.startswith(WATCHER))]
+    return [w for w in (ReplyTo.from_dict(d) for d in found) if w]
 
 
 def watch(log_: NotificationLog, job_id: str, reply_to: ReplyTo) -> bool:
-    """Add a chat that joined the job to the ones told about it; False if it is told already."""
-    known = watchers(log_, job_id)
-    if any(w.key == reply_to.key for w in known):
+    """Add a chat that joined the job to the ones told about it (one conditional write); False if it is told
+    already."""
+    if any(w.key == reply_to.key for w in watchers(log_, job_id)):
         return False
-    log_.update(job_id, watchers=[*(w.as_dict() for w in known), reply_to.as_dict()])
-    return True
+    return log_.add(job_id, WATCHER + reply_to.key, reply_to.as_dict())
 
 
 class Notifier:
     """Subscriber to training events: renders each and sends it to the chat in its ``reply_to`` and to every
     chat that joined the job later (``watchers`` in the notification log), each with its own progress message."""
 
-    def __init__(self, senders: Mapping[str, ChatSender], log_: NotificationLog, blobs: BlobStore | None) -> None:
-        self.senders, self.log, self.blobs = dict(senders), log_, blobs
+    def __init__(self, senders: Mapping[str, ChatSender], log_: NotificationLog, blobs: BlobStore | None,
+                 once: Idempotency) -> None:
+        self.senders, self.log, self.blobs, self.once = dict(senders), log_, blobs, once
 
     def __call__(self, event: TrainingEvent) -> None:
         try:
@@ -166,15 +174,22 @@ class Notifier:
             return
         if event.type not in (FINISHED, FAILED) or notes.get(final_key):
             return
-        if notes.get(ref_key):
-            done = "finished" if event.type == FINISHED else "stopped"
-            try:
-                sender.edit(target, notes[ref_key], Reply(f"Training '{event.name}' {progress_bar(1, 1)} {done}"))
+
+        def final() -> None:  # once per job and chat; a failure frees it for a retry of the event
+            if notes.get(ref_key):
+                done = "finished" if event.type == FINISHED else "stopped"
+                try:
+                    sender.edit(target, notes[ref_key], Reply(f"Training '{event.name}' {progress_bar(1, 1)} {done}"))
+                except Exception:
+                    log.warning("could not close the progress message of job %s", event.job_id)
+            sender.send(target, finished_reply(event, self.blobs) if event.type == FINISHED else failed_reply(event))
+            try:  # posted: from here on nothing may free the key (a retry would post it again)
+                self.log.update(event.job_id, **{final_key: event.type})  # late progress events stay quiet
             except Exception:
-                log.warning("could not close the progress message of job %s", event.job_id)
-        reply = finished_reply(event, self.blobs) if event.type == FINISHED else failed_reply(event)
-        sender.send(target, reply)
-        self.log.update(event.job_id, **{final_key: event.type})
+                log.exception("could not record the final notice of job %s (it was sent)", event.job_id)
+        if not self.once.once(f"notice:{event.job_id}:{target.key}", final):
+            log.info("the final notice of job %s to %s was sent already", event.job_id, target.key)
+            return
         album = mistakes_reply(event, self.blobs) if event.type == FINISHED else None
-        if album is not None:
+        if album is not None:  # best effort, after the summary: never the reason a summary is posted twice
             sender.send(target, album)

@@ -81,6 +81,10 @@ class NotificationLog(Protocol):
     def update(self, job_id: str, **fields) -> dict:
         """Merge ``fields`` into the job's notes and return them."""
 
+    def add(self, job_id: str, field: str, value: Any) -> bool:
+        """Set ``field`` to ``value`` unless the job's notes hold it already: one conditional write, so of two
+        writers racing for one field exactly one gets True (a chat joining the job's watchers)."""
+
 
 class JobQueue(Protocol):
     """The jobs table: the record of every job. Every state change is a conditional write, so a job is

@@ -360,6 +360,14 @@ class MemoryNotificationLog:
             self._notes[job_id] = json.dumps(notes, sort_keys=True, default=str)
             return json.loads(self._notes[job_id])
 
+    def add(self, job_id: str, field: str, value) -> bool:
+        with self._lock:
+            notes = json.loads(self._notes.get(job_id, "{}"))
+            if field in notes:
+                return False
+            self._notes[job_id] = json.dumps({**notes, field: value}, sort_keys=True, default=str)
+            return True
+
 
 class MemoryBackend(Backend):
     """Every port in memory, built once per backend; ``clock`` stamps the queue's unstamped jobs."""

@@ -102,7 +102,7 @@ class ConsoleChat:
         self.ctx = build_trainer_context(settings, backend=backend)
         self.services = build_services(settings, launcher=ThreadLauncher(lambda: drain(self.ctx)), backend=backend)
         self.sender = ConsoleSender(out, settings.home / "outbox")
-        notifier = Notifier({"console": self.sender}, backend.notifications, backend.blobs)
+        notifier = Notifier({"console": self.sender}, backend.notifications, backend.blobs, backend.idempotency)
         self.ctx.events.subscribe(notifier)
         self.ctx.events.subscribe(self._track)
         self._finals: dict[str, TrainingEvent] = {}

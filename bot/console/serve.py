@@ -146,7 +146,7 @@ def build_serve(settings: Settings) -> Served:
     drainer = trainer.extensions["mlbot_drainer"]
     services = build_services(settings, launcher=ThreadLauncher(drainer.kick), backend=backend)
     senders = chat_senders(settings, backend)
-    ctx.events.subscribe(Notifier(senders, backend.notifications, backend.blobs))
+    ctx.events.subscribe(Notifier(senders, backend.notifications, backend.blobs, backend.idempotency))
     if "slack" in senders:  # the asker's App Home tab, refreshed when their training ends
         from bot.slack.home import HomeRefresher
 

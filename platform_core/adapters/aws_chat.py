@@ -39,3 +39,20 @@ class DynamoNotificationLog:
                 UpdateExpression="SET " + ", ".join(f"notifications.{n} = {v}" for n, v in zip(names, values)),
                 ExpressionAttributeNames=names, ExpressionAttributeValues=values)
         return from_dynamo(DESERIALIZER.deserialize(response["Attributes"]["notifications"]))
+
+    def add(self, job_id: str, field: str, value: Any) -> bool:
+        key = {"job_id": {"S": job_id}}
+        with aws_errors("add", job_id):
+            dynamodb = self._dynamodb()
+            dynamodb.update_item(TableName=self._table, Key=key,
+                                 UpdateExpression="SET notifications = if_not_exists(notifications, :empty)",
+                                 ExpressionAttributeValues={":empty": {"M": {}}})
+            try:
+                dynamodb.update_item(TableName=self._table, Key=key,
+                                     UpdateExpression="SET notifications.#f = :v",
+                                     ConditionExpression="attribute_not_exists(notifications.#f)",
+                                     ExpressionAttributeNames={"#f": field},
+                                     ExpressionAttributeValues={":v": _value(value)})
+            except dynamodb.exceptions.ConditionalCheckFailedException:
+                return False
+        return True

@@ -21,11 +21,20 @@ class SqliteNotificationLog:
         return {} if row is None else json.loads(row[0])
 
     def update(self, job_id: str, **fields) -> dict:
-        with self._db.transaction("update", job_id) as conn:
+        return self._merge("update", job_id, fields, only_new=False)[0]
+
+    def add(self, job_id: str, field: str, value) -> bool:
+        return self._merge("add", job_id, {field: value}, only_new=True)[1]
+
+    def _merge(self, operation: str, job_id: str, fields: dict, *, only_new: bool) -> tuple[dict, bool]:
+        with self._db.transaction(operation, job_id) as conn:
             conn.execute("BEGIN IMMEDIATE")
             row = conn.execute("SELECT notes FROM notifications WHERE job_id=?", (job_id,)).fetchone()
-            notes = {**({} if row is None else json.loads(row[0])), **fields}
+            notes = {} if row is None else json.loads(row[0])
+            if only_new and any(f in notes for f in fields):
+                return notes, False
+            notes.update(fields)
             conn.execute("INSERT INTO notifications (job_id, notes) VALUES (?, ?) "
                          "ON CONFLICT (job_id) DO UPDATE SET notes = excluded.notes",
                          (job_id, json.dumps(notes, sort_keys=True, default=str)))
-        return notes
+        return notes, True

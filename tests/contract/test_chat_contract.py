@@ -126,3 +126,14 @@ def test_updates_merge_into_the_jobs_notes_and_read_back(chat: Chat) -> None:
     assert chat.notes.get("job-1") == merged
     assert chat.notes.update("job-1", progress_epoch=4)["progress_epoch"] == 4
     assert chat.notes.get("job-2") == {}  # another job's notes are its own
+
+
+def test_add_sets_a_field_once_and_writers_racing_for_it_get_one_true(chat: Chat) -> None:
+    chat.notes.update("job-1", progress_epoch=2)
+    assert chat.notes.add("job-1", "watcher.slack:C1", {"channel": "slack", "chat": "C1"}) is True
+    assert chat.notes.add("job-1", "watcher.slack:C1", {"channel": "slack", "chat": "C9"}) is False
+    assert chat.notes.get("job-1") == {"progress_epoch": 2, "watcher.slack:C1": {"channel": "slack", "chat": "C1"}}
+    same = race(*[lambda: chat.notes.add("job-2", "final", "sent") for _ in range(6)])
+    assert sorted(same, key=str) == [False] * 5 + [True], same
+    different = race(*[lambda i=i: chat.notes.add("job-3", f"watcher.t:{i}", {"chat": str(i)}) for i in range(6)])
+    assert different == [True] * 6 and len(chat.notes.get("job-3")) == 6  # none lost to another's write

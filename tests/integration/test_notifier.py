@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from platform_core.jobs import ReplyTo
 from platform_core.events import FAILED, TrainingEvent
 from tests.fake_slack import BOT_TOKEN, FakeSlack
 from tests.fakes import png
-from tests.memory import MemoryNotificationLog
+from tests.memory import MemoryIdempotency, MemoryNotificationLog
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 
@@ -133,7 +134,7 @@ def test_a_chat_that_joined_the_job_is_told_too_with_its_own_progress_message() 
     assert watch(log, "j1", second) and not watch(log, "j1", second)  # told once, however often it joins
     assert not watch(log, "j1", ReplyTo("test", "b", user="U2"))  # the same chat by another way (a button)
     sender = Recorder()
-    notifier = Notifier({"test": sender}, log, None)
+    notifier = Notifier({"test": sender}, log, None, MemoryIdempotency())
     for epoch in (1, 2):
         notifier(TrainingEvent(PROGRESS, "j1", "t", "colours", first, {"epoch": epoch, "total": 2}))
     notifier(TrainingEvent(FAILED, "j1", "t", "colours", first, {"reason": "out of memory"}))
@@ -143,3 +144,40 @@ def test_a_chat_that_joined_the_job_is_told_too_with_its_own_progress_message() 
         assert seen[0].startswith("Training 'colours' [######------] epoch 1/2")
         assert seen[1].startswith("(edited) Training 'colours' [############] epoch 2/2")
         assert sum(text.startswith("Training 'colours' failed: out of memory") for text in seen) == 1
+
+
+class SlowRecorder(Recorder):
+    """Posting takes a while (Slack's API), so two deliveries of one event overlap."""
+
+    def send(self, reply_to, reply) -> str:
+        time.sleep(0.05)
+        return super().send(reply_to, reply)
+
+
+def test_the_final_notice_is_posted_once_when_deliveries_race_or_the_record_of_it_fails() -> None:
+    from handlers.notify import Notifier
+    from tests.contract.race import race
+
+    log, once, sender = MemoryNotificationLog(), MemoryIdempotency(), SlowRecorder()
+    first, second = Notifier({"test": sender}, log, None, once), Notifier({"test": sender}, log, None, once)
+    event = TrainingEvent(FAILED, "j1", "t", "colours", ReplyTo("test", "a"), {"reason": "out of memory"})
+    race(lambda: first(event), lambda: second(event))  # an SNS retry while the first delivery still posts
+    assert sum(text.startswith("Training 'colours' failed") for text in sender.seen["a"]) == 1
+
+    class Broken(MemoryNotificationLog):
+        def update(self, job_id: str, **fields) -> dict:
+            raise RuntimeError("DynamoDB throttled the write")
+    broken, told = Broken(), Recorder()
+    notifier = Notifier({"test": told}, broken, None, MemoryIdempotency())
+    for _ in range(2):  # posted, then its record failed; the retry finds the notice sent
+        notifier(TrainingEvent(FAILED, "j2", "t", "colours", ReplyTo("test", "b"), {"reason": "out of memory"}))
+    assert len(told.seen["b"]) == 1
+
+
+def test_chats_joining_a_job_at_once_are_all_told() -> None:
+    from handlers.notify import watch, watchers
+    from tests.contract.race import race
+
+    log = MemoryNotificationLog()
+    joined = race(*[lambda i=i: watch(log, "j1", ReplyTo("test", f"chat{i}")) for i in range(8)])
+    assert joined == [True] * 8 and len(watchers(log, "j1")) == 8

@@ -91,7 +91,7 @@ class World:
         self.handler = build_handler(self.settings, self.services, client=web_client(self.settings),
                                      lambda_client=self.lambda_client, backend=self.backend)
         self.bus.subscribe(Notifier({"slack": SlackSender(web_client(self.settings))},
-                                    self.backend.notifications, self.services.blobs))
+                                    self.backend.notifications, self.services.blobs, self.backend.idempotency))
 
     def post(self, body: str, *, content_type: str, headers: dict[str, str] | None = None,
              encode: bool = False) -> dict:

@@ -50,7 +50,7 @@ class Workspaces:
         self.ctx = build_trainer_context(self.settings, events=self.bus, backend=self.backend,
                                          trainers={"image": self.trainer, "sentiment": self.trainer})
         self.bus.subscribe(Notifier(chat_senders(self.settings, self.backend), self.backend.notifications,
-                                    self.backend.blobs))
+                                    self.backend.blobs, self.backend.idempotency))
         self.deliveries = 0
 
     def get(self, path: str, query: dict | None = None, cookies: list[str] | None = None) -> dict:

@@ -74,7 +74,7 @@ class World:
         self.sender = TelegramSender(self.settings, sleep=self.slept.append)
         self.channel = TelegramChannel(self.services, self.backend.idempotency, self.sender, self.settings)
         self.ctx.events.subscribe(Notifier({"telegram": self.sender}, self.backend.notifications,
-                                           self.services.blobs))
+                                           self.services.blobs, self.backend.idempotency))
 
     def post(self, data: Any, *, headers: dict[str, str] | None = None) -> tuple[int, dict]:
         headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET} if headers is None else headers
