@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 
 @dataclass(frozen=True)
@@ -16,13 +16,21 @@ class Attachment:
 
 @dataclass(frozen=True)
 class Command:
-    """One user request: ``verb`` plus words, from ``user`` inside ``tenant``."""
+    """One user request: ``verb`` plus words, from ``user`` inside ``tenant``.
+
+    ``admin`` says whether the user is an admin of the chat (a Slack workspace admin or owner, a Telegram
+    group's creator or administrator; the one user of a private chat or the console): a bool, or a check
+    the channel runs only when a command needs it (handlers.permissions)."""
 
     verb: str
     tenant: str
     user: str
     args: tuple[str, ...] = ()
     attachment: Attachment | None = None
+    admin: bool | Callable[[], bool] = False
+
+    def is_admin(self) -> bool:
+        return bool(self.admin()) if callable(self.admin) else bool(self.admin)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,8 @@ from __future__ import annotations
 from handlers.datasets import named_record
 from handlers.commands import Button, Command, Reply
 from handlers.services import Services
-from platform_core.errors import DatasetBusy, DatasetOwnedByAnother
+from handlers.permissions import require_owner_or_admin
+from platform_core.errors import DatasetBusy
 from platform_core.records import BUSY_STATUSES
 from platform_core.retention import remove_dataset
 
@@ -15,8 +16,7 @@ from platform_core.retention import remove_dataset
 def handle_delete(cmd: Command, services: Services) -> Reply:
     record = named_record(cmd, services, "delete NAME confirm")
     name = record.name
-    if record.owner != cmd.user:
-        raise DatasetOwnedByAnother(name, record.owner)
+    require_owner_or_admin(cmd, record, "delete")
     if record.training_status in BUSY_STATUSES:
         raise DatasetBusy(name, record.training_status)
     if cmd.args[1:2] != ("confirm",):

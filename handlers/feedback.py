@@ -17,10 +17,11 @@ from collections import Counter
 from handlers.datasets import named_record
 from handlers.commands import Attachment, Button, Command, Reply
 from handlers.replies import error_reply
+from handlers.permissions import require_owner_or_admin
 from handlers.services import Services
 from handlers.train import handle_train
 from handlers.upload import upload
-from platform_core.errors import BlobNotFound, DatasetOwnedByAnother, MlbotError, UsageError
+from platform_core.errors import BlobNotFound, MlbotError, UsageError
 from platform_core.jobs import ReplyTo
 from platform_core.records import DatasetRecord, kept_prefix, pending_prefix
 
@@ -76,6 +77,7 @@ def handle_feedback(cmd: Command, services: Services) -> Reply:
 def handle_forget(cmd: Command, services: Services) -> Reply:
     """`forget NAME`: delete every kept prediction input of the dataset (pending and waiting examples)."""
     record = named_record(cmd, services, "forget NAME")
+    require_owner_or_admin(cmd, record, "forget")
     keys = services.blobs.list(pending_prefix(cmd.tenant, record.name)) + \
         services.blobs.list(kept_prefix(cmd.tenant, record.name))
     for key in keys:
@@ -88,8 +90,7 @@ def handle_forget(cmd: Command, services: Services) -> Reply:
 def handle_retrain(cmd: Command, services: Services, *, reply_to: ReplyTo | None = None) -> Reply:
     """`retrain NAME`: the dataset plus its candidate examples becomes the next version, then trains."""
     record = named_record(cmd, services, "retrain NAME")
-    if record.owner != cmd.user:
-        raise DatasetOwnedByAnother(record.name, record.owner)
+    require_owner_or_admin(cmd, record, "retrain")
     keys = services.blobs.list(kept_prefix(cmd.tenant, record.name))
     if not keys:
         raise UsageError(f"retrain {record.name} after giving feedback on some predictions (no examples "
@@ -108,7 +109,7 @@ def handle_retrain(cmd: Command, services: Services, *, reply_to: ReplyTo | None
            f"to '{record.name}', now dataset version {stored.dataset_version}"
     note += f"; {len(skipped)} left waiting (their classes are full)." if skipped else "."
     try:  # the examples are added whatever happens next: say so beside any refusal to train
-        trained = handle_train(Command("train", cmd.tenant, cmd.user, (record.name,)), services, reply_to=reply_to)
+        trained = handle_train(Command("train", cmd.tenant, cmd.user, (record.name,), admin=cmd.admin), services, reply_to=reply_to)
     except MlbotError as exc:
         trained = error_reply(exc)
     return Reply(f"{note}\n{trained.text}", ok=trained.ok, data={"added": dict(counts), **trained.data})

@@ -7,6 +7,7 @@ from dataclasses import replace
 from handlers.datasets import named_record
 from handlers.commands import Button, Command, Reply
 from handlers.replies import format_accuracy
+from handlers.permissions import require_owner_or_admin
 from handlers.services import Services
 from platform_core.errors import ModelNotTrained, UnknownVersion
 from platform_core.models import stored_versions, version_path, version_summary
@@ -34,6 +35,7 @@ def handle_models(cmd: Command, services: Services) -> Reply:
 def handle_rollback(cmd: Command, services: Services) -> Reply:
     """Make a stored version current (default: the newest one older than the current)."""
     record = named_record(cmd, services, "rollback NAME [VERSION]")
+    require_owner_or_admin(cmd, record, "rollback")
     versions = stored_versions(services.blobs, cmd.tenant, record.name)
     if len(cmd.args) > 1:
         wanted = cmd.args[1].lower().lstrip("v")

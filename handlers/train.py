@@ -6,10 +6,12 @@ import logging
 from handlers.commands import Command, Reply
 from handlers.datasets import named_record
 from handlers.notify import watch
+from handlers.permissions import require_owner_or_admin
 from handlers.services import Services
 from platform_core.errors import MlbotError, TrainerUnavailable, UsageError
 from platform_core.jobs import RECIPES, Job, JobState, ReplyTo
 from platform_core.training import Submitted, queue_position, submit_training
+from platform_core.records import BUSY_STATUSES
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,8 @@ def queue_training(cmd: Command, services: Services, reply_to: ReplyTo | None) -
     recipe = cmd.args[1].lower() if len(cmd.args) > 1 else recipes[0]
     if recipe not in recipes:
         raise UsageError(f"train NAME [{' | '.join(recipes)}] (for a {record.kind} dataset)")
+    if record.training_status not in BUSY_STATUSES:  # joining a queued or running job switches nothing
+        require_owner_or_admin(cmd, record, "train")
     submitted = submit_training(services.jobs, services.queues, services.records, record, recipe=recipe,
                                 requested_by=cmd.user, reply_to=reply_to, new_id=services.new_id)
     if submitted.job.state != JobState.QUEUED.value:

@@ -5,10 +5,10 @@ import logging
 from dataclasses import replace
 
 from handlers.commands import Button, Command, Reply
+from handlers.permissions import require_owner_or_admin
 from handlers.services import Services
 from platform_core.errors import (
     DatasetBusy,
-    DatasetOwnedByAnother,
     DatasetRejected,
     MissingAttachment,
     MlbotError,
@@ -45,8 +45,7 @@ def upload(cmd: Command, services: Services) -> tuple[DatasetRecord, ValidationR
         raise DatasetRejected(report)
     existing = services.records.get(cmd.tenant, name)
     if existing is not None:
-        if existing.owner != cmd.user:
-            raise DatasetOwnedByAnother(name, existing.owner)
+        require_owner_or_admin(cmd, existing, "upload")
         if existing.training_status in BUSY_STATUSES:
             raise DatasetBusy(name, existing.training_status)
     version = existing.dataset_version + 1 if existing else 1

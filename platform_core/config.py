@@ -11,7 +11,7 @@ from platform_core.errors import ConfigError
 MB = 1024 * 1024
 # The bot scopes the app asks for at install (deploy/slack-app-manifest.yaml has the same list).
 DEFAULT_SLACK_SCOPES = ("commands", "chat:write", "files:read", "files:write", "channels:history",
-                        "groups:history", "im:history")
+                        "groups:history", "im:history", "users:read")  # users:read: is the user an admin?
 # Any image we decode (an upload's or one sent for prediction) has at most this many pixels.
 MAX_IMAGE_PIXELS = 40_000_000
 

@@ -84,19 +84,20 @@ class DatasetNotFound(MlbotError):
         return f"There is no dataset named '{self.name}' here. 'datasets' lists the ones you have."
 
 
-class DatasetOwnedByAnother(MlbotError):
-    code = "name_taken"
+class NotOwnerOrAdmin(MlbotError):
+    """A command that deletes or switches what answers for everyone, from neither the dataset's owner nor an
+    admin of the chat (handlers.permissions)."""
 
-    def __init__(self, name: str, owner: str) -> None:
+    code = "not_allowed"
+
+    def __init__(self, name: str, action: str) -> None:
         self.name = name
-        self.owner = owner
+        self.action = action
         super().__init__(name)
 
     def user_message(self) -> str:
-        return (
-            f"The name '{self.name}' is already used by another member of this workspace; "
-            "upload yours under a different name."
-        )
+        return (f"Only the person who uploaded '{self.name}' or an admin of this chat can {self.action}. "
+                "Ask one of them, or upload your own copy under another name.")
 
 
 class DatasetBusy(MlbotError):

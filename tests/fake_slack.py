@@ -38,6 +38,7 @@ class FakeSlack:
     rate_limit_next: dict[str, int] = field(default_factory=dict)  # method -> Retry-After seconds, once
     error_next: dict[str, str] = field(default_factory=dict)  # method -> Slack error code, once
     not_member: set[str] = field(default_factory=set)  # channels the bot was never invited to
+    admins: set[str] = field(default_factory=set)  # users who are admins of their workspace (users.info)
     tokens: dict[str, str] = field(default_factory=dict)  # bot token -> the workspace (team id) it belongs to
     client_id: str = "1234.5678"
     client_secret: str = "oauth-client-secret"
@@ -187,6 +188,10 @@ class FakeSlack:
                 channel = "D" + channel[1:]
             ts = f"{1700000000 + next(self._ts)}.000100"
             return {"ok": True, "channel": channel, "ts": ts, "message": {"text": params.get("text"), "ts": ts}}
+        if method == "users.info":
+            user = str(params.get("user"))
+            return {"ok": True, "user": {"id": user, "team_id": team, "is_admin": user in self.admins,
+                                         "is_owner": False, "is_primary_owner": False, "is_bot": False}}
         if method == "chat.update":
             return {"ok": True, "channel": params.get("channel"), "ts": params.get("ts"), "text": params.get("text")}
         if method == "files.info":

@@ -122,7 +122,8 @@ class ConsoleChat:
             reply = Reply(f"There is no file at {path}.", ok=False)
         else:
             attachment = Attachment(path.name, path) if path is not None else None
-            cmd = Command(verb, self.tenant, user or self.user, args, attachment)
+            # the console's own user runs this machine: an admin of its chat; a user named for a test is not
+            cmd = Command(verb, self.tenant, user or self.user, args, attachment, admin=user in (None, self.user))
             reply = dispatch(cmd, self.services, reply_to=ReplyTo("console", user=cmd.user))
         self.sender.send({}, reply)
         return reply

@@ -102,9 +102,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _command(args: argparse.Namespace, tenant: str, user: str) -> Command:
     attachment = Attachment(args.file.name, args.file) if getattr(args, "file", None) else None
     if args.command == "validate":
-        return Command("validate", tenant, user, (), attachment)
+        return Command("validate", tenant, user, (), attachment, admin=True)
     if args.command == "upload":
-        return Command("upload", tenant, user, (args.name, *args.description.split()), attachment)
+        return Command("upload", tenant, user, (args.name, *args.description.split()), attachment, admin=True)
     if args.command == "status":
         return Command("status", tenant, user, (args.name,))
     if args.command == "predict":

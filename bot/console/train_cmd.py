@@ -20,7 +20,7 @@ def run_train(settings: Settings, tenant: str, user: str, name: str, *, recipe: 
               as_json: bool, epochs: int | None = None) -> int:
     """Exit 0 when queued (or, with --wait, trained), 1 when refused or failed."""
     args = (name, recipe) if recipe else (name,)
-    cmd = Command("train", tenant, user, args)
+    cmd = Command("train", tenant, user, args, admin=True)  # the console's user runs this machine
     if not wait:
         reply = dispatch(cmd, build_services(settings), reply_to=ReplyTo("console", user=user))
         _emit(reply.text, reply.data, as_json)

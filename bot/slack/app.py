@@ -18,6 +18,7 @@ validators, Pillow) is imported by the first lazy listener that parses or dispat
 """
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
@@ -25,6 +26,7 @@ from typing import Any, Callable, Mapping
 
 from slack_bolt import App
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from bot.slack.blocks import BUTTON_ACTION, escape, message
 from bot.slack.files import download
@@ -67,7 +69,7 @@ class SlackBot:
 
     # --- lazy work --------------------------------------------------------------------------------
 
-    def run_command(self, body: dict, respond: Callable[..., Any]) -> None:
+    def run_command(self, body: dict, respond: Callable[..., Any], client: WebClient) -> None:
         """`/ml <verb> ...`, answered in the channel (refusals only to the user who typed them)."""
         workspace = workspace_of(body)
         if workspace is None:
@@ -75,7 +77,8 @@ class SlackBot:
             return
         verb, args = _chat().parse(str(body.get("text", "")))
         reply_to = destination(body.get("channel_id"), user=body.get("user_id"), **_workspace_of_reply(body))
-        cmd = Command(verb, tenant(workspace), str(body.get("user_id")), args)
+        user = str(body.get("user_id"))
+        cmd = Command(verb, tenant(workspace), user, args, admin=workspace_admin(client, user))
         reply = self._safely(cmd, reply_to)
         respond(response_type="in_channel" if reply.ok else "ephemeral", replace_original=False, **message(reply))
 
@@ -113,7 +116,8 @@ class SlackBot:
             for file in event.get("files") or []:
                 self._file(client, file, verb, args, team, user, channel, thread, body, direct=_is_dm(event))
         elif event.get("subtype") is None and _is_dm(event):
-            self._post(client, channel, None, self._safely(Command(verb, team, user, args),
+            self._post(client, channel, None, self._safely(Command(verb, team, user, args,
+                                                                   admin=workspace_admin(client, user)),
                                                            destination(channel, user=user, **_workspace_of_reply(body))))
 
     def on_file_shared(self, body: dict, event: dict, client: WebClient) -> None:
@@ -161,7 +165,8 @@ class SlackBot:
         if workspace is None:
             respond(response_type="ephemeral", replace_original=False, text=NO_WORKSPACE)
             return
-        cmd = Command(verb, tenant(workspace), str((body.get("user") or {}).get("id")), args)
+        user = str((body.get("user") or {}).get("id"))
+        cmd = Command(verb, tenant(workspace), user, args, admin=workspace_admin(client, user))
         reply = self._safely(cmd, destination(channel, **_workspace_of_reply(body)))
         respond(response_type="in_channel", replace_original=False, **message(reply))
 
@@ -188,7 +193,8 @@ class SlackBot:
         except FileRefused as exc:
             self._post(client, channel, thread, Reply(exc.user_message(), ok=False))
             return
-        cmd = Command(verb, team, user, args, Attachment(str(file.get("name") or "upload"), data))
+        cmd = Command(verb, team, user, args, Attachment(str(file.get("name") or "upload"), data),
+                      admin=workspace_admin(client, user))
         self._post(client, channel, thread, self._safely(cmd, destination(channel, thread, user=user,
                                                                           **_workspace_of_reply(body))))
 
@@ -201,6 +207,20 @@ class SlackBot:
 
     def _post(self, client: WebClient, channel: str, thread: str | None, reply: Reply) -> None:
         SlackSender(client).send(destination(channel, thread), reply)
+
+
+def workspace_admin(client: WebClient, user: str) -> Callable[[], bool]:
+    """Whether ``user`` is an admin or owner of the workspace (users.info, asked once and only when a command
+    needs it: handlers.permissions). An answer Slack refuses counts as no."""
+    @functools.cache
+    def check() -> bool:
+        try:
+            info = client.users_info(user=user).get("user") or {}
+        except SlackApiError as exc:
+            log.warning("could not ask Slack whether %s is an admin: %s", user, exc.response.get("error"))
+            return False
+        return bool(info.get("is_admin") or info.get("is_owner") or info.get("is_primary_owner"))
+    return check
 
 
 def destination(channel: Any, thread: Any = None, *, team: Any = None, user: Any = None,

@@ -62,7 +62,8 @@ def test_ten_simultaneous_train_requests_over_three_datasets(services: Services)
 
     def request(i: int) -> None:
         start.wait()
-        replies[i] = dispatch(Command("train", A, f"user{i}", (names[i],)), services, reply_to=ReplyTo("slack", f"C{i}"))
+        replies[i] = dispatch(Command("train", A, f"user{i}", (names[i],), admin=True), services,  # group admins
+                              reply_to=ReplyTo("slack", f"C{i}"))
     threads = [threading.Thread(target=request, args=(i,)) for i in range(len(names))]
     for t in threads:
         t.start()

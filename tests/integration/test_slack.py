@@ -448,3 +448,18 @@ def test_an_org_wide_install_answers_in_the_enterprises_tenant(world: World) -> 
     world.run_lazy()
     assert world.services.records.get("slack:E0001", "colours") is not None
     assert world.services.records.list("slack:T0001") == []
+
+
+def test_only_the_owner_or_a_workspace_admin_may_delete_a_dataset(world: World) -> None:
+    world.share("upload colours", _zip(), "colours.zip")  # uploaded by U2147483697
+    world.run_lazy()
+    world.command("delete colours confirm", user="UMALLORY")
+    world.run_lazy()
+    assert "or an admin of this chat can delete it" in world.fake.responses[-1]["text"]
+    assert world.services.records.get("slack:T0001", "colours") is not None
+    assert [c.params["user"] for c in world.fake.calls if c.method == "users.info"] == ["UMALLORY"]
+    world.fake.admins.add("UADMIN")
+    world.command("delete colours confirm", user="UADMIN")
+    world.run_lazy()
+    assert world.fake.responses[-1]["text"].startswith("Deleted 'colours'")
+    assert world.services.records.get("slack:T0001", "colours") is None

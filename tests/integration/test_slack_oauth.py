@@ -210,7 +210,7 @@ def test_the_home_tab_lists_the_workspaces_datasets_and_is_refreshed_when_a_trai
     for team in TOKENS:
         slack.install(team)
     info = slack.fake.add_file("FHOME", "colours.zip", _zip(), team="TALPHA")
-    slack.event("TALPHA", "slack_event_file_share.json", text="upload colours", files=[info])
+    slack.event("TALPHA", "slack_event_file_share.json", text="upload colours", files=[info], user="UALICE")
     slack.event("TALPHA", "slack_message_im.json", type="app_home_opened",
                 tab="home", user="UALICE")
     (opened,) = [c for c in slack.fake.calls if c.method == "views.publish"]

@@ -147,7 +147,7 @@ def test_reupload_by_owner_stores_a_new_version_then_drops_the_old_blob(services
 def test_same_name_from_another_member_of_the_tenant_is_refused(services: Services) -> None:
     assert _upload(services, user="U1").ok
     reply = _upload(services, user="U2", attachment=_zip({"x": 10, "y": 10}))
-    assert not reply.ok and "already used by another member" in reply.text
+    assert not reply.ok and "Only the person who uploaded 'pets' or an admin of this chat can replace it" in reply.text
     assert services.records.get(TENANT, "pets").owner == "U1"
     assert len(_blobs(services)) == 1
 
