@@ -9,7 +9,9 @@ stranded in the training queue.
 - When a pool has fewer tickets than active jobs (a crash between storing a job and sending its ticket, or
   a spare ticket deleted while its job's trainer later died), a ticket is sent again for each job stranded
   longer than ``stuck_after_s``. A spare ticket costs nothing: a trainer that finds no job deletes it.
-- Each pool's trainer group is scaled to its queue (the submit path's scale-out, again).
+- Each pool's trainer group is scaled to its queue (the submit path's scale-out, again): when asking for a
+  trainer failed at submit (no capacity, a throttled API), this is the retry that happens by itself, every
+  pass. It is bounded: a job still queued after ``max_queued_s`` (6 hours) fails and its chat is told.
 """
 from __future__ import annotations
 
@@ -27,6 +29,9 @@ GAVE_UP = ("training could not start: the trainers gave up on this job after {n}
 DIED = ("the trainer stopped during training {n} times (it may have run out of memory or been replaced); "
         "try a smaller dataset or the default recipe")
 STUCK_AFTER_S = 600.0
+MAX_QUEUED_S = 6 * 3600.0
+WAITED_TOO_LONG = ("no trainer could take it within {hours} hours (the operator has been alerted); train again "
+                   "later")
 
 
 @dataclass
@@ -52,7 +57,7 @@ class Reconciled:
 
 def reconcile(jobs: JobQueue, records: DatasetRepository, events: EventBus, queues: Mapping[str, TrainingQueue],
               now: float, *, scale: Callable[[str], object] | None = None, stuck_after_s: float = STUCK_AFTER_S,
-              max_attempts: int = MAX_ATTEMPTS) -> Reconciled:
+              max_attempts: int = MAX_ATTEMPTS, max_queued_s: float = MAX_QUEUED_S) -> Reconciled:
     """One pass over every pool (module docstring); safe to run twice at once (every write is conditional)."""
     done = Reconciled()
     for pool, queue in queues.items():
@@ -75,6 +80,10 @@ def reconcile(jobs: JobQueue, records: DatasetRepository, events: EventBus, queu
         if job.lease_expired(now) and job.attempts >= max_attempts:
             if fail_job(jobs, records, events, job, DIED.format(n=job.attempts), now):
                 done.failed.append(job.job_id)
+    for job in queued:
+        if now - job.enqueued_at > max_queued_s and fail_job(
+                jobs, records, events, job, WAITED_TOO_LONG.format(hours=round(max_queued_s / 3600)), now):
+            done.failed.append(job.job_id)
     for pool, queue in queues.items():
         active = [j for j in queued + running if j.pool == pool and j.job_id not in done.failed]
         deficit = len(active) - queue.depth().total

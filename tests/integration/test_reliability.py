@@ -24,6 +24,7 @@ from lambda_predict.handler import InProcessPredictions
 from lambda_predict.predictor import Predictor
 from platform_core.backend import Backend
 from platform_core.config import Settings
+from platform_core.reconcile import MAX_QUEUED_S, reconcile
 from platform_core.errors import StorageError, TrainerUnavailable
 from platform_core.events import FAILED, FINISHED
 from platform_core.jobs import JobState, ReplyTo
@@ -127,11 +128,15 @@ def test_a_trainer_that_cannot_start_keeps_the_job_queued_and_a_repeat_retries_t
         raise TrainerUnavailable("InsufficientInstanceCapacity")
     services.launcher = refusing
     first = dispatch(Command("train", A, "u", ("colours",)), services)
-    assert first.ok and "Queued" in first.text and "trainer is starting up" in first.text  # a result, not a failure
-    assert first.data["trainer_starting"]
+    assert first.ok and "Queued" in first.text and first.data["trainer_unavailable"]  # a result, not a failure
+    assert "No trainer could be started just now" in first.text and "every 5 minutes" in first.text
+    assert "starting up" not in first.text  # nothing is starting: it says so
     job = services.jobs.active_for(A, "colours")
     assert job is not None and job.state == JobState.QUEUED.value  # nothing lost
     assert services.records.get(A, "colours").training_status == TrainingStatus.QUEUED.value
+    scaled: list[str] = []  # what the message promises: the reconciler asks again on each pass, by itself
+    reconcile(ctx.jobs, ctx.records, ctx.events, services.queues, time.time(), scale=scaled.append)
+    assert scaled == [job.pool]
     services.launcher = attempts.append  # capacity is back
     again = dispatch(Command("train", A, "u", ("colours",)), services)
     assert again.ok and again.data["joined"]
@@ -200,3 +205,18 @@ def test_no_command_reaches_another_tenants_dataset_whatever_name_is_typed(fakes
     assert services.records.get(A, "colours") == before  # B's own 'colours', A's untouched
     assert services.jobs.active_for(A, "colours") is None
     assert services.blobs.exists(pending_key(A, "colours", prediction_id))  # A's input is still A's
+
+
+def test_a_job_no_trainer_took_for_six_hours_fails_and_its_chat_is_told(fakes) -> None:
+    _, ctx, services, _ = fakes
+    told = []
+    ctx.events.subscribe(told.append)
+    assert dispatch(Command("train", A, "u", ("colours",)), services).ok
+    job = services.jobs.active_for(A, "colours")
+    early = reconcile(ctx.jobs, ctx.records, ctx.events, services.queues, job.enqueued_at + MAX_QUEUED_S - 60)
+    assert early.failed == [] and services.jobs.get(job.job_id).state == JobState.QUEUED.value
+    late = reconcile(ctx.jobs, ctx.records, ctx.events, services.queues, job.enqueued_at + MAX_QUEUED_S + 1)
+    assert late.failed == [job.job_id] and services.jobs.get(job.job_id).state == JobState.FAILED.value
+    record = services.records.get(A, "colours")
+    assert record.training_status == TrainingStatus.FAILED.value and "within 6 hours" in record.training_error
+    assert [e.type for e in told] == ["TrainingFailed"]
