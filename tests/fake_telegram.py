@@ -1,8 +1,9 @@
 """A local fake of the Telegram Bot API, for tests without internet.
 
-It answers ``POST /bot<token>/<method>`` for the methods mlbot uses (sendMessage, sendPhoto, editMessageText,
-getFile, answerCallbackQuery) with the Bot API's ``{"ok": true, "result": ...}`` shapes, serves files at
-``/file/bot<token>/<file_path>``, and records every call so tests assert on what the user would see.
+It answers ``POST /bot<token>/<method>`` for the methods mlbot uses (sendMessage, sendPhoto, sendDocument,
+editMessageText, getFile, answerCallbackQuery, getChatMember, getUpdates) with the Bot API's
+``{"ok": true, "result": ...}`` shapes, serves files at ``/file/bot<token>/<file_path>``, and records every
+call so tests assert on what the user would see.
 python-telegram-bot reaches it through ``Bot(base_url=server.api_url, base_file_url=server.file_url)``.
 Requests are not logged: their paths carry the token.
 """
@@ -59,6 +60,9 @@ class FakeTelegram:
         self.messages: dict[tuple[str, int], str] = {}  # (chat id, message id) -> current text
         self._failures: dict[str, int] = {}  # method -> retry_after for its next call
         self.updates: list[dict[str, Any]] = []  # what getUpdates hands out (long polling)
+        self.members: dict[tuple[str, str], str] = {}  # (chat id, user id) -> status; "member" if absent
+        self.unknown_chats: set[str] = set()  # chats getChatMember answers "chat not found" for
+        self.migrated: dict[str, int] = {}  # a group upgraded to a supergroup -> the supergroup's id
         self._ids = itertools.count(500)
         self._lock = threading.Lock()
         self._server = make_server("127.0.0.1", 0, self._app, threaded=True, request_handler=_Quiet)
@@ -92,6 +96,21 @@ class FakeTelegram:
         """Answer the next call of ``method`` with 429 Too Many Requests and this ``retry_after``."""
         self._failures[method] = retry_after
 
+    def set_member(self, chat_id: int, user_id: int, status: str) -> None:
+        """What getChatMember answers for this user in this chat: creator, administrator, member, restricted,
+        left or kicked."""
+        if status not in _MEMBER_FIELDS:
+            raise ValueError(f"not a chat member status: {status}")
+        self.members[(str(chat_id), str(user_id))] = status
+
+    def forget_chat(self, chat_id: int) -> None:
+        """getChatMember in this chat answers 400 "chat not found" (the bot was removed, say)."""
+        self.unknown_chats.add(str(chat_id))
+
+    def migrate(self, group_id: int, supergroup_id: int) -> None:
+        """The group became a supergroup: sending to the group answers 400 with ``migrate_to_chat_id``."""
+        self.migrated[str(group_id)] = supergroup_id
+
     def sent(self, *methods: str) -> list[Call]:
         """The recorded calls of these methods, in order."""
         return [c for c in self.calls if c.method in methods]
@@ -122,6 +141,10 @@ class FakeTelegram:
             if retry_after is not None:
                 return _error(429, f"Too Many Requests: retry after {retry_after}",
                               parameters={"retry_after": retry_after})
+            moved = self.migrated.get(str(params.get("chat_id")))
+            if moved is not None:
+                return _error(400, "Bad Request: group chat was upgraded to a supergroup chat",
+                              parameters={"migrate_to_chat_id": moved})
             handler: Callable[[dict, dict], Any] | None = getattr(self, f"_{method}", None)
             if handler is None:
                 return _error(404, "Not Found")
@@ -199,11 +222,37 @@ class FakeTelegram:
     def _answerCallbackQuery(self, params: dict, files: dict) -> bool:
         return True
 
+    def _getChatMember(self, params: dict, files: dict) -> dict | Response:
+        chat, user = str(params.get("chat_id")), str(params.get("user_id"))
+        if chat in self.unknown_chats:
+            return _error(400, "Bad Request: chat not found")
+        status = self.members.get((chat, user), "member")
+        person = {"id": int(user), "is_bot": False, "first_name": f"user{user}"}
+        return {"status": status, "user": person, **_MEMBER_FIELDS[status]}
+
     def _getUpdates(self, params: dict, files: dict) -> list[dict]:
         """Updates from ``offset`` on; those below it are confirmed and forgotten, as Telegram does."""
         offset = int(params.get("offset") or 0)
         self.updates = [u for u in self.updates if u["update_id"] >= offset]
         return list(self.updates)
+
+
+_RIGHTS = ("can_manage_chat", "can_delete_messages", "can_manage_video_chats", "can_restrict_members",
+           "can_promote_members", "can_change_info", "can_invite_users", "can_post_stories", "can_edit_stories",
+           "can_delete_stories")
+_RESTRICTIONS = ("can_send_messages", "can_send_audios", "can_send_documents", "can_send_photos",
+                 "can_send_videos", "can_send_video_notes", "can_send_voice_notes", "can_send_polls",
+                 "can_send_other_messages", "can_add_web_page_previews", "can_change_info", "can_invite_users",
+                 "can_pin_messages", "can_manage_topics", "can_edit_tag", "can_react_to_messages")
+# The fields each ChatMember kind carries besides "status" and "user", as the Bot API sends them.
+_MEMBER_FIELDS: dict[str, dict[str, Any]] = {
+    "creator": {"is_anonymous": False},
+    "administrator": {"can_be_edited": False, "is_anonymous": False, **{r: True for r in _RIGHTS}},
+    "member": {},
+    "restricted": {"is_member": True, "until_date": 0, **{r: False for r in _RESTRICTIONS}},
+    "left": {},
+    "kicked": {"until_date": 0},
+}
 
 
 def _chat(chat_id: Any) -> dict[str, Any]:

@@ -4,6 +4,11 @@ python-telegram-bot is async and its HTTP client belongs to the event loop that 
 sender owns one private loop in a daemon thread and every call is submitted there: the webhook path, the
 notifier's worker threads and the Lambda entry all call the same synchronous methods.
 
+Buttons carry their command in the callback data when it fits Telegram's 64 bytes and a token of the
+ButtonStore otherwise (bot.telegram.buttons); a sender without a store leaves an overlong button off rather
+than send one that would run a cut command. A message to a group that became a supergroup is sent again in
+the supergroup.
+
 The bot token sits inside every Bot API and file URL. python-telegram-bot logs the URLs at DEBUG and httpx
 logs each request at INFO, so the token is redacted from those loggers' records before any handler sees
 them; file URLs are never stored or logged here.
@@ -15,26 +20,28 @@ import datetime as dt
 import logging
 import threading
 import time
+from dataclasses import replace
 from typing import Any, Callable, Coroutine, TypeVar
 from urllib.parse import quote
 
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, ReplyParameters
-from telegram.error import BadRequest, RetryAfter, TelegramError
+from telegram import Bot, ChatMember, InlineKeyboardButton, InlineKeyboardMarkup, Message, ReplyParameters
+from telegram.error import BadRequest, ChatMigrated, RetryAfter, TelegramError
 
+from bot.telegram.buttons import MAX_CALLBACK_DATA, ButtonStore, fits
 from handlers.commands import Button, Reply
 from platform_core.config import MB, Settings
-from platform_core.errors import ConfigError, FileRefused
+from platform_core.errors import ConfigError, FileRefused, StorageError
 from platform_core.jobs import ReplyTo
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MAX_TEXT = 4096  # UTF-16 code units in one message
-MAX_CALLBACK_DATA = 64  # bytes
 REDACTED = "<bot-token>"
 # Where the token can appear: python-telegram-bot's Bot (ExtBot when polling through an Application), httpx's
 # request lines, and this channel's own error logs.
 TOKEN_LOGGERS = ("httpx", "telegram.Bot", "telegram.ext.ExtBot", "bot.telegram.sender", "bot.telegram.webhook")
+ADMIN_STATUSES = frozenset({ChatMember.OWNER, ChatMember.ADMINISTRATOR})
 
 
 def too_large(size: int | None, limit: int) -> FileRefused:
@@ -77,27 +84,36 @@ def hide_token(token: str) -> None:
 
 class TelegramSender:
     """ChatSender for Telegram; ``reply_to`` holds ``chat_id`` and optionally ``reply_to_message_id``
-    and ``message_thread_id``. Texts are sent plain (no parse_mode), so user text cannot break formatting."""
+    and ``message_thread_id``. Texts are sent plain (no parse_mode), so user text cannot break formatting.
+    ``buttons`` keeps the commands too long for a button's callback data."""
 
-    def __init__(self, settings: Settings, *, max_wait_s: float = 30.0,
+    def __init__(self, settings: Settings, *, buttons: ButtonStore | None = None, max_wait_s: float = 30.0,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         if not settings.telegram_bot_token:
             raise ConfigError("TELEGRAM_BOT_TOKEN")
         hide_token(settings.telegram_bot_token)
         self.bot = Bot(settings.telegram_bot_token, base_url=settings.telegram_api_url,
                        base_file_url=settings.telegram_file_url)
-        self.max_wait_s, self._sleep = max_wait_s, sleep
+        self.buttons, self.max_wait_s, self._sleep = buttons, max_wait_s, sleep
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="telegram-sender", daemon=True)
         self._thread.start()
 
     def send(self, reply_to: ReplyTo, reply: Reply) -> str:
         """Post the text (in several messages if long), then the image; buttons go under the last one.
-        Returns the first text message's id, the one progress edits replace."""
+        Returns the first text message's id, the one progress edits replace. A group that became a
+        supergroup gets it in the supergroup (not as a reply: its message ids are the old group's)."""
+        try:
+            return self._send(reply_to, reply)
+        except ChatMigrated as exc:
+            log.info("chat %s is now the supergroup %s: sending there", reply_to.chat, exc.new_chat_id)
+            return self._send(replace(reply_to, chat=str(exc.new_chat_id), thread=None, answering=None), reply)
+
+    def _send(self, reply_to: ReplyTo, reply: Reply) -> str:
         chat_id, thread = int(reply_to.chat), int(reply_to.thread) if reply_to.thread else None
         answered = reply_to.answering
         quoted = ReplyParameters(int(answered), allow_sending_without_reply=True) if answered else None
-        keyboard = keyboard_for(reply.buttons)
+        keyboard = self._keyboard(reply_to, reply.buttons)
         pieces = split_text(reply.text)
         ids: list[int] = []
         for i, piece in enumerate(pieces):
@@ -121,7 +137,7 @@ class TelegramSender:
         try:
             self._call(lambda: self.bot.edit_message_text(
                 split_text(reply.text)[0], chat_id=int(reply_to.chat), message_id=int(ref),
-                reply_markup=keyboard_for(reply.buttons)))
+                reply_markup=self._keyboard(reply_to, reply.buttons)))
         except BadRequest as exc:
             if "not modified" not in exc.message.lower():
                 raise
@@ -132,6 +148,30 @@ class TelegramSender:
             self._call(lambda: self.bot.answer_callback_query(query_id))
         except BadRequest as exc:
             log.warning("could not answer callback query: %s", exc.message)
+
+    def is_admin(self, chat_id: str, user_id: str) -> bool:
+        """True when the user is the chat's creator or one of its administrators (getChatMember); a lookup
+        Telegram refuses (the user or chat unknown to the bot) is logged and counts as not an admin."""
+        try:
+            member = self._call(lambda: self.bot.get_chat_member(int(chat_id), int(user_id)))
+        except BadRequest as exc:
+            log.warning("getChatMember refused for chat %s: %s", chat_id, exc.message)
+            return False
+        return member.status in ADMIN_STATUSES
+
+    def _keyboard(self, reply_to: ReplyTo, buttons: tuple[Button, ...]) -> InlineKeyboardMarkup | None:
+        """The buttons with their callback data; without a store (or when it fails) a button whose command
+        does not fit is left off, so the reply itself still goes out."""
+        if self.buttons is not None and buttons:
+            try:
+                return keyboard_for(buttons, self.buttons.callback_data(reply_to.chat, [b.command for b in buttons]))
+            except StorageError:
+                log.exception("could not keep the buttons' long commands; sending those that fit")
+        kept = tuple(b for b in buttons if fits(b.command))
+        if len(kept) < len(buttons):
+            log.warning("%d button(s) left off: their command is over %d bytes", len(buttons) - len(kept),
+                        MAX_CALLBACK_DATA)
+        return keyboard_for(kept, [b.command for b in kept])
 
     def download(self, file_id: str, max_bytes: int) -> bytes:
         """The file's bytes via getFile, refusing one over ``max_bytes`` or outside TELEGRAM_FILE_URL."""
@@ -193,17 +233,11 @@ def retry_seconds(exc: RetryAfter) -> float:
     return value.total_seconds() if isinstance(value, dt.timedelta) else float(value)
 
 
-def keyboard_for(buttons: tuple[Button, ...]) -> InlineKeyboardMarkup | None:
-    """One button a row; pressing one sends its command back as callback data."""
+def keyboard_for(buttons: tuple[Button, ...], data: list[str]) -> InlineKeyboardMarkup | None:
+    """One button a row, each with its callback data (``data``, in the same order)."""
     if not buttons:
         return None
-    return InlineKeyboardMarkup([[InlineKeyboardButton(b.label, callback_data=callback_data(b.command))]
-                                 for b in buttons])
-
-
-def callback_data(command: str) -> str:
-    """The command cut to Telegram's 64 bytes, never inside a character."""
-    return command.encode()[:MAX_CALLBACK_DATA].decode(errors="ignore")
+    return InlineKeyboardMarkup([[InlineKeyboardButton(b.label, callback_data=d)] for b, d in zip(buttons, data)])
 
 
 def caption_for(image_name: str) -> str:

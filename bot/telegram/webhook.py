@@ -3,6 +3,11 @@
 ``handle_webhook`` knows no HTTP framework: the Lambda entry and `mlbot serve` hand it headers and the raw
 body and send back its (status, JSON body). Telegram redelivers an update on any answer other than 2xx, so
 after the secret and JSON checks every update gets 200: duplicates, edits, member updates and faults too.
+
+A chat's tenant is `telegram:<chat id>`, except for a supergroup that was a group: Telegram's service messages
+(``migrate_to_chat_id`` in the old group, ``migrate_from_chat_id`` in the supergroup) link its new id to the
+group's tenant (platform_core.tenants), so its datasets answer there. A Command's ``admin`` is True in a
+private chat; in a group it asks getChatMember, once, and only when a command needs to know.
 """
 from __future__ import annotations
 
@@ -12,9 +17,10 @@ import logging
 import time
 from typing import Any, Callable, Mapping
 
-from telegram import CallbackQuery, Message, Update
+from telegram import CallbackQuery, Chat, Message, Update, User
 from telegram.constants import ChatType
 
+from bot.telegram.buttons import EXPIRED, ButtonExpired, ButtonStore, is_token
 from bot.telegram.sender import TelegramSender, too_large
 from handlers.chat import VERBS, dispatch, parse
 from handlers.commands import Attachment, Command, Reply
@@ -26,6 +32,7 @@ from platform_core.errors import MlbotError
 from platform_core.jobs import ReplyTo
 from platform_core.ports import Idempotency
 from platform_core.prediction import MAX_IMAGE_BYTES
+from platform_core.tenants import link_tenant, resolve_tenant
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +50,7 @@ class TelegramChannel:
                  *, clock: Callable[[], float] = time.time) -> None:
         self.services, self.idempotency, self.sender, self.settings = services, idempotency, sender, settings
         self.clock = clock
+        self._linked: dict[str, str] = {}  # supergroup tenant -> its group's tenant (links never change)
 
     def process(self, data: Mapping[str, Any]) -> None:
         """Handle one update once (Idempotency.once: skipped while an attempt runs or after one finished; an
@@ -65,6 +73,9 @@ class TelegramChannel:
             log.debug("update %s needs no answer", update.update_id)
 
     def _on_message(self, message: Message) -> None:
+        if message.migrate_to_chat_id or message.migrate_from_chat_id:
+            self._on_migration(message)
+            return
         text = message.text or message.caption or ""
         if message.from_user is not None and message.from_user.is_bot:
             return
@@ -80,16 +91,75 @@ class TelegramChannel:
             self.sender.send(reply_to, error_reply(exc))
             return
         user = message.from_user.id if message.from_user else message.chat.id
-        self._run(Command(verb, _tenant(message), str(user), args, attachment), reply_to)
+        self._run(Command(verb, self._tenant(message.chat), str(user), args, attachment,
+                          admin=self._admin(message.chat, message.from_user)), reply_to)
 
     def _on_callback(self, query: CallbackQuery) -> None:
-        """A pressed button runs its command as if typed."""
+        """A pressed button runs its command as if typed (a token button: the command kept for it)."""
         self.sender.answer_callback(query.id)
-        verb, args = parse(query.data or "")
-        if query.message is None or not query.data or verb not in KNOWN_VERBS:
-            return  # an inline-mode message or a button that is not ours
-        cmd = Command(verb, _tenant(query.message), str(query.from_user.id), args)
-        self._run(cmd, _reply_to(query.message))
+        message, data = query.message, query.data or ""
+        if message is None or not data:
+            return  # an inline-mode message
+        if is_token(data):
+            try:
+                data = self._kept_command(data, message.chat)
+            except ButtonExpired as exc:
+                log.info("button %s refused: %s", data, exc.why)
+                self.sender.send(_reply_to(message), Reply(EXPIRED, ok=False, data={"error": "button_expired"}))
+                return
+        verb, args = parse(data)
+        if verb not in KNOWN_VERBS:
+            return  # a button that is not ours
+        cmd = Command(verb, self._tenant(message.chat), str(query.from_user.id), args,
+                      admin=self._admin(message.chat, query.from_user))
+        self._run(cmd, _reply_to(message))
+
+    def _kept_command(self, data: str, chat: Chat) -> str:
+        """The command a token button stands for, pressed in ``chat`` (or in the supergroup its group became)."""
+        store: ButtonStore | None = self.sender.buttons
+        if store is None:
+            raise ButtonExpired(data, "this channel keeps no button store")
+        here = self._tenant(chat)
+        return store.command(data, str(chat.id), same_tenant=lambda other: resolve_tenant(
+            self.services.blobs, f"telegram:{other}") == here)
+
+    def _on_migration(self, message: Message) -> None:
+        """A group became a supergroup: the supergroup's tenant uses the group's datasets from now on."""
+        if message.migrate_to_chat_id:
+            old, new = message.chat.id, message.migrate_to_chat_id
+        else:
+            old, new = message.migrate_from_chat_id, message.chat.id
+        tenant = f"telegram:{new}"
+        found = link_tenant(self.services.blobs, tenant, f"telegram:{old}", records=self.services.records)
+        if found != tenant:
+            self._linked[tenant] = found
+
+    def _tenant(self, chat: Chat) -> str:
+        """The chat's tenant: its own, or for a supergroup that was a group, the group's (one read until
+        found; a found link is kept, since links never change)."""
+        own = f"telegram:{chat.id}"
+        if chat.type != ChatType.SUPERGROUP:
+            return own  # only a supergroup can be the new id of an upgraded group
+        if own not in self._linked:
+            found = resolve_tenant(self.services.blobs, own)
+            if found == own:
+                return own
+            self._linked[own] = found
+        return self._linked[own]
+
+    def _admin(self, chat: Chat, user: User | None) -> bool | Callable[[], bool]:
+        """True in a private chat (its one user); in a group a check that asks Telegram once, when called."""
+        if chat.type == ChatType.PRIVATE:
+            return True
+        if user is None:
+            return False
+        answer: list[bool] = []
+
+        def ask() -> bool:
+            if not answer:
+                answer.append(self.sender.is_admin(str(chat.id), str(user.id)))
+            return answer[0]
+        return ask
 
     def _run(self, cmd: Command, reply_to: ReplyTo) -> None:
         self.sender.send(reply_to, dispatch(cmd, self.services, reply_to=reply_to))
@@ -143,10 +213,6 @@ def handle_webhook(headers: Mapping[str, str], body: bytes, channel: TelegramCha
     return 200, {"ok": True}
 
 
-def _tenant(message: Any) -> str:
-    return f"telegram:{message.chat.id}"
-
-
 def _reply_to(message: Any) -> ReplyTo:
     """Where the answer and any training notifications go: this chat (its forum topic), as a reply to this
     message."""
@@ -162,5 +228,6 @@ def build_channel(settings: Settings, services: Services | None = None, *,
     from bot.wiring import build_services
 
     backend = backend or backend_for(settings)
-    return TelegramChannel(services or build_services(settings, backend=backend), backend.idempotency,
-                           TelegramSender(settings), settings)
+    services = services or build_services(settings, backend=backend)
+    return TelegramChannel(services, backend.idempotency,
+                           TelegramSender(settings, buttons=ButtonStore(services.blobs)), settings)

@@ -35,7 +35,8 @@ FUNCTIONS = {"PredictFunction", "SlackFunction", "TelegramFunction", "NotifierFu
 WRITABLE = {
     "SlackFunction": ("datasets", "feedback", "feedback-pending", "predict-inputs", "models",
                       "slack-installations", "slack-oauth-states", "departed"),
-    "TelegramFunction": ("datasets", "feedback", "feedback-pending", "predict-inputs", "models"),
+    "TelegramFunction": ("datasets", "feedback", "feedback-pending", "predict-inputs", "models",
+                         "telegram-buttons", "tenant-aliases"),
     "PredictFunction": ("predict-inputs",),
     "NotifierFunction": (),
     # deletes a workspace's data once it has been gone for the retention period (platform_core.retention)

@@ -15,7 +15,8 @@ import pytest
 from telegram.error import RetryAfter
 
 from bot.telegram import lambda_entry
-from bot.telegram.sender import TelegramSender, callback_data, split_text
+from bot.telegram.buttons import ButtonStore
+from bot.telegram.sender import TelegramSender, split_text
 from bot.telegram.webhook import APOLOGY, TelegramChannel, handle_webhook
 from handlers.commands import Button, Reply
 from handlers.notify import Notifier
@@ -71,7 +72,7 @@ class World:
                                          trainers={"image": trainer, "sentiment": trainer})
         self.services = memory_services(self.backend)
         self.slept: list[float] = []
-        self.sender = TelegramSender(self.settings, sleep=self.slept.append)
+        self.sender = TelegramSender(self.settings, buttons=ButtonStore(self.services.blobs), sleep=self.slept.append)
         self.channel = TelegramChannel(self.services, self.backend.idempotency, self.sender, self.settings)
         self.ctx.events.subscribe(Notifier({"telegram": self.sender}, self.backend.notifications,
                                            self.services.blobs, self.backend.idempotency))
@@ -369,9 +370,14 @@ def test_long_texts_are_split_and_buttons_go_under_the_last_piece(world: World) 
     assert split_text("x" * 9000) == ["x" * 4096, "x" * 4096, "x" * 808]  # an overlong line is cut
 
 
-def test_callback_data_is_cut_to_64_bytes_without_breaking_a_character() -> None:
-    assert callback_data("status " + "é" * 40).encode() == ("status " + "é" * 28).encode()
-    assert len(callback_data("train " + "x" * 100).encode()) == 64
+def test_a_command_over_64_bytes_is_never_cut_into_another_command(world: World) -> None:
+    cut_here = "status " + "é" * 28  # 63 bytes: cutting at 64 would have split the next character
+    ref = ReplyTo("telegram", str(ADA))
+    world.sender.send(ref, Reply("pick", buttons=(Button("A", cut_here), Button("B", cut_here + "é"))))
+    first, second = (row[0]["callback_data"] for row in
+                     world.fake.sent("sendMessage")[-1].params["reply_markup"]["inline_keyboard"])
+    assert first == cut_here and len(second.encode()) <= 64
+    assert world.sender.buttons.command(second, str(ADA)) == cut_here + "é"
 
 
 # -- tenants, secrets, Lambda -------------------------------------------------------------------------------
