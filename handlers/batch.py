@@ -1,27 +1,42 @@
 """Batch prediction: `predict NAME` with a zip of images or a CSV of texts attached answers with a CSV.
 
 One row per input: the input (the image's name in the zip, or the text), the label and confidence, whether
-the model is sure (its validation-chosen threshold), the runner-up, and an error for an input that could not be read. Cells a spreadsheet would run as formulas
-(starting with = + - @, a tab or a carriage return) are escaped with a leading apostrophe. Every image
-entry passes the same name and entry checks as an upload; at most MAX_BATCH inputs.
+the model is sure (its validation-chosen threshold), the runner-up, and an error for an input that could not
+be read. Cells a spreadsheet would run as formulas (starting with = + - @, a tab or a carriage return) are
+escaped with a leading apostrophe. A zip passes an upload's zip safety checks (platform_core.validation
+.zipsafety): the entry count before parsing, the declared total and overlapping entries refuse the batch; an
+entry's name, size, ratio or damage (bad CRC, truncated deflate) is that entry's error row, and the others are
+still predicted. At most MAX_BATCH inputs.
 """
 from __future__ import annotations
 
 import csv
 import io
+import struct
 import zipfile
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator
 
 from handlers.commands import Attachment, Command, Reply
 from handlers.services import Services
-from platform_core.config import MB
+from platform_core.config import Limits
 from platform_core.errors import BadPredictionInput, MlbotError, UsageError
 from platform_core.prediction import MAX_IMAGE_BYTES, MAX_TEXT_CHARS
 from platform_core.validation.csvcheck import TEXT_HEADERS, header_cell
-from platform_core.validation.zipsafety import display_name, entry_problem, is_junk, name_problem
+from platform_core.validation.report import over_limit, size_text
+from platform_core.validation.zipsafety import (
+    Budget,
+    EntryRefused,
+    display_name,
+    entry_count_bound,
+    entry_problem,
+    is_junk,
+    name_problem,
+    overlap_problem,
+    read_bounded,
+)
 
 MAX_BATCH = 500
 PER_ITEM_CODES = {"bad_input"}  # an unreadable input is a row's error; anything else stops the batch
@@ -96,31 +111,56 @@ def handle_batch(cmd: Command, services: Services) -> Reply:
 def _inputs(attachment: Attachment, services: Services) -> Iterator[Item]:
     data = attachment.data.read_bytes() if isinstance(attachment.data, Path) else attachment.data
     if data[:4] == b"PK\x03\x04" or attachment.filename.lower().endswith(".zip"):
-        return _images(data, services)
+        return _images(data, attachment.filename, services.limits)
     return _texts(data)
 
 
-def _images(data: bytes, services: Services) -> Iterator[Item]:
-    if len(data) > services.limits.max_archive_bytes:
-        raise BadPredictionInput(f"the zip is larger than {services.limits.max_archive_bytes // MB} MB")
+def _images(data: bytes, filename: str, limits: Limits) -> Iterator[Item]:
+    """An upload's zip safety checks: a whole-archive problem refuses the batch, an entry's is its own row."""
+    if len(data) > limits.max_archive_bytes:
+        raise BadPredictionInput(f"'{display_name(filename)}' is {over_limit(len(data), limits.max_archive_bytes)}; "
+                                 "send fewer images in each zip")
+    bound = entry_count_bound(data)
+    if bound > limits.max_entries:  # before zipfile builds an object per directory entry
+        raise UsageError(f"predict NAME with a zip of at most {MAX_BATCH} images (this one has {bound} entries)")
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, struct.error):
         raise BadPredictionInput("the attached file is not a readable zip") from None
     with archive:
         entries = [i for i in archive.infolist() if not i.is_dir() and not is_junk(i.filename)]
         if len(entries) > MAX_BATCH:
             raise UsageError(f"predict NAME with a zip of at most {MAX_BATCH} images (this one has {len(entries)})")
+        _check_archive(archive, data, entries, limits)
+        # Real bytes are counted while reading, against the upload caps and the predictor's own size limit.
+        per_image = replace(limits, max_entry_bytes=min(limits.max_entry_bytes, MAX_IMAGE_BYTES))
+        counted = Budget(limits.max_total_bytes)
         for info in entries:
             shown = display_name(info.filename)
-            problem = name_problem(info.orig_filename) or entry_problem(info, services.limits)
-            if problem is None and info.file_size > MAX_IMAGE_BYTES:
-                problem = f"larger than {MAX_IMAGE_BYTES // MB} MB"
+            problem = name_problem(info.orig_filename) or entry_problem(info, per_image)
             if problem:
                 yield Item(shown, problem=problem)
                 continue
-            with archive.open(info) as entry:
-                yield Item(shown, image=entry.read(MAX_IMAGE_BYTES + 1))
+            try:
+                raw = read_bounded(archive, info, per_image, counted)
+            except EntryRefused as exc:  # damaged (bad CRC, truncated deflate) or past a cap: this row only
+                yield Item(shown, problem=str(exc))
+                continue
+            yield Item(shown, image=raw)
+
+
+def _check_archive(archive: zipfile.ZipFile, data: bytes, entries: list[zipfile.ZipInfo], limits: Limits) -> None:
+    """Whole-archive caps, as an upload's: the declared total, then entries that share or overrun their data."""
+    declared = sum(i.file_size for i in entries)
+    if declared > limits.max_total_bytes:
+        largest = sorted(entries, key=lambda i: (-i.file_size, i.filename))[:3]
+        named = ", ".join(f"{display_name(i.filename)} ({size_text(i.file_size)})" for i in largest)
+        raise BadPredictionInput(f"the zip expands to {size_text(declared)} and the limit is "
+                                 f"{size_text(limits.max_total_bytes)} (the largest files: {named}); "
+                                 "send fewer or smaller images")
+    problem = overlap_problem(archive, data)
+    if problem:
+        raise BadPredictionInput(f"the zip is malformed: {problem}")
 
 
 def _texts(data: bytes) -> Iterator[Item]:

@@ -8,7 +8,7 @@ source bundle.
   inference). Parts of onnxruntime only used offline (tools, transformers optimiser, quantisation) are
   left out.
 - ``bot.zip`` (the Slack, Telegram, notifier and monitor Lambdas): ``bot/``, ``handlers/`` and
-  ``platform_core/``, with slack-bolt, python-telegram-bot, Pillow (upload validation) and Powertools and
+  ``platform_core/``, with slack-bolt, python-telegram-bot, Pillow and numpy (upload validation) and Powertools and
   their dependencies; neither torch
   nor onnxruntime.
 - ``trainer.tar.gz``: what the EC2 trainer's boot script (trainer_ec2/deploy/boot.sh) unpacks into
@@ -54,7 +54,9 @@ class Function:
 
 FUNCTIONS = {
     "predict": Function(RUNTIME_PACKAGES, OUR_PACKAGES, False, FORBIDDEN),
-    "bot": Function(("slack_bolt", "slack_sdk", "python-telegram-bot", "httpx", "pillow", "aws-lambda-powertools"),
+    # numpy: upload validation's look-alike check compares all pictures at once (platform_core.validation)
+    "bot": Function(("slack_bolt", "slack_sdk", "python-telegram-bot", "httpx", "pillow", "numpy",
+                     "aws-lambda-powertools"),
                     ("bot", "handlers", "platform_core"), True, (*FORBIDDEN, "onnxruntime", "lambda_predict")),
 }
 # The trainer bundle: the boot script's install inputs, then the packages the trainer imports

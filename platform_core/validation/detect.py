@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from platform_core.config import Limits
+from platform_core.validation.budget import WorkBudget
 from platform_core.validation.csvcheck import validate_csv
 from platform_core.validation.report import DatasetKind, ValidationReport, over_limit
 from platform_core.validation.zipcheck import validate_zip
@@ -28,8 +29,9 @@ _SHRINK = {
 }
 
 
-def validate_dataset(source: bytes | Path, filename: str, limits: Limits) -> ValidationReport:
-    """Validate an upload given as bytes or a path; never raises for bad content."""
+def validate_dataset(source: bytes | Path, filename: str, limits: Limits,
+                     work: WorkBudget | None = None) -> ValidationReport:
+    """Validate an upload given as bytes or a path; never raises for bad content; ``work`` bounds its cost."""
     if isinstance(source, Path):
         size = source.stat().st_size
         cap = limits.max_upload_bytes
@@ -46,7 +48,7 @@ def validate_dataset(source: bytes | Path, filename: str, limits: Limits) -> Val
     if head.startswith(_ZIP_MAGIC):
         if len(data) > limits.max_archive_bytes:
             return _too_large(len(data), limits.max_archive_bytes, filename, DatasetKind.IMAGE)
-        return validate_zip(data, limits)
+        return validate_zip(data, limits, work)
     kind_found = _binary_kind(head)
     if kind_found:
         report = ValidationReport()

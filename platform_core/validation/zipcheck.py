@@ -1,7 +1,6 @@
 """Validate an image-classification zip: safety first, then layout, then every image, then class rules."""
 from __future__ import annotations
 
-import hashlib
 import io
 import struct
 import unicodedata
@@ -9,25 +8,16 @@ import zipfile
 from collections import defaultdict
 
 from platform_core.config import Limits
-from platform_core.validation import images
-from platform_core.validation.similarity import Picture, warn_look_alikes
+from platform_core.validation.budget import WorkBudget
 from platform_core.validation.report import DatasetKind, ValidationReport, plural, size_text, summarise_items
+from platform_core.validation.similarity import warn_look_alikes
+from platform_core.validation.zipimages import Images, read_images
 from platform_core.validation.ziplayout import Layout, sort_entries
-from platform_core.validation.zipsafety import (
-    ARCHIVE_MAGIC,
-    Budget,
-    EntryRefused,
-    display_name,
-    entry_count_bound,
-    overlap_problem,
-    read_bounded,
-)
+from platform_core.validation.zipsafety import display_name, entry_count_bound, overlap_problem
 
-_Images = dict[str, list[images.DecodedImage]]
-
-
-def validate_zip(data: bytes, limits: Limits) -> ValidationReport:
-    """Check every image zip rule (README "Datasets"; hostile input included); on success attach a normalised zip."""
+def validate_zip(data: bytes, limits: Limits, work: WorkBudget | None = None) -> ValidationReport:
+    """Check every image zip rule (README "Datasets"; hostile input included) within the work budget; on success
+    attach a normalised zip."""
     report = ValidationReport(kind=DatasetKind.IMAGE)
     bound = entry_count_bound(data)
     if bound > limits.max_entries:
@@ -43,15 +33,15 @@ def validate_zip(data: bytes, limits: Limits) -> ValidationReport:
     if not _archive_ok(zf, infos, data, limits, report):
         return report
     layout = sort_entries(infos, limits, report)
-    budget = Budget(limits.max_total_bytes)
-    kept, seen, pictures = _read_images(zf, layout, budget, limits, report)
-    if budget.used > budget.limit:
-        return report  # reading stopped part-way: counts per class would only mislead
-    _class_rules(layout, kept, limits, report)
-    _warn_duplicates(seen, report)
-    warn_look_alikes(pictures, report)
+    found = read_images(zf, layout, limits, work or WorkBudget(), report)
+    if found is None:
+        return report  # checking stopped part-way: counts per class would only mislead
+    _warn_small(found, report, limits)
+    _class_rules(layout, found, limits, report)
+    _warn_duplicates(found.seen, report)
+    warn_look_alikes(found.pictures, report)
     if report.valid:
-        report.normalised = _normalised_zip(kept)
+        report.normalised = found.stored()
         report.normalised_name = "images.zip"
     return report
 
@@ -65,9 +55,13 @@ def _archive_ok(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo], data: bytes, 
     """
     declared = sum(i.file_size for i in infos)
     if declared > limits.max_total_bytes:
+        largest = sorted(infos, key=lambda i: (-i.file_size, i.filename))[:3]
+        named = summarise_items([f"{display_name(i.filename)} ({size_text(i.file_size)})" for i in largest], 3)
         report.error(
             "too_large_uncompressed",
-            f"The zip expands to {size_text(declared)}; the limit is {size_text(limits.max_total_bytes)}.",
+            f"The zip expands to {size_text(declared)}; the limit is {size_text(limits.max_total_bytes)}. "
+            f"The largest files: {named}. Send fewer or smaller images.",
+            display_name(largest[0].filename),
         )
         return False
     problem = overlap_problem(zf, data)
@@ -77,49 +71,10 @@ def _archive_ok(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo], data: bytes, 
     return True
 
 
-def _read_images(zf: zipfile.ZipFile, layout: Layout, budget: Budget, limits: Limits,
-                 report: ValidationReport) -> tuple[_Images, dict[str, list[str]], list[Picture]]:
-    """Decompress with real byte counting, decode every image, collect rejections per reason."""
-    kept: _Images = defaultdict(list)
-    seen: dict[str, list[str]] = defaultdict(list)
-    pictures: list[Picture] = []
-    small: list[str] = []
-    for cls in sorted(layout.classes):
-        for info in sorted(layout.classes[cls], key=lambda i: i.filename):
-            shown = display_name(info.filename)
-            try:
-                raw = read_bounded(zf, info, limits, budget)
-            except EntryRefused as exc:
-                report.error("unsafe_entry", f"'{shown}' {exc}.", shown)
-                if budget.used > budget.limit:
-                    return kept, seen, pictures
-                continue
-            if raw.startswith(ARCHIVE_MAGIC):
-                report.error("nested_archive", f"'{shown}' is an archive inside the archive.", shown)
-                continue
-            try:
-                decoded = images.decode_and_normalise(raw, limits.max_image_pixels)
-            except images.ImageRejected as exc:
-                report.error("bad_image", f"'{shown}' {exc}.", shown)
-                continue
-            kept[cls].append(decoded)
-            digest = hashlib.sha256(raw).hexdigest()
-            seen[digest].append(shown)
-            pictures.append((cls, shown, decoded.dhash, digest, decoded.thumb))
-            if min(decoded.width, decoded.height) < limits.min_image_side_warning:
-                small.append(shown)
-    if small:
-        total = sum(len(v) for v in kept.values())
-        which = (f"All {total} images are" if len(small) == total
-                 else f"{plural(len(small), 'image')} ({summarise_items(small, 3)}) are")
-        report.warn("small_images", f"{which} smaller than {limits.min_image_side_warning} px on a side; "
-                    "they will be upscaled for training.")
-    return kept, seen, pictures
-
-
-def _class_rules(layout: Layout, kept: _Images, limits: Limits, report: ValidationReport) -> None:
+def _class_rules(layout: Layout, found: Images, limits: Limits, report: ValidationReport) -> None:
     """2..10 classes of 10..100 images, none empty, names distinct; every breach reported."""
-    report.classes = {cls: len(kept.get(cls, [])) for cls in sorted(layout.classes)}
+    usable = {cls: found.usable.get(cls, 0) for cls in sorted(layout.classes)}
+    report.classes = {cls: n + found.unchecked.get(cls, 0) for cls, n in usable.items()}
     for folder in sorted(layout.empty_folders):
         report.classes[folder] = 0
         report.error("empty_class", f"Class folder '{display_name(folder)}' is empty.", folder)
@@ -140,7 +95,8 @@ def _class_rules(layout: Layout, kept: _Images, limits: Limits, report: Validati
                      f"{limits.min_image_classes} to {limits.max_image_classes}.")
     for cls, count in report.classes.items():
         if count and not (limits.min_images_per_class <= count <= limits.max_images_per_class):
-            report.error("class_size", f"Class '{display_name(cls)}' has {plural(count, 'usable image')}; "
+            how_many = _how_many(usable.get(cls, 0), count, limits)
+            report.error("class_size", f"Class '{display_name(cls)}' has {how_many}; "
                          f"each class needs {limits.min_images_per_class} to {limits.max_images_per_class}.", cls)
     counts = [c for c in report.classes.values() if c]
     if len(counts) >= 2 and max(counts) > limits.max_imbalance * min(counts):
@@ -148,18 +104,26 @@ def _class_rules(layout: Layout, kept: _Images, limits: Limits, report: Validati
                     "accuracy on the small class may suffer.")
 
 
+def _how_many(usable: int, files: int, limits: Limits) -> str:
+    """'12 usable images' when every image was decoded; otherwise what is known without decoding the rest."""
+    if usable == files:
+        return plural(usable, "usable image")
+    if usable > limits.max_images_per_class:
+        return f"more than {limits.max_images_per_class} usable images ({plural(files, 'image file')})"
+    return plural(files, "image file")
+
+
+def _warn_small(found: Images, report: ValidationReport, limits: Limits) -> None:
+    if found.small:
+        total = sum(found.usable.values())
+        which = (f"All {total} images are" if len(found.small) == total
+                 else f"{plural(len(found.small), 'image')} ({summarise_items(found.small, 3)}) are")
+        report.warn("small_images", f"{which} smaller than {limits.min_image_side_warning} px on a side; "
+                    "they will be upscaled for training.")
+
+
 def _warn_duplicates(seen: dict[str, list[str]], report: ValidationReport) -> None:
     groups = [names for names in seen.values() if len(names) > 1]
     if groups:
         shown = summarise_items([" = ".join(g[:3]) for g in groups], 4)
         report.warn("duplicate_files", f"{plural(len(groups), 'group')} of identical images: {shown}.")
-
-
-def _normalised_zip(kept: _Images) -> bytes:
-    """The stored form: our own names, one folder per class, re-encoded images."""
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as zf:
-        for cls in sorted(kept):
-            for index, img in enumerate(kept[cls], start=1):
-                zf.writestr(f"{cls}/{index:04d}.{img.extension}", img.data)
-    return out.getvalue()

@@ -155,6 +155,16 @@ def test_zip_declaring_more_than_the_total_uncompressed_cap_is_rejected_before_d
     assert "limit is 20 KB" in error(report, "too_large_uncompressed")
 
 
+def test_zip_over_the_total_uncompressed_cap_names_the_entries_that_make_it_too_large(no_decompression) -> None:
+    big = [(f"dog/big_{i}.png", gen.png(90 + i, (200, 200))) for i in range(3)]
+    data = pets(extra=big)
+    largest = max(big, key=lambda e: len(e[1]))[0]
+    report = check(data, Limits(max_total_bytes=sum(len(c) for _, c in big)))
+    message = error(report, "too_large_uncompressed")
+    assert wheres(report) == {largest} and f"{largest} (" in message
+    assert all(name in message for name, _ in big) and "Send fewer or smaller images" in message
+
+
 def test_entry_declaring_more_than_the_per_entry_cap_is_rejected_before_it_is_read(read_names) -> None:
     big = gen.png(99, (200, 200))
     report = check(pets(extra=[("dog/huge.png", big)]), Limits(max_entry_bytes=len(big) - 1))
