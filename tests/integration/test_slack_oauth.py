@@ -95,9 +95,10 @@ class Workspaces:
         return self.post(json.dumps(payload), "application/json")
 
 
-@pytest.fixture(params=["memory", "aws"])
+@pytest.fixture(params=["memory", pytest.param("aws", marks=pytest.mark.slow)])
 def slack(request: pytest.FixtureRequest, tmp_path: Path):
-    """Installations on files under $MLBOT_HOME, or in the stack's bucket under moto (S3)."""
+    """Installations on files under $MLBOT_HOME, or in the stack's bucket under moto (S3): the S3 variants run
+    in `make test` (about 1 s each, so `make test-fast` keeps to the memory ones)."""
     fake = FakeSlack()
     try:
         if request.param == "memory":
