@@ -11,6 +11,7 @@ from typing import Callable
 from handlers.commands import Button, Command, Reply
 from handlers.datasets import handle_datasets, handle_status
 from handlers.delete import handle_delete
+from handlers.export import handle_export
 from handlers.feedback import handle_feedback, handle_forget, handle_retrain
 from handlers.models import handle_models, handle_rollback
 from handlers.replies import error_reply
@@ -29,6 +30,7 @@ HELP = """I train image and text classifiers on your data, then answer predictio
 - models NAME: every trained version with its accuracy; rollback NAME [VERSION] makes an older one answer
 - the buttons under a prediction say whether it was right; retrain NAME adds the corrected examples and trains; forget NAME deletes the inputs kept for that
 - predict NAME (with an image) or predict NAME some text: the label and how sure I am; with a zip of images or a CSV of texts, a CSV of predictions
+- export NAME [VERSION]: the model as a zip that runs without me (onnxruntime, numpy, Pillow), with its metrics
 - delete NAME: remove a dataset with its models (asks to confirm)
 - help: this message"""
 
@@ -56,7 +58,7 @@ def handle_help(cmd: Command, services: Services) -> Reply:
 VERBS: dict[str, Callable[[Command, Services], Reply]] = {
     "help": handle_help, "upload": handle_upload, "datasets": handle_datasets, "status": handle_status,
     "predict": handle_predict, "models": handle_models, "rollback": handle_rollback, "feedback": handle_feedback,
-    "forget": handle_forget, "delete": handle_delete,
+    "forget": handle_forget, "delete": handle_delete, "export": handle_export,
 }
 
 

@@ -95,28 +95,22 @@ class Predictor:
 
     def probabilities(self, model: LoadedModel, *, image: bytes | None = None,
                       text: str | None = None) -> np.ndarray:
-        """Class probabilities for one image or text: the shared preprocessing, then onnxruntime."""
+        """Class probabilities for one image or text: what every export runs too
+        (platform_core.preprocess.portable), behind the checks that give the user a sentence."""
+        from platform_core.preprocess.portable import ImageTooLarge, probabilities
+
         if model.kind == "image":
             if not image:
                 raise BadPredictionInput("this dataset classifies images: send an image")
-            from platform_core.preprocess.image import ImageTooLarge, preprocess_image_bytes
-
             try:
-                array = preprocess_image_bytes(image, model.spec, max_pixels=MAX_IMAGE_PIXELS,
-                                               formats=IMAGE_FORMATS)[None, ...]
+                return probabilities(model.session, model.spec, model.files, image=image,
+                                     max_pixels=MAX_IMAGE_PIXELS, formats=IMAGE_FORMATS)
             except ImageTooLarge as exc:
                 raise BadPredictionInput(f"the image is too large to read ({exc}); send a smaller one") from None
             except (OSError, ValueError, SyntaxError, EOFError) as exc:
                 raise BadPredictionInput("the file is not a readable image (JPEG, PNG, WebP, GIF or BMP)") from exc
-            feeds = {model.session.get_inputs()[0].name: array.astype(np.float32)}
-        else:
-            if text is None or not text.strip():
-                raise BadPredictionInput("this dataset classifies text: send some text")
-            if len(text) > MAX_TEXT_CHARS:
-                raise BadPredictionInput(f"the text is longer than {MAX_TEXT_CHARS} characters")
-            from platform_core.preprocess.text import preprocess_texts
-
-            arrays = preprocess_texts([text], model.spec, model.files)
-            names = {i.name for i in model.session.get_inputs()}
-            feeds = {k: v for k, v in arrays.items() if k in names}
-        return np.asarray(model.session.run(None, feeds)[0])[0]
+        if text is None or not text.strip():
+            raise BadPredictionInput("this dataset classifies text: send some text")
+        if len(text) > MAX_TEXT_CHARS:
+            raise BadPredictionInput(f"the text is longer than {MAX_TEXT_CHARS} characters")
+        return probabilities(model.session, model.spec, model.files, text=text)

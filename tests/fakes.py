@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import json
 import threading
 from typing import Any, Callable
 
@@ -32,6 +33,38 @@ def colour_classifier_onnx(n_classes: int) -> bytes:
     model.ir_version = 8
     onnx.checker.check_model(model)
     return model.SerializeToString()
+
+
+def word_classifier_onnx(vocab: dict[str, int], weights: dict[str, list[float]], n_classes: int) -> bytes:
+    """input_ids (N, L) -> per-word class scores summed -> softmax: a real ONNX text classifier over the ids
+    platform_core.preprocess makes from a vocab.json (0 pads and scores nothing)."""
+    table = np.zeros((len(vocab), n_classes), dtype=np.float32)
+    for word, scores in weights.items():
+        table[vocab[word]] = scores
+    graph = helper.make_graph(
+        [helper.make_node("Gather", ["W", "input_ids"], ["scores"], axis=0),
+         helper.make_node("ReduceSum", ["scores", "axes"], ["logits"], keepdims=0),
+         helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1)],
+        "words", [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["N", "L"])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", n_classes])],
+        [numpy_helper.from_array(table, "W"), numpy_helper.from_array(np.array([1], dtype=np.int64), "axes")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def fake_text_result(classes: list[str], accuracy: float = 0.8) -> TrainingResult:
+    """A word-vocabulary sentiment model: 'good'-like words for the first class, 'bad'-like for the second."""
+    vocab = {"<pad>": 0, "<unk>": 1, "good": 2, "great": 3, "bad": 4, "awful": 5, "!": 6, "movie": 7}
+    n = len(classes)
+    lean = {"good": 1.5, "great": 2.5, "bad": -1.5, "awful": -2.5, "!": 0.3, "movie": 0.1}
+    weights = {w: [v if c == 0 else -v if c == 1 else 0.2 for c in range(n)] for w, v in lean.items()}
+    result = fake_result(classes, accuracy)
+    result.onnx_model = word_classifier_onnx(vocab, weights, n)
+    result.preprocess = {"type": "text_vocab", "max_len": 16, "vocab_file": "vocab.json"}
+    result.extra_files = {"vocab.json": json.dumps(vocab).encode()}
+    return result
 
 
 def png(colour: tuple[int, int, int], size: int = 48) -> bytes:

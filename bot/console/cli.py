@@ -51,6 +51,11 @@ def _parser() -> argparse.ArgumentParser:
     what.add_argument("--image", type=Path)
     what.add_argument("--text")
     p.add_argument("--json", action="store_true")
+    p = sub.add_parser("export", help="the model as a zip that runs without mlbot (onnxruntime, numpy, Pillow)")
+    p.add_argument("name")
+    p.add_argument("--version", type=int, default=None, help="a stored version (default: the current one)")
+    p.add_argument("--out", type=Path, default=None, help="where to write the zip (default: NAME-vN.zip here)")
+    p.add_argument("--json", action="store_true")
     p = sub.add_parser("serve", help="serve the trainer's HTTP routes and train in this process")
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--host", default="127.0.0.1")
@@ -96,6 +101,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     services = build_services(settings)
     cmd = _command(args, tenant, user)
     reply = handle_validate(cmd, services) if cmd.verb == "validate" else dispatch(cmd, services)
+    if cmd.verb == "export" and reply.ok and reply.file:
+        out = args.out or Path(reply.file[0])
+        out.write_bytes(reply.file[1])
+        reply = Reply(f"Wrote {out} ({len(reply.file[1]):,} bytes): model version {reply.data['version']} of "
+                      f"'{reply.data['name']}'. Unzip it and see README.md.", data={**reply.data, "path": str(out)})
     return emit(reply, as_json=args.json)
 
 
@@ -107,6 +117,8 @@ def _command(args: argparse.Namespace, tenant: str, user: str) -> Command:
         return Command("upload", tenant, user, (args.name, *args.description.split()), attachment, admin=True)
     if args.command == "status":
         return Command("status", tenant, user, (args.name,))
+    if args.command == "export":
+        return Command("export", tenant, user, (args.name, *([str(args.version)] if args.version else [])))
     if args.command == "predict":
         image = Attachment(args.image.name, args.image) if args.image else None
         return Command("predict", tenant, user, (args.name, *(args.text.split() if args.text else ())), image)

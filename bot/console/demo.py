@@ -57,7 +57,8 @@ def run_demo(settings: Settings, examples: Path | None = None, *, train: bool = 
         if ok:  # the user presses "Right" under the answer: the photo is kept as a candidate example
             outcomes.append(say(f"feedback fashion {photo.data['prediction_id']} {photo.data['label']}")[0])
         outcomes += [say("predict fashion --file examples/fashion_small.zip")[0],  # a batch: CSV back
-                     say("models fashion")[0]]
+                     say("models fashion")[0],
+                     say("export fashion")[0]]  # the model as a zip that runs without mlbot
     outcomes += [say("datasets")[0], say("status fashion")[0]]
     out.write("Try it yourself:\n")
     out.write(f"  MLBOT_HOME={home} MLBOT_USER=demo mlbot chat\n")

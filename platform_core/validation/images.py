@@ -11,6 +11,8 @@ from typing import Iterator
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from platform_core.preprocess.portable import to_plain_mode  # one source: predictions and exports flatten alike
+
 # A truncated image must fail, never load half-grey.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
@@ -147,23 +149,6 @@ def _reencode(img: Image.Image, width: int, height: int) -> DecodedImage:
         img.save(out, format="PNG", optimize=False)
         ext = "png"
     return DecodedImage(out.getvalue(), ext, width, height, difference_hash(img), thumbnail(img))
-
-
-def to_plain_mode(img: Image.Image) -> Image.Image:
-    """RGB or L: transparency composited on white, 16-bit and float greys scaled to 8 bits."""
-    if img.mode in ("RGB", "L"):
-        return img
-    if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
-        rgba = img if img.mode == "RGBA" else img.convert("RGBA")
-        background = Image.new("RGB", rgba.size, (255, 255, 255))
-        background.paste(rgba, mask=rgba.getchannel("A"))
-        return background
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-        # 16-bit greyscale: scale to 8 bits; convert("L") would clip almost every pixel to white.
-        return img.convert("I").point(lambda v: v / 257).convert("L")
-    if img.mode in ("1", "F"):
-        return img.convert("L")
-    return img.convert("RGB")
 
 
 def _short(exc: Exception) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,7 @@ def test_demo_without_training_validates_stores_and_refuses(tmp_path: Path) -> N
     out = done.stdout
     assert "Stored image dataset 'fashion'" in out and "Stored sentiment dataset 'reviews'" in out
     assert "The dataset was not stored: 4 problems to fix." in out
-    assert "not UTF-8" in out and "already used by another member" in out
+    assert "not UTF-8" in out and "Only the person who uploaded 'fashion' or an admin of this chat" in out
     assert "Demo finished" in out
     listing = _listing(tmp_path)
     assert '"name": "fashion"' in listing and '"name": "reviews"' in listing
@@ -49,4 +50,6 @@ def test_full_demo_trains_both_examples_with_progress_and_metrics(tmp_path: Path
     assert (tmp_path / "home" / "demo" / "outbox" / "fashion-confusion-matrix.png").read_bytes()[:4] == b"\x89PNG"
     assert "demo> predict fashion --file examples/sneaker.png\n  mlbot: sneaker (" in out
     assert "confident, model version 1" in out
+    exported = tmp_path / "home" / "demo" / "outbox" / "fashion-v1.zip"  # the model, ready to leave the chat
+    assert "Here is 'fashion' model version 1" in out and zipfile.is_zipfile(exported)
     assert '"training_status": "Training Successful"' in _listing(tmp_path)

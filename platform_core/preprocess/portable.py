@@ -1,0 +1,245 @@
+"""A model's inference, standing alone: the preprocessing every mlbot model was trained with, and a small
+runner for an exported model folder. It imports nothing of mlbot (numpy, Pillow, onnxruntime and, for
+subword text models, tokenizers), because it is copied verbatim into every export as ``mlbot_model.py``.
+
+mlbot itself preprocesses through this module too (platform_core.preprocess.image and .text re-export it),
+so an exported model answers exactly what the bot answers: the same label and the same confidence.
+
+    python mlbot_model.py photo.jpg          # an image model: label, confidence, the top classes
+    python mlbot_model.py "what a great day"  # a text model
+    from mlbot_model import Model; Model(".").predict(text="what a great day")
+"""
+from __future__ import annotations
+
+import io
+import json
+import re
+import sys
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from PIL import Image, ImageOps
+
+# --- images ---------------------------------------------------------------------------------------------
+
+
+def to_plain_mode(img: Image.Image) -> Image.Image:
+    """RGB or L: transparency composited on white, 16-bit and float greys scaled to 8 bits."""
+    if img.mode in ("RGB", "L"):
+        return img
+    if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img if img.mode == "RGBA" else img.convert("RGBA")
+        background = Image.new("RGB", rgba.size, (255, 255, 255))
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16-bit greyscale: scale to 8 bits; convert("L") would clip almost every pixel to white.
+        return img.convert("I").point(lambda v: v / 257).convert("L")
+    if img.mode in ("1", "F"):
+        return img.convert("L")
+    return img.convert("RGB")
+
+
+def _image_size(spec: dict[str, Any]) -> int:
+    if spec.get("type") != "image" or spec.get("layout", "NCHW") != "NCHW":
+        raise ValueError(f"not an NCHW image preprocessing spec: {spec!r}")
+    return int(spec["size"])
+
+
+def preprocess_image(img: Image.Image, spec: dict[str, Any]) -> np.ndarray:
+    """One image as float32 (3, size, size): RGB, bilinear resize, scaled to [0, 1], normalised."""
+    size = _image_size(spec)
+    if img.mode != "RGB":
+        img = to_plain_mode(img).convert("RGB")
+    if img.size != (size, size):
+        img = img.resize((size, size), Image.Resampling.BILINEAR)
+    # (x / 255 - mean) / std folded into one multiply and one subtract per pixel
+    scale = np.asarray(spec["std"], dtype=np.float32) * 255.0
+    offset = np.asarray(spec["mean"], dtype=np.float32) / np.asarray(spec["std"], dtype=np.float32)
+    pixels = np.asarray(img, dtype=np.float32)
+    pixels = pixels / scale - offset
+    return np.ascontiguousarray(pixels.transpose(2, 0, 1))
+
+
+class ImageTooLarge(ValueError):
+    """The image would decode to more pixels than allowed."""
+
+    def __init__(self, max_pixels: int, width: int | None = None, height: int | None = None) -> None:
+        self.width, self.height, self.max_pixels = width, height, max_pixels
+        found = f"{width}x{height} pixels" if width and height else "more pixels than Pillow will open"
+        super().__init__(f"{found}, over the {max_pixels:,} allowed")
+
+
+def preprocess_image_bytes(data: bytes, spec: dict[str, Any], *, max_pixels: int | None = None,
+                           formats: Sequence[str] | None = None) -> np.ndarray:
+    """Decode an image (EXIF rotation applied) and preprocess it as ``preprocess_image`` does.
+
+    ``formats`` limits which decoders may run (Pillow names: "JPEG", "PNG" ...). ``max_pixels`` bounds
+    what is decoded: a JPEG is decoded at a reduced scale first (libjpeg's draft mode), so a 20 MB phone
+    photo never lands in memory whole; anything still over the bound raises ImageTooLarge undecoded.
+    """
+    size = _image_size(spec)
+    try:
+        img = Image.open(io.BytesIO(data), formats=list(formats) if formats else None)
+    except Image.DecompressionBombError:
+        raise ImageTooLarge(max_pixels or 2 * (Image.MAX_IMAGE_PIXELS or 0)) from None
+    if img.format == "JPEG":
+        img.draft("RGB", (size * 2, size * 2))
+    if max_pixels is not None and img.width * img.height > max_pixels:
+        raise ImageTooLarge(max_pixels, img.width, img.height)
+    img = ImageOps.exif_transpose(img)
+    return preprocess_image(img, spec)
+
+
+# --- texts ----------------------------------------------------------------------------------------------
+
+PAD, UNK = "<pad>", "<unk>"
+_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*|[!?]")
+
+
+def word_tokens(text: str) -> list[str]:
+    """Lower-cased words (with inner apostrophes: "don't") plus '!' and '?', which carry sentiment."""
+    return _WORD.findall(text.lower())
+
+
+def encode_words(texts: Sequence[str], vocab: dict[str, int], max_len: int) -> np.ndarray:
+    """int64 (N, max_len): the first max_len word ids of each text, padded on the left with 0."""
+    out = np.zeros((len(texts), max_len), dtype=np.int64)
+    unk = vocab[UNK]
+    for row, text in enumerate(texts):
+        ids = [vocab.get(word, unk) for word in word_tokens(text)][:max_len]
+        # Left padding: an LSTM classifies from its last state, so every text must end on the last step.
+        if ids:
+            out[row, max_len - len(ids):] = ids
+    return out
+
+
+@lru_cache(maxsize=8)
+def load_vocab(json_bytes: bytes) -> dict[str, int]:
+    """A vocab.json (cached by content: the caller must not modify the result)."""
+    vocab = json.loads(json_bytes.decode("utf-8"))
+    if not isinstance(vocab, dict) or vocab.get(PAD) != 0 or vocab.get(UNK) != 1:
+        raise ValueError("vocab.json must map words to ids with <pad> = 0 and <unk> = 1")
+    return vocab
+
+
+@lru_cache(maxsize=4)
+def load_tokenizer(json_bytes: bytes, max_len: int) -> Any:
+    """A tokenizer.json set to truncate at max_len and pad to the batch's longest text (cached by content)."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_str(json_bytes.decode("utf-8"))
+    pad = tokenizer.padding or {}
+    pad_token = pad.get("pad_token", "[PAD]")
+    pad_id = pad.get("pad_id", tokenizer.token_to_id(pad_token) or 0)
+    tokenizer.enable_truncation(max_length=max_len)
+    # The stored file pads every text to a fixed 128; the longest in the batch is enough and faster.
+    tokenizer.enable_padding(pad_id=pad_id, pad_token=pad_token, pad_type_id=pad.get("pad_type_id", 0))
+    return tokenizer
+
+
+def encode_tokenizer(tokenizer: Any, texts: Sequence[str], token_type_ids: bool = False) -> dict[str, np.ndarray]:
+    """input_ids and attention_mask (and token_type_ids if asked) as int64 (N, longest)."""
+    encodings = tokenizer.encode_batch(list(texts)) if texts else []
+    width = len(encodings[0].ids) if encodings else 0
+    out = {
+        "input_ids": np.array([e.ids for e in encodings], dtype=np.int64).reshape(len(encodings), width),
+        "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64).reshape(len(encodings), width),
+    }
+    if token_type_ids:
+        out["token_type_ids"] = np.array([e.type_ids for e in encodings], dtype=np.int64).reshape(len(encodings), width)
+    return out
+
+
+def preprocess_texts(texts: Sequence[str], spec: dict[str, Any], files: dict[str, bytes]) -> dict[str, np.ndarray]:
+    """The model's input arrays for ``texts``; ``files`` holds the model's extra files by name."""
+    if isinstance(texts, str):
+        raise TypeError("texts must be a sequence of strings, not one string")
+    kind = spec.get("type")
+    if kind == "text_vocab":
+        vocab = load_vocab(_file(files, spec.get("vocab_file", "vocab.json")))
+        return {"input_ids": encode_words(texts, vocab, int(spec["max_len"]))}
+    if kind == "text_tokenizer":
+        tokenizer = load_tokenizer(_file(files, spec.get("tokenizer_file", "tokenizer.json")), int(spec["max_len"]))
+        return encode_tokenizer(tokenizer, texts)
+    raise ValueError(f"not a text preprocessing spec: {spec!r}")
+
+
+def _file(files: dict[str, bytes], name: str) -> bytes:
+    if name not in files:
+        raise ValueError(f"the model's {name} is missing")
+    return files[name]
+
+
+# --- an exported model ----------------------------------------------------------------------------------
+
+
+def probabilities(session: Any, spec: dict[str, Any], files: dict[str, bytes], *, image: bytes | None = None,
+                  text: str | None = None, max_pixels: int | None = None,
+                  formats: Sequence[str] | None = None) -> np.ndarray:
+    """Class probabilities for one image (its file's bytes) or one text, from an onnxruntime session."""
+    if spec.get("type") == "image":
+        if image is None:
+            raise ValueError("this model classifies images: give image=...")
+        array = preprocess_image_bytes(image, spec, max_pixels=max_pixels, formats=formats)[None, ...]
+        feeds = {session.get_inputs()[0].name: array.astype(np.float32)}
+    else:
+        if text is None:
+            raise ValueError("this model classifies text: give text=...")
+        arrays = preprocess_texts([text], spec, files)
+        names = {i.name for i in session.get_inputs()}
+        feeds = {k: v for k, v in arrays.items() if k in names}
+    return np.asarray(session.run(None, feeds)[0])[0]
+
+
+class Model:
+    """An exported model folder (model.onnx, classes.json, preprocess.json, metrics.json and, for text
+    models, vocab.json or tokenizer.json)."""
+
+    def __init__(self, folder: str | Path = ".") -> None:
+        import onnxruntime as ort
+
+        folder = Path(folder)
+        self.classes: list[str] = json.loads((folder / "classes.json").read_text(encoding="utf-8"))
+        self.spec: dict[str, Any] = json.loads((folder / "preprocess.json").read_text(encoding="utf-8"))
+        metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+        self.threshold: float | None = metrics.get("confidence_threshold")
+        self.files = {p.name: p.read_bytes() for p in folder.glob("*.json")}
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(str(folder / "model.onnx"), options, providers=["CPUExecutionProvider"])
+
+    @property
+    def kind(self) -> str:
+        return "image" if self.spec.get("type") == "image" else "text"
+
+    def predict(self, *, image: bytes | str | Path | None = None, text: str | None = None,
+                top: int = 3) -> dict[str, Any]:
+        """label, confidence, the top classes, and whether the model is sure (its confidence at or above the
+        threshold chosen on its validation data)."""
+        if isinstance(image, (str, Path)):
+            image = Path(image).read_bytes()
+        p = probabilities(self.session, self.spec, self.files, image=image, text=text)
+        order = np.argsort(-p)[:max(1, top)]
+        best = int(order[0])
+        confidence = float(p[best])
+        return {"label": self.classes[best], "confidence": confidence,
+                "top": [[self.classes[int(i)], float(p[int(i)])] for i in order],
+                "sure": self.threshold is None or confidence >= self.threshold}
+
+
+def main(argv: Sequence[str]) -> int:
+    if len(argv) != 1:
+        print(__doc__.split("\n\n")[-1], file=sys.stderr)
+        return 2
+    model = Model(Path(__file__).resolve().parent)
+    given = argv[0]
+    answer = model.predict(image=given) if model.kind == "image" else model.predict(text=given)
+    print(json.dumps(answer))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
