@@ -10,6 +10,7 @@ from typing import Callable
 
 from handlers.commands import Button, Command, Reply
 from handlers.datasets import handle_datasets, handle_status
+from handlers.apikeys import handle_apikey
 from handlers.delete import handle_delete
 from handlers.export import handle_export
 from handlers.feedback import handle_feedback, handle_forget, handle_retrain
@@ -30,6 +31,7 @@ HELP = """I train image and text classifiers on your data, then answer predictio
 - models NAME: every trained version with its accuracy; rollback NAME [VERSION] makes an older one answer
 - the buttons under a prediction say whether it was right; retrain NAME adds the corrected examples and trains; forget NAME deletes the inputs kept for that
 - predict NAME (with an image) or predict NAME some text: the label and how sure I am; with a zip of images or a CSV of texts, a CSV of predictions
+- apikey new [LABEL] / apikey list / apikey revoke ID: keys for the REST API (a new key is shown once, to you only)
 - export NAME [VERSION]: the model as a zip that runs without me (onnxruntime, numpy, Pillow), with its metrics
 - delete NAME: remove a dataset with its models (asks to confirm)
 - help: this message"""
@@ -72,6 +74,8 @@ def dispatch(cmd: Command, services: Services, *, reply_to: ReplyTo | None = Non
             return handle_train(cmd, services, reply_to=reply_to)
         if cmd.verb == "retrain":
             return handle_retrain(cmd, services, reply_to=reply_to)
+        if cmd.verb == "apikey":
+            return handle_apikey(cmd, services, reply_to=reply_to)
         return VERBS.get(cmd.verb, handle_help)(cmd, services)
     except MlbotError as exc:
         return error_reply(exc)

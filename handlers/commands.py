@@ -55,3 +55,4 @@ class Reply:
     image_name: str = "image.png"
     buttons: tuple[Button, ...] = ()
     file: tuple[str, bytes] | None = None
+    private: bool = False  # for the asker's eyes only (a new API key): never posted where others read it

@@ -85,19 +85,43 @@ class DatasetNotFound(MlbotError):
 
 
 class NotOwnerOrAdmin(MlbotError):
-    """A command that deletes or switches what answers for everyone, from neither the dataset's owner nor an
-    admin of the chat (handlers.permissions)."""
-
+    """A command for the dataset's owner or an admin of the chat (or, without a dataset, for an admin)."""
     code = "not_allowed"
 
-    def __init__(self, name: str, action: str) -> None:
-        self.name = name
-        self.action = action
-        super().__init__(name)
+    def __init__(self, name: str | None, action: str) -> None:
+        self.name, self.action = name, action
+        super().__init__(action)
 
     def user_message(self) -> str:
+        if self.name is None:
+            return f"Only an admin of this chat can {self.action}; ask one of them."
         return (f"Only the person who uploaded '{self.name}' or an admin of this chat can {self.action}. "
                 "Ask one of them, or upload your own copy under another name.")
+
+
+class ApiKeyRefused(MlbotError):
+    """An API request whose key is missing, malformed, unknown or revoked (REST: 401)."""
+    code = "unauthorized"
+
+    def __init__(self, why: str) -> None:
+        self.why = why
+        super().__init__(why)
+
+    def user_message(self) -> str:
+        return (f"The API key {self.why}. Send 'Authorization: Bearer <key>' with a key from 'apikey new' in the "
+                "chat (or 'mlbot apikey create'); a revoked key never works again.")
+
+
+class UnknownApiKey(MlbotError):
+    """`apikey revoke ID` named no key of this workspace or group."""
+    code = "not_found"
+
+    def __init__(self, key_id: str) -> None:
+        self.key_id = key_id
+        super().__init__(key_id)
+
+    def user_message(self) -> str:
+        return f"There is no API key '{self.key_id}' here; 'apikey list' shows the ids of this chat's keys."
 
 
 class DatasetBusy(MlbotError):

@@ -13,6 +13,7 @@ import json
 import logging
 from dataclasses import dataclass
 
+from platform_core.apikeys import delete_keys_of
 from platform_core.errors import BlobNotFound
 from platform_core.ports import BlobStore, DatasetRepository
 from platform_core.records import (BUSY_STATUSES, FEEDBACK_KEPT, FEEDBACK_PENDING, stored_prefixes,
@@ -85,8 +86,9 @@ def purge_departed(records: DatasetRepository, blobs: BlobStore, now: float, ret
         for top in _TENANT_PREFIXES:  # anything left without a record (a blob a failed delete left behind)
             for key in blobs.list(f"{top}/{tenant_key(gone.tenant)}/"):
                 blobs.delete(key)
+        delete_keys_of(blobs, gone.tenant)
         blobs.delete(_mark(gone.tenant))
-        log.info("departed tenant %s: every dataset, model and kept input deleted", gone.tenant)
+        log.info("departed tenant %s: every dataset, model, kept input and API key deleted", gone.tenant)
         purged.append(gone.tenant)
     return purged
 

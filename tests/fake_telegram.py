@@ -62,6 +62,7 @@ class FakeTelegram:
         self.updates: list[dict[str, Any]] = []  # what getUpdates hands out (long polling)
         self.members: dict[tuple[str, str], str] = {}  # (chat id, user id) -> status; "member" if absent
         self.unknown_chats: set[str] = set()  # chats getChatMember answers "chat not found" for
+        self.never_started: set[str] = set()  # users who never opened a private chat with the bot
         self.migrated: dict[str, int] = {}  # a group upgraded to a supergroup -> the supergroup's id
         self._ids = itertools.count(500)
         self._lock = threading.Lock()
@@ -102,6 +103,10 @@ class FakeTelegram:
         if status not in _MEMBER_FIELDS:
             raise ValueError(f"not a chat member status: {status}")
         self.members[(str(chat_id), str(user_id))] = status
+
+    def never_opened_a_chat(self, user_id: int) -> None:
+        """This user never pressed Start: the bot may not message them privately (403)."""
+        self.never_started.add(str(user_id))
 
     def forget_chat(self, chat_id: int) -> None:
         """getChatMember in this chat answers 400 "chat not found" (the bot was removed, say)."""
@@ -172,6 +177,8 @@ class FakeTelegram:
                 **{k: v for k, v in content.items() if v is not None}}
 
     def _sendMessage(self, params: dict, files: dict) -> dict | Response:
+        if str(params.get("chat_id")) in self.never_started:
+            return _error(403, "Forbidden: bot can't initiate conversation with a user")
         if not str(params.get("text", "")).strip():
             return _error(400, "Bad Request: message text is empty")
         if len(str(params["text"]).encode("utf-16-le")) // 2 > 4096:

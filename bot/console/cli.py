@@ -15,6 +15,7 @@ from handlers.commands import Attachment, Command, Reply
 from handlers.validate import handle_validate
 from platform_core.config import Settings
 from platform_core.errors import ConfigError
+from platform_core.jobs import ReplyTo
 
 
 def console_tenant() -> tuple[str, str]:
@@ -55,6 +56,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("--version", type=int, default=None, help="a stored version (default: the current one)")
     p.add_argument("--out", type=Path, default=None, help="where to write the zip (default: NAME-vN.zip here)")
+    p.add_argument("--json", action="store_true")
+    p = sub.add_parser("apikey", help="keys for the REST API: create (shown once), list, revoke ID")
+    p.add_argument("action", choices=("create", "list", "revoke"))
+    p.add_argument("id", nargs="?", help="the key to revoke")
+    p.add_argument("--label", default="", help="a name for the new key (what it is for)")
     p.add_argument("--json", action="store_true")
     p = sub.add_parser("serve", help="serve the trainer's HTTP routes and train in this process")
     p.add_argument("--port", type=int, default=8080)
@@ -100,7 +106,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     services = build_services(settings)
     cmd = _command(args, tenant, user)
-    reply = handle_validate(cmd, services) if cmd.verb == "validate" else dispatch(cmd, services)
+    reply = handle_validate(cmd, services) if cmd.verb == "validate" else \
+        dispatch(cmd, services, reply_to=ReplyTo("console", user=user))
+    if cmd.verb == "apikey" and args.action == "create" and reply.ok and args.json:
+        reply = Reply(reply.text, data={"id": reply.data["id"], "key": reply.data["key"]})
     if cmd.verb == "export" and reply.ok and reply.file:
         out = args.out or Path(reply.file[0])
         out.write_bytes(reply.file[1])
@@ -117,6 +126,9 @@ def _command(args: argparse.Namespace, tenant: str, user: str) -> Command:
         return Command("upload", tenant, user, (args.name, *args.description.split()), attachment, admin=True)
     if args.command == "status":
         return Command("status", tenant, user, (args.name,))
+    if args.command == "apikey":
+        words = {"create": ("new", *args.label.split()), "list": ("list",), "revoke": ("revoke", *([args.id] if args.id else []))}
+        return Command("apikey", tenant, user, words[args.action], admin=True)  # the console's user runs it
     if args.command == "export":
         return Command("export", tenant, user, (args.name, *([str(args.version)] if args.version else [])))
     if args.command == "predict":

@@ -80,7 +80,8 @@ class SlackBot:
         user = str(body.get("user_id"))
         cmd = Command(verb, tenant(workspace), user, args, admin=workspace_admin(client, user))
         reply = self._safely(cmd, reply_to)
-        respond(response_type="in_channel" if reply.ok else "ephemeral", replace_original=False, **message(reply))
+        shown = "in_channel" if reply.ok and not reply.private else "ephemeral"  # a new API key: the asker alone
+        respond(response_type=shown, replace_original=False, **message(reply))
 
     def once_per_event(self, body: dict, work: Callable[[], None]) -> None:
         """The lazy half of an event, once per event_id (Slack's retries of a slow or lost acknowledgement
@@ -168,7 +169,8 @@ class SlackBot:
         user = str((body.get("user") or {}).get("id"))
         cmd = Command(verb, tenant(workspace), user, args, admin=workspace_admin(client, user))
         reply = self._safely(cmd, destination(channel, **_workspace_of_reply(body)))
-        respond(response_type="in_channel", replace_original=False, **message(reply))
+        respond(response_type="ephemeral" if reply.private else "in_channel", replace_original=False,
+                **message(reply))
 
     # --- helpers ----------------------------------------------------------------------------------
 

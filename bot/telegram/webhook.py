@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 SECRET_HEADER = "x-telegram-bot-api-secret-token"
 MAX_DOWNLOAD_BYTES = MAX_IMAGE_BYTES  # Telegram's getFile limit for bots is the same 20 MB
 APOLOGY = "Sorry, something went wrong on our side. Please try again in a minute."
+PRIVATE_REFUSED = ("I can only show that to you in a private chat, and Telegram will not let me start one: open a "
+                   "chat with me (press Start), then ask again here. Nothing was kept.")
 FILE_VERBS = frozenset({"upload", "predict"})
 KNOWN_VERBS = frozenset(VERBS) | {"train", "retrain"}
 
@@ -162,7 +164,25 @@ class TelegramChannel:
         return ask
 
     def _run(self, cmd: Command, reply_to: ReplyTo) -> None:
-        self.sender.send(reply_to, dispatch(cmd, self.services, reply_to=reply_to))
+        reply = dispatch(cmd, self.services, reply_to=reply_to)
+        if reply.private and reply_to.chat != cmd.user:  # a new API key, asked for in a group: to the user alone
+            self._tell_privately(cmd, reply_to, reply)
+            return
+        self.sender.send(reply_to, reply)
+
+    def _tell_privately(self, cmd: Command, reply_to: ReplyTo, reply: Reply) -> None:
+        """A private chat with the user; when Telegram refuses it (the user never opened one with the bot),
+        what was made for their eyes only is undone (the key revoked) and the group told what to do."""
+        try:
+            self.sender.send(ReplyTo("telegram", cmd.user), reply)
+        except Exception:
+            log.info("could not message user %s privately; undoing the private reply", cmd.user, exc_info=True)
+            if reply.data.get("id"):
+                dispatch(Command("apikey", cmd.tenant, cmd.user, ("revoke", str(reply.data["id"])), admin=True),
+                         self.services)
+            self.sender.send(reply_to, Reply(PRIVATE_REFUSED, ok=False, data={"error": "private_chat_needed"}))
+            return
+        self.sender.send(reply_to, Reply("I sent it to you in a private message (shown once)."))
 
     def _attachment(self, message: Message) -> Attachment | None:
         """The photo (its largest size) or document, after checking the declared size."""

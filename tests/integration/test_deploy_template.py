@@ -33,14 +33,14 @@ CHAT_FUNCTIONS = ("SlackFunction", "TelegramFunction")
 FUNCTIONS = {"PredictFunction", "SlackFunction", "TelegramFunction", "NotifierFunction", "ReconcilerFunction"}
 # Where each role may write (put or delete objects); anything else in the bucket is out of bounds.
 WRITABLE = {
-    "SlackFunction": ("datasets", "feedback", "feedback-pending", "predict-inputs", "models",
+    "SlackFunction": ("datasets", "feedback", "feedback-pending", "predict-inputs", "models", "api-keys",
                       "slack-installations", "slack-oauth-states", "departed"),
-    "TelegramFunction": ("datasets", "feedback", "feedback-pending", "predict-inputs", "models",
+    "TelegramFunction": ("datasets", "feedback", "feedback-pending", "predict-inputs", "models", "api-keys",
                          "telegram-buttons", "tenant-aliases"),
     "PredictFunction": ("predict-inputs",),
     "NotifierFunction": (),
     # deletes a workspace's data once it has been gone for the retention period (platform_core.retention)
-    "ReconcilerFunction": ("departed", "datasets", "models", "feedback", "feedback-pending"),
+    "ReconcilerFunction": ("departed", "datasets", "models", "feedback", "feedback-pending", "api-keys"),
     "Trainer": ("models",),
 }
 AWS_MANAGED = {

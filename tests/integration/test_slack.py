@@ -463,3 +463,19 @@ def test_only_the_owner_or_a_workspace_admin_may_delete_a_dataset(world: World) 
     world.run_lazy()
     assert world.fake.responses[-1]["text"].startswith("Deleted 'colours'")
     assert world.services.records.get("slack:T0001", "colours") is None
+
+
+def test_a_new_api_key_is_shown_only_to_the_workspace_admin_who_asked(world: World) -> None:
+    world.fake.admins.add("UADMIN")
+    world.command("apikey new ci", user="UADMIN")
+    world.run_lazy()
+    answer = world.fake.responses[-1]
+    assert answer["response_type"] == "ephemeral" and "mlbot_" in answer["text"]  # never posted in the channel
+    world.command("apikey list", user="UMEMBER")
+    world.run_lazy()
+    listed = world.fake.responses[-1]
+    assert listed["response_type"] == "in_channel" and "(ci), made by UADMIN" in listed["text"]
+    assert "mlbot_" not in listed["text"]
+    world.command("apikey new", user="UMEMBER")
+    world.run_lazy()
+    assert "Only an admin of this chat" in world.fake.responses[-1]["text"]

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from bot.telegram import webhook
+from platform_core.apikeys import authenticate, keys_of
 from bot.telegram.buttons import EXPIRED, MAX_CALLBACK_DATA, PREFIX, TTL_S
 from bot.telegram.sender import TelegramSender
 from handlers.commands import Button, Command, Reply
@@ -296,3 +297,34 @@ def test_a_failed_member_lookup_counts_as_not_an_admin(world: World, seen: list[
     world.said(said_in(SUPERGROUP, "/datasets", user=ADMIN))
     world.fake.forget_chat(SUPERGROUP)  # getChatMember answers 400 "chat not found"
     assert seen[-1].is_admin() is False
+
+
+# -- API keys asked for in a group --------------------------------------------------------------------------
+
+
+def test_a_key_asked_for_in_a_group_is_sent_to_the_admin_privately_never_to_the_group(world: World) -> None:
+    world.fake.set_member(GROUP, ADMIN, "administrator")
+    world.post(said_in(GROUP, "/apikey new notebook", user=ADMIN, kind="group"))
+    private = [c for c in world.fake.sent("sendMessage") if str(c.params["chat_id"]) == str(ADMIN)]
+    in_group = [c for c in world.fake.sent("sendMessage") if str(c.params["chat_id"]) == str(GROUP)]
+    assert len(private) == 1 and "mlbot_" in private[0].params["text"]
+    assert in_group and all("mlbot_" not in c.params["text"] for c in in_group)
+    assert "private message" in in_group[-1].params["text"]
+    key = private[0].params["text"].split("shown this once: ")[1].split()[0]
+    assert authenticate(world.services.blobs, key).tenant == f"telegram:{GROUP}"  # the group's key
+
+
+def test_when_the_admin_never_opened_a_private_chat_the_key_is_revoked_and_the_group_told(world: World) -> None:
+    world.fake.set_member(GROUP, ADMIN, "administrator")
+    world.fake.never_opened_a_chat(ADMIN)
+    world.post(said_in(GROUP, "/apikey new", user=ADMIN, kind="group"))
+    texts = [c.params["text"] for c in world.fake.sent("sendMessage") if str(c.params["chat_id"]) == str(GROUP)]
+    assert "open a chat with me (press Start)" in texts[-1] and all("mlbot_" not in t for t in texts)
+    (key,) = keys_of(world.services.blobs, f"telegram:{GROUP}")
+    assert key.revoked  # made, never shown, so never usable
+
+
+def test_a_member_of_a_group_who_is_not_an_admin_cannot_make_a_key(world: World) -> None:
+    world.fake.set_member(GROUP, MEMBER, "member")
+    assert "Only an admin of this chat" in world.said(said_in(GROUP, "/apikey new", user=MEMBER, kind="group"))
+    assert keys_of(world.services.blobs, f"telegram:{GROUP}") == []
