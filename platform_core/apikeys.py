@@ -78,7 +78,7 @@ def authenticate(blobs: BlobStore, presented: str | None) -> ApiKey:
     if record is None or not hmac.compare_digest(record.digest, _digest(record.salt, match.group(2))):
         raise ApiKeyRefused("is not valid")
     if record.revoked:
-        raise ApiKeyRefused(f"{record.key_id} was revoked on {record.revoked_at}")
+        raise ApiKeyRefused(f"{record.key_id} was revoked on {record.revoked_at}", revoked=True)
     return record
 
 

@@ -100,11 +100,11 @@ class NotOwnerOrAdmin(MlbotError):
 
 
 class ApiKeyRefused(MlbotError):
-    """An API request whose key is missing, malformed, unknown or revoked (REST: 401)."""
+    """An API request whose key is missing, malformed or unknown (REST 401), or revoked (403)."""
     code = "unauthorized"
 
-    def __init__(self, why: str) -> None:
-        self.why = why
+    def __init__(self, why: str, revoked: bool = False) -> None:
+        self.why, self.revoked = why, revoked
         super().__init__(why)
 
     def user_message(self) -> str:

@@ -55,9 +55,15 @@ def gateway_event(request: Request) -> dict:
             "body": text, "isBase64Encoded": encoded}
 
 
+REST_PREFIX = "/v1/"
+
+
 def webhook_routes(settings: Settings, services, backend=None) -> dict[str, Route]:
-    """path -> Lambda-style handler, for each channel whose secrets are set."""
-    routes: dict[str, Route] = {}
+    """path -> Lambda-style handler, for each channel whose secrets are set, and the REST API under /v1/
+    (always: it wants an API key on every route)."""
+    from bot.rest.api import RestApi
+
+    routes: dict[str, Route] = {REST_PREFIX: RestApi(services).handle}
     if settings.slack_signing_secret and (settings.slack_bot_token or settings.slack_client_id):
         from slack_bolt.lazy_listener.thread_runner import ThreadLazyListenerRunner
 
@@ -82,11 +88,12 @@ def combined_app(routes: dict[str, Route], fallback: Callable) -> Callable:
 
     def app(environ: dict, start_response: Callable) -> Any:
         request = Request(environ)
-        route = routes.get(request.path)
+        rest = request.path.startswith(REST_PREFIX) and REST_PREFIX in routes  # the REST API: every method
+        route = routes[REST_PREFIX] if rest else routes.get(request.path)
         if route is None:
             return fallback(environ, start_response)
         install = request.path in ("/slack/install", "/slack/oauth_redirect")
-        if request.method != ("GET" if install else "POST"):
+        if not rest and request.method != ("GET" if install else "POST"):
             return Response("GET only" if install else "POST only", 405)(environ, start_response)
         answer = route(gateway_event(request), LocalContext())
         body = answer.get("body") or ""
@@ -166,7 +173,9 @@ def run_serve(settings: Settings, port: int, host: str = "127.0.0.1") -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     served = build_serve(settings)
     server = make_server(host, port, served.app, threaded=True)
-    listed = ", ".join(["GET /health", "POST /train_*", "POST /predict_*", *(f"POST {r}" for r in served.routes)])
+    listed = ", ".join(["GET /health", "POST /train_*", "POST /predict_*",
+                        *(f"POST {r}" if r != REST_PREFIX else "the REST API under /v1/ (GET /v1/openapi.json)"
+                          for r in served.routes)])
     print(f"mlbot serving on http://{host}:{server.server_port} ({listed}){served.background}; "
           f"the trainer routes need 'Authorization: Bearer <token>', token in {served.token_at}; Ctrl-C stops")
     try:

@@ -46,7 +46,7 @@ def served(tmp_path: Path):
 
 def test_only_configured_channels_are_routed(served) -> None:
     _, _, routes, _ = served
-    assert list(routes) == ["/slack/events"]  # no Telegram secrets in these settings
+    assert list(routes) == ["/v1/", "/slack/events"]  # the REST API, and no Telegram secrets in these settings
 
 
 def test_slack_events_reach_the_bolt_app_and_lazy_work_runs_in_a_thread(served) -> None:
@@ -81,7 +81,7 @@ def test_telegram_updates_reach_the_webhook_handler(tmp_path: Path) -> None:
                             telegram_webhook_secret="s3cret", telegram_api_url=fake.api_url,
                             telegram_file_url=fake.file_url)
         routes = webhook_routes(settings, build_services(settings, launcher=lambda job: None))
-        assert list(routes) == ["/telegram/webhook"]
+        assert list(routes) == ["/v1/", "/telegram/webhook"]
         client = Client(combined_app(routes, lambda environ, start_response: []))
         body = json.dumps(command("/help"))
         assert client.post("/telegram/webhook", data=body, headers={"X-Telegram-Bot-Api-Secret-Token": "nope"}

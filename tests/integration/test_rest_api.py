@@ -1,0 +1,133 @@
+"""The REST API over HTTP, as `mlbot serve` answers it (its WSGI app): a key made at the console uploads,
+trains, polls, predicts and downloads the export; revoked keys, other tenants and bad uploads are refused
+with the right status and a JSON error."""
+from __future__ import annotations
+
+import base64
+import io
+import zipfile
+from pathlib import Path
+
+import pytest
+from werkzeug.test import Client
+
+from bot.console.serve import combined_app, webhook_routes
+from bot.wiring import build_services
+from lambda_predict.handler import InProcessPredictions
+from lambda_predict.predictor import Predictor
+from platform_core.apikeys import create_key, revoke_key
+from platform_core.config import Settings
+from tests.fakes import FakeTrainer, png
+from tests.integration.test_export import TextTrainer
+from tests.integration.test_trainer_runner import _zip
+from trainer_ec2.runner import drain
+from trainer_ec2.wiring import build_trainer_context
+
+REPO = Path(__file__).resolve().parents[2]
+TENANT = "console:ada"
+
+
+class Api:
+    def __init__(self, home: Path) -> None:
+        settings = Settings(backend="local", home=home)
+        trainers = {"image": FakeTrainer(["red", "green", "blue"]), "sentiment": TextTrainer()}
+        self.ctx = build_trainer_context(settings, trainers=trainers)
+        self.services = build_services(settings, launcher=lambda job: None)
+        self.services.predictor = InProcessPredictions(Predictor(blobs=self.ctx.blobs, records=self.ctx.records),
+                                                       self.ctx.blobs)
+        self.client = Client(combined_app(webhook_routes(settings, self.services), _no_trainer))
+        _, self.key = create_key(self.services.blobs, TENANT, "ada")
+
+    def call(self, method: str, path: str, key: str | None = "mine", **kwargs):
+        headers = dict(kwargs.pop("headers", {}))
+        if key is not None:
+            headers["Authorization"] = f"Bearer {self.key if key == 'mine' else key}"
+        return self.client.open(path, method=method, headers=headers, **kwargs)
+
+
+def _no_trainer(environ, start_response):
+    start_response("404 Not Found", [("Content-Type", "text/plain")])
+    return [b"not here"]
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Api:
+    return Api(tmp_path / "home")
+
+
+def test_a_key_uploads_trains_polls_predicts_and_downloads_the_model(api: Api) -> None:
+    stored = api.call("POST", "/v1/datasets/colours?description=swatches", data=_zip(),
+                      headers={"Content-Type": "application/zip"})
+    assert stored.status_code == 201, stored.get_json()
+    assert stored.get_json()["validation"]["classes"] == {"blue": 10, "green": 10, "red": 10}
+    csv = (REPO / "examples" / "movie_reviews.csv").read_bytes()
+    assert api.call("POST", "/v1/datasets/reviews", data=csv, headers={"Content-Type": "text/csv"}).status_code == 201
+    listed = api.call("GET", "/v1/datasets").get_json()["datasets"]
+    assert [d["name"] for d in listed] == ["colours", "reviews"] and "dataset_path" not in listed[0]
+    assert api.call("GET", "/v1/datasets/colours").get_json()["description"] == "swatches"
+    for name in ("colours", "reviews"):
+        queued = api.call("POST", f"/v1/datasets/{name}/train")
+        assert queued.status_code == 202 and queued.get_json()["position"] >= 1
+        job_id = queued.get_json()["job_id"]
+        assert api.call("GET", f"/v1/jobs/{job_id}").get_json()["state"] == "queued"
+        assert drain(api.ctx) == 1
+        done = api.call("GET", f"/v1/jobs/{job_id}").get_json()
+        assert done["state"] == "succeeded" and done["model_version"] == 1
+    red = png((250, 5, 5))
+    by_json = api.call("POST", "/v1/datasets/colours/predict", json={"image": base64.b64encode(red).decode()})
+    by_bytes = api.call("POST", "/v1/datasets/colours/predict", data=red, headers={"Content-Type": "image/png"})
+    assert by_json.status_code == by_bytes.status_code == 200
+    answer = by_json.get_json()
+    assert answer["label"] == "red" and answer["model_version"] == 1 and answer["top"][0][0] == "red"
+    assert by_bytes.get_json()["confidence"] == answer["confidence"]
+    text = api.call("POST", "/v1/datasets/reviews/predict", json={"text": "a great movie!"}).get_json()
+    assert text["label"] == "pos"
+    model = api.call("GET", "/v1/datasets/colours/model")
+    assert model.status_code == 200 and model.headers["Content-Type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(model.get_data())) as zf:
+        assert {"model.onnx", "mlbot_model.py", "README.md"} <= set(zf.namelist())
+
+
+def test_no_key_a_bad_key_and_a_revoked_key_are_refused(api: Api) -> None:
+    missing = api.call("GET", "/v1/datasets", key=None)
+    assert missing.status_code == 401 and missing.get_json()["error"]["code"] == "unauthorized"
+    assert api.call("GET", "/v1/datasets", key="mlbot_0123456789abcdef_" + "A" * 43).status_code == 401
+    record, key = create_key(api.services.blobs, TENANT, "ada")
+    assert api.call("GET", "/v1/datasets", key=key).status_code == 200
+    revoke_key(api.services.blobs, TENANT, record.key_id)
+    revoked = api.call("GET", "/v1/datasets", key=key)
+    assert revoked.status_code == 403 and "revoked" in revoked.get_json()["error"]["message"]
+
+
+def test_another_tenants_key_cannot_see_train_predict_or_export_the_datasets(api: Api) -> None:
+    assert api.call("POST", "/v1/datasets/colours", data=_zip(), headers={"Content-Type": "application/zip"}) \
+        .status_code == 201
+    _, theirs = create_key(api.services.blobs, "slack:TOTHER", "bob")
+    assert api.call("GET", "/v1/datasets", key=theirs).get_json() == {"datasets": []}
+    for method, path, kwargs in (("GET", "/v1/datasets/colours", {}), ("POST", "/v1/datasets/colours/train", {}),
+                                 ("POST", "/v1/datasets/colours/predict", {"json": {"text": "x"}}),
+                                 ("GET", "/v1/datasets/colours/model", {})):
+        refused = api.call(method, path, key=theirs, **kwargs)
+        nobody = api.call(method, path.replace("colours", "nosuchname"), key=theirs, **kwargs)
+        assert refused.status_code == nobody.status_code == 404  # the same answer: names do not leak
+        assert refused.get_json()["error"]["code"] == "not_found"
+
+
+def test_a_bad_upload_gets_400_with_every_problem(api: Api) -> None:
+    broken = (REPO / "examples" / "broken.zip").read_bytes()
+    refused = api.call("POST", "/v1/datasets/shoes", data=broken, headers={"Content-Type": "application/zip"})
+    body = refused.get_json()["error"]
+    assert refused.status_code == 400 and body["code"] == "rejected"
+    assert len(body["validation"]["errors"]) == 4 and body["validation"]["problems"]
+    wrong_type = api.call("POST", "/v1/datasets/shoes", data=broken, headers={"Content-Type": "text/plain"})
+    assert wrong_type.status_code == 415
+
+
+@pytest.mark.parametrize("method, path, status, code", [("GET", "/v1/nothing", 404, "not_found"),
+                                                       ("DELETE", "/v1/datasets", 405, "method_not_allowed"),
+                                                       ("GET", "/v1/jobs/nope", 404, "not_found"),
+                                                       ("POST", "/v1/datasets/x/predict", 400, "bad_request")])
+def test_unknown_routes_and_bad_requests_get_a_json_error(api: Api, method, path, status, code) -> None:
+    answer = api.call(method, path, data=b"not json" if "predict" in path else None,
+                      headers={"Content-Type": "application/json"})
+    assert answer.status_code == status and answer.get_json()["error"]["code"] == code
