@@ -1,8 +1,8 @@
 """The REST API (`/v1/...`): what the chat does, from code, with an API key (platform_core.apikeys).
 
 Framework-free like the webhooks: ``RestApi.handle`` takes an API Gateway HTTP API (payload 2.0) event and
-returns its response, so `mlbot serve` and a Lambda answer alike. Every route but ``/v1/openapi.json`` wants
-``Authorization: Bearer <key>``; a key acts for its tenant with the rights of the chat admin who made it.
+returns its response, so `mlbot serve` and a Lambda answer alike. Every route wants
+``Authorization: Bearer <key>`` (but the OpenAPI document, once one is given: issue 17's next step); a key acts for its tenant with the rights of the chat admin who made it.
 The use cases are the chat's (handlers.chat.dispatch), so a REST upload is validated exactly as a chat
 upload; their error codes become HTTP statuses here, the body always ``{"error": {"code", "message"}}``.
 Another tenant's dataset is simply not there: the same 404 as a name nobody used, so names do not leak.
@@ -94,15 +94,15 @@ class RestApi:
     def handle(self, event: dict, context: Any = None) -> dict:
         request = Request(event)
         try:
-            if request.path == "/v1/openapi.json" and request.method == "GET":
-                return _json(200, self._openapi() if self._openapi else {})
+            if request.path == "/v1/openapi.json" and request.method == "GET" and self._openapi is not None:
+                return _json(200, self._openapi())
             route, allowed = self._route(request)
             key = authenticate(self.services.blobs, _bearer(request))
             if route is None:
                 raise ApiError(405 if allowed else 404, "method_not_allowed" if allowed else "not_found",
                                f"{request.method} {request.path} is not a route of this API"
                                + (f" (it answers {', '.join(sorted(allowed))})" if allowed else "")
-                               + "; GET /v1/openapi.json describes them.")
+                               + ".")
             if len(request.body) > MAX_BODY:
                 raise ApiError(413, "too_large", f"The body is over {MAX_BODY // (1024 * 1024)} MB.")
             return route(request, key)
