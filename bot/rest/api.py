@@ -2,7 +2,7 @@
 
 Framework-free like the webhooks: ``RestApi.handle`` takes an API Gateway HTTP API (payload 2.0) event and
 returns its response, so `mlbot serve` and a Lambda answer alike. Every route wants
-``Authorization: Bearer <key>`` (but the OpenAPI document, once one is given: issue 17's next step); a key acts for its tenant with the rights of the chat admin who made it.
+``Authorization: Bearer <key>``; a key acts for its tenant with the rights of the chat admin who made it.
 The use cases are the chat's (handlers.chat.dispatch), so a REST upload is validated exactly as a chat
 upload; their error codes become HTTP statuses here, the body always ``{"error": {"code", "message"}}``.
 Another tenant's dataset is simply not there: the same 404 as a name nobody used, so names do not leak.
@@ -76,9 +76,8 @@ class ApiError(Exception):
 
 
 class RestApi:
-    def __init__(self, services: Services, *, openapi: Callable[[], dict] | None = None) -> None:
+    def __init__(self, services: Services) -> None:
         self.services = services
-        self._openapi = openapi
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = [
             ("GET", re.compile(r"^/v1/datasets$"), self.list_datasets),
             ("GET", re.compile(r"^/v1/datasets/(?P<name>[^/]+)$"), self.get_dataset),
@@ -94,8 +93,6 @@ class RestApi:
     def handle(self, event: dict, context: Any = None) -> dict:
         request = Request(event)
         try:
-            if request.path == "/v1/openapi.json" and request.method == "GET" and self._openapi is not None:
-                return _json(200, self._openapi())
             route, allowed = self._route(request)
             key = authenticate(self.services.blobs, _bearer(request))
             if route is None:
