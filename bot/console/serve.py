@@ -174,7 +174,7 @@ def run_serve(settings: Settings, port: int, host: str = "127.0.0.1") -> int:
     served = build_serve(settings)
     server = make_server(host, port, served.app, threaded=True)
     listed = ", ".join(["GET /health", "POST /train_*", "POST /predict_*",
-                        *(f"POST {r}" if r != REST_PREFIX else "the REST API under /v1/"
+                        *(f"POST {r}" if r != REST_PREFIX else "the REST API under /v1/ (GET /v1/openapi.json)"
                           for r in served.routes)])
     print(f"mlbot serving on http://{host}:{server.server_port} ({listed}){served.background}; "
           f"the trainer routes need 'Authorization: Bearer <token>', token in {served.token_at}; Ctrl-C stops")

@@ -1,8 +1,8 @@
 """The REST API (`/v1/...`): what the chat does, from code, with an API key (platform_core.apikeys).
 
 Framework-free like the webhooks: ``RestApi.handle`` takes an API Gateway HTTP API (payload 2.0) event and
-returns its response, so `mlbot serve` and a Lambda answer alike. Every route wants
-``Authorization: Bearer <key>``; a key acts for its tenant with the rights of the chat admin who made it.
+returns its response, so `mlbot serve` and a Lambda answer alike. Every route but
+``/v1/openapi.json`` (bot.rest.openapi) wants ``Authorization: Bearer <key>``; a key acts for its tenant with the rights of the chat admin who made it.
 The use cases are the chat's (handlers.chat.dispatch), so a REST upload is validated exactly as a chat
 upload; their error codes become HTTP statuses here, the body always ``{"error": {"code", "message"}}``.
 Another tenant's dataset is simply not there: the same 404 as a name nobody used, so names do not leak.
@@ -93,6 +93,10 @@ class RestApi:
     def handle(self, event: dict, context: Any = None) -> dict:
         request = Request(event)
         try:
+            if request.path == "/v1/openapi.json" and request.method == "GET":  # the one route without a key
+                from bot.rest.openapi import document
+
+                return _json(200, document())
             route, allowed = self._route(request)
             key = authenticate(self.services.blobs, _bearer(request))
             if route is None:
@@ -143,7 +147,7 @@ class RestApi:
         words = tuple(str(request.query.get("description", "")).split())
         reply = self._run(key, "upload", request.params["name"], *words,
                           attachment=Attachment(filename, request.body))
-        return _json(201, reply.data)
+        return _json(201, {**reply.data, "dataset": _record(reply.data["dataset"])})
 
     def train(self, request: Request, key: ApiKey) -> dict:
         recipe = request.query.get("recipe")

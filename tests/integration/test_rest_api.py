@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 import zipfile
 from pathlib import Path
 
 import pytest
+from openapi_schema_validator import OAS31Validator
+from openapi_spec_validator import validate
 from werkzeug.test import Client
 
 from bot.console.serve import combined_app, webhook_routes
+from bot.rest.api import RestApi
+from bot.rest.openapi import ORIGINAL, document
 from bot.wiring import build_services
 from lambda_predict.handler import InProcessPredictions
 from lambda_predict.predictor import Predictor
@@ -42,7 +47,27 @@ class Api:
         headers = dict(kwargs.pop("headers", {}))
         if key is not None:
             headers["Authorization"] = f"Bearer {self.key if key == 'mine' else key}"
-        return self.client.open(path, method=method, headers=headers, **kwargs)
+        response = self.client.open(path, method=method, headers=headers, **kwargs)
+        conforms(method, path.split("?")[0], response)  # every response the tests see, against the document
+        return response
+
+
+DOCUMENT = document()
+
+
+def conforms(method: str, path: str, response) -> None:
+    """The response is one the OpenAPI document describes: its status (or the default error) and its schema."""
+    template = next((t for t in DOCUMENT["paths"]
+                     if re.fullmatch(re.sub(r"\{[^/]+\}", "[^/]+", t), path)), None)
+    operation = DOCUMENT["paths"][template].get(method.lower()) if template else None
+    responses = operation["responses"] if operation else {"default": {"content": {"application/json": {
+        "schema": {"$ref": "#/components/schemas/Error"}}}}}
+    described = responses.get(str(response.status_code)) or responses["default"]
+    kind = response.headers["Content-Type"].split(";")[0]
+    assert kind in described["content"], (method, path, response.status_code, kind)
+    if kind == "application/json":
+        schema = {**described["content"][kind]["schema"], "components": DOCUMENT["components"]}
+        OAS31Validator(schema).validate(response.get_json())
 
 
 def _no_trainer(environ, start_response):
@@ -131,3 +156,16 @@ def test_unknown_routes_and_bad_requests_get_a_json_error(api: Api, method, path
     answer = api.call(method, path, data=b"not json" if "predict" in path else None,
                       headers={"Content-Type": "application/json"})
     assert answer.status_code == status and answer.get_json()["error"]["code"] == code
+
+
+def test_the_openapi_document_is_valid_3_1_needs_no_key_and_names_the_six_original_operations(api: Api) -> None:
+    served = api.call("GET", "/v1/openapi.json", key=None)
+    assert served.status_code == 200 and served.get_json() == DOCUMENT
+    validate(DOCUMENT)  # OpenAPI 3.1, as a generator reads it
+    assert DOCUMENT["openapi"] == "3.1.0"
+    originals = [op for path in DOCUMENT["paths"].values() for op in path.values() if "x-original-operation" in op]
+    assert sum(len(op["x-original-operation"]) for op in originals) == 6 == sum(map(len, ORIGINAL.values()))
+    routes = {(m.lower(), p.pattern) for m, p, _ in RestApi(api.services).routes}
+    described = {(m, "^" + re.sub(r"\{([^/]+)\}", r"(?P<\1>[^/]+)", t) + "$")
+                 for t, ops in DOCUMENT["paths"].items() for m in ops if t != "/v1/openapi.json"}
+    assert routes == described  # every route is described, and nothing else
