@@ -15,7 +15,7 @@ from typing import Any, Callable, TypeVar
 from platform_core.config import Settings
 from platform_core.errors import ConfigError, TrainerUnavailable
 from platform_core.ports import (BlobStore, DatasetRepository, EventBus, Idempotency, JobQueue, MachineLock,
-                                 NotificationLog, TrainingQueue)
+                                 NotificationLog, RateLimiter, TrainingQueue)
 
 T = TypeVar("T")
 
@@ -83,6 +83,10 @@ class Backend:
         return self._once("idempotency", self._idempotency)
 
     @property
+    def rate_limiter(self) -> RateLimiter:
+        return self._once("rate_limiter", self._rate_limiter)
+
+    @property
     def notifications(self) -> NotificationLog:
         return self._once("notifications", self._notifications)
 
@@ -94,6 +98,7 @@ class Backend:
     def _events(self) -> EventBus: raise NotImplementedError
     def _idempotency(self) -> Idempotency: raise NotImplementedError
     def _notifications(self) -> NotificationLog: raise NotImplementedError
+    def _rate_limiter(self) -> RateLimiter: raise NotImplementedError
 
 
 class LocalBackend(Backend):
@@ -139,6 +144,11 @@ class LocalBackend(Backend):
         from platform_core.adapters.aws_idempotency import PowertoolsIdempotency, SqlitePersistenceLayer
 
         return PowertoolsIdempotency(SqlitePersistenceLayer(self._file("chat.sqlite3")))
+
+    def _rate_limiter(self) -> RateLimiter:
+        from platform_core.adapters.local_chat import SqliteRateLimiter
+
+        return SqliteRateLimiter(self._file("chat.sqlite3"))
 
     def _notifications(self) -> NotificationLog:
         from platform_core.adapters.local_chat import SqliteNotificationLog
@@ -212,6 +222,11 @@ class AwsBackend(Backend):
         from platform_core.adapters.aws_idempotency import dynamodb_idempotency
 
         return dynamodb_idempotency(self.settings.idempotency_table, self.client("dynamodb"))
+
+    def _rate_limiter(self) -> RateLimiter:
+        from platform_core.adapters.aws_chat import DynamoRateLimiter
+
+        return DynamoRateLimiter(table_name=self.settings.idempotency_table, client=self.client("dynamodb"))
 
     def _notifications(self) -> NotificationLog:
         from platform_core.adapters.aws_chat import DynamoNotificationLog

@@ -79,6 +79,7 @@ class Settings:
     slack_scopes: tuple[str, ...] = DEFAULT_SLACK_SCOPES
     # How long an uninstalled workspace's datasets are kept before they are deleted (platform_core.retention)
     departed_retention_days: int = 30
+    api_rate_per_minute: int = 120  # requests per API key per minute; more answer 429 with Retry-After
     telegram_bot_token: str = ""
     telegram_webhook_secret: str = ""
     telegram_api_url: str = "https://api.telegram.org/bot"
@@ -135,6 +136,7 @@ class Settings:
             slack_scopes=tuple(s.strip() for s in env.get("SLACK_SCOPES", ",".join(DEFAULT_SLACK_SCOPES)).split(",")
                                if s.strip()),
             departed_retention_days=_int_env(env, "MLBOT_DEPARTED_RETENTION_DAYS", 30),
+            api_rate_per_minute=_int_env(env, "MLBOT_API_RATE_PER_MINUTE", 120),
             telegram_bot_token=env.get("TELEGRAM_BOT_TOKEN", ""),
             telegram_webhook_secret=env.get("TELEGRAM_WEBHOOK_SECRET", ""),
             telegram_api_url=env.get("TELEGRAM_API_URL") or "https://api.telegram.org/bot",

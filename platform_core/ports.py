@@ -71,6 +71,14 @@ class Idempotency(Protocol):
         """The Lambda invocation now running: its deadline bounds the keys it takes."""
 
 
+class RateLimiter(Protocol):
+    """Requests counted per key in fixed windows (the REST API's per-key limit), safe across processes."""
+
+    def allow(self, key: str, limit: int, window_s: int, now: float) -> float:
+        """0.0 when this request fits in ``key``'s current window of ``window_s`` seconds (at most ``limit``
+        requests; this one is counted), else the seconds until the next window opens."""
+
+
 class NotificationLog(Protocol):
     """Per training job, what the notifier sent: the progress message it edits, what was delivered,
     and any failure to deliver (recorded, never raised into the job)."""

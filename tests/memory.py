@@ -343,6 +343,24 @@ def MemoryIdempotency(**options) -> PowertoolsIdempotency:
     return PowertoolsIdempotency(MemoryPersistenceLayer(), **options)
 
 
+class MemoryRateLimiter:
+    """Fixed-window request counts in a dict."""
+
+    def __init__(self) -> None:
+        self._counts: dict[str, tuple[int, int]] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, key: str, limit: int, window_s: int, now: float) -> float:
+        window = int(now // window_s)
+        with self._lock:
+            seen, count = self._counts.get(key, (window, 0))
+            count = count if seen == window else 0
+            if count >= limit:
+                return (window + 1) * window_s - now
+            self._counts[key] = (window, count + 1)
+        return 0.0
+
+
 class MemoryNotificationLog:
     """Each job's notes, kept as JSON would keep them (what SQLite and DynamoDB could not store fails here)."""
 
@@ -401,6 +419,9 @@ class MemoryBackend(Backend):
 
     def _notifications(self) -> NotificationLog:
         return MemoryNotificationLog()
+
+    def _rate_limiter(self) -> MemoryRateLimiter:
+        return MemoryRateLimiter()
 
 
 def memory_services(backend: MemoryBackend | None = None, *, launcher: TrainerLauncher | None = None) -> Services:

@@ -5,6 +5,7 @@ returns its response, so `mlbot serve` and a Lambda answer alike. Every route bu
 ``/v1/openapi.json`` (bot.rest.openapi) wants ``Authorization: Bearer <key>``; a key acts for its tenant with the rights of the chat admin who made it.
 The use cases are the chat's (handlers.chat.dispatch), so a REST upload is validated exactly as a chat
 upload; their error codes become HTTP statuses here, the body always ``{"error": {"code", "message"}}``.
+Each key may make MLBOT_API_RATE_PER_MINUTE requests a minute (RateLimiter); more get 429 and Retry-After.
 Another tenant's dataset is simply not there: the same 404 as a name nobody used, so names do not leak.
 
     GET  /v1/datasets                      list                     (original: none)
@@ -21,7 +22,9 @@ import base64
 import binascii
 import json
 import logging
+import math
 import re
+import time
 from typing import Any, Callable
 
 from handlers.chat import dispatch
@@ -29,6 +32,7 @@ from handlers.commands import Attachment, Command, Reply
 from handlers.services import Services
 from platform_core.apikeys import ApiKey, authenticate
 from platform_core.errors import ApiKeyRefused, MlbotError
+from platform_core.ports import RateLimiter
 
 log = logging.getLogger(__name__)
 MAX_BODY = 6 * 1024 * 1024  # API Gateway's payload limit for a Lambda (larger uploads: a presigned URL)
@@ -76,8 +80,9 @@ class ApiError(Exception):
 
 
 class RestApi:
-    def __init__(self, services: Services) -> None:
-        self.services = services
+    def __init__(self, services: Services, *, limiter: RateLimiter, per_minute: int,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.services, self.limiter, self.per_minute, self.clock = services, limiter, per_minute, clock
         self.routes: list[tuple[str, re.Pattern[str], Handler]] = [
             ("GET", re.compile(r"^/v1/datasets$"), self.list_datasets),
             ("GET", re.compile(r"^/v1/datasets/(?P<name>[^/]+)$"), self.get_dataset),
@@ -99,6 +104,12 @@ class RestApi:
                 return _json(200, document())
             route, allowed = self._route(request)
             key = authenticate(self.services.blobs, _bearer(request))
+            wait = self.limiter.allow(f"api:{key.key_id}", self.per_minute, 60, self.clock())
+            if wait:
+                answer = _error(429, "rate_limited", f"This key made over {self.per_minute} requests this minute; "
+                                f"try again in {math.ceil(wait)} s.")
+                answer["headers"]["retry-after"] = str(math.ceil(wait))
+                return answer
             if route is None:
                 raise ApiError(405 if allowed else 404, "method_not_allowed" if allowed else "not_found",
                                f"{request.method} {request.path} is not a route of this API"

@@ -18,6 +18,7 @@ ERRORS = {"400": "a bad request, or an upload that validation refused (`validati
           "404": "no such dataset or job here (another tenant's is the same 404)",
           "405": "the path exists, not with this method", "409": "the dataset is busy, or has no model yet",
           "413": "the body is too large", "415": "a body type this route does not take",
+          "429": "over this key's requests per minute (Retry-After says when to try again)",
           "500": "something went wrong on our side", "503": "a store or the trainers are unavailable"}
 
 

@@ -56,3 +56,29 @@ class DynamoNotificationLog:
             except dynamodb.exceptions.ConditionalCheckFailedException:
                 return False
         return True
+
+
+class DynamoRateLimiter:
+    """Fixed-window request counts as items of the Idempotency table (``rate#<key>#<window>``, TTL
+    ``expires_at``): one conditional ADD per request, so racing requests never both take the last slot."""
+
+    def __init__(self, *, table_name: str, client: Any = None) -> None:
+        self._table = table_name
+        self._dynamodb = LazyClient("dynamodb", client)
+
+    def allow(self, key: str, limit: int, window_s: int, now: float) -> float:
+        window = int(now // window_s)
+        item = f"rate#{key}#{window}"
+        with aws_errors("allow", key):
+            dynamodb = self._dynamodb()
+            try:
+                dynamodb.update_item(
+                    TableName=self._table, Key={"key": {"S": item}},
+                    UpdateExpression="ADD #n :one SET expires_at = if_not_exists(expires_at, :expires)",
+                    ConditionExpression="attribute_not_exists(#n) OR #n < :limit",
+                    ExpressionAttributeNames={"#n": "count"},
+                    ExpressionAttributeValues={":one": {"N": "1"}, ":limit": {"N": str(limit)},
+                                               ":expires": {"N": str((window + 2) * window_s)}})
+            except dynamodb.exceptions.ConditionalCheckFailedException:
+                return (window + 1) * window_s - now
+        return 0.0

@@ -38,3 +38,25 @@ class SqliteNotificationLog:
                          "ON CONFLICT (job_id) DO UPDATE SET notes = excluded.notes",
                          (job_id, json.dumps(notes, sort_keys=True, default=str)))
         return notes, True
+
+
+class SqliteRateLimiter:
+    """Fixed-window request counts in one table; a window's row is replaced when the next one starts."""
+
+    _SCHEMA = ("CREATE TABLE IF NOT EXISTS rate (key TEXT PRIMARY KEY, window INTEGER NOT NULL, "
+               "count INTEGER NOT NULL)",)
+
+    def __init__(self, path: Path, *, busy_timeout_s: float = 30.0) -> None:
+        self._db = SqliteFile(path, self._SCHEMA, busy_timeout_s)
+
+    def allow(self, key: str, limit: int, window_s: int, now: float) -> float:
+        window = int(now // window_s)
+        with self._db.transaction("allow", key) as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            row = conn.execute("SELECT window, count FROM rate WHERE key=?", (key,)).fetchone()
+            count = row[1] if row is not None and row[0] == window else 0
+            if count >= limit:
+                return (window + 1) * window_s - now
+            conn.execute("INSERT INTO rate (key, window, count) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE "
+                         "SET window = excluded.window, count = excluded.count", (key, window, count + 1))
+        return 0.0

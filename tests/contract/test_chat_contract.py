@@ -11,7 +11,7 @@ from typing import Iterator
 
 import pytest
 
-from platform_core.ports import Idempotency, NotificationLog
+from platform_core.ports import Idempotency, NotificationLog, RateLimiter
 from tests.backends import contract_backend
 from tests.contract.race import race
 
@@ -21,12 +21,13 @@ from tests.contract.race import race
 class Chat:
     seen: Idempotency
     notes: NotificationLog
+    limiter: RateLimiter
 
 
 @pytest.fixture(params=["local", "aws", "memory"])
 def chat(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Chat]:
     for backend in contract_backend(request.param, request, tmp_path):
-        yield Chat(backend.idempotency, backend.notifications)
+        yield Chat(backend.idempotency, backend.notifications, backend.rate_limiter)
 
 
 
@@ -137,3 +138,20 @@ def test_add_sets_a_field_once_and_writers_racing_for_it_get_one_true(chat: Chat
     assert sorted(same, key=str) == [False] * 5 + [True], same
     different = race(*[lambda i=i: chat.notes.add("job-3", f"watcher.t:{i}", {"chat": str(i)}) for i in range(6)])
     assert different == [True] * 6 and len(chat.notes.get("job-3")) == 6  # none lost to another's write
+
+
+# ---- RateLimiter --------------------------------------------------------------------------------
+
+
+def test_a_window_takes_its_limit_then_says_when_the_next_opens(chat: Chat) -> None:
+    start = 60 * 28_333_334 + 40.0  # 40 s into a minute
+    assert [chat.limiter.allow("api:k1", 3, 60, start + i) for i in range(3)] == [0.0, 0.0, 0.0]
+    assert chat.limiter.allow("api:k1", 3, 60, start + 5) == pytest.approx(15.0)  # the 4th waits for the minute
+    assert chat.limiter.allow("api:k2", 3, 60, start + 5) == 0.0  # another key has its own count
+    assert chat.limiter.allow("api:k1", 3, 60, start + 20) == 0.0  # the next window
+
+
+def test_requests_racing_for_the_last_slots_never_exceed_the_limit(chat: Chat) -> None:
+    now = 1_700_000_100.0
+    outcomes = race(*[lambda: chat.limiter.allow("api:race", 5, 60, now) for _ in range(8)])
+    assert sorted(o == 0.0 for o in outcomes) == [False] * 3 + [True] * 5, outcomes

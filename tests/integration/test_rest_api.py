@@ -21,6 +21,7 @@ from bot.wiring import build_services
 from lambda_predict.handler import InProcessPredictions
 from lambda_predict.predictor import Predictor
 from platform_core.apikeys import create_key, revoke_key
+from platform_core.backend import backend_for
 from platform_core.config import Settings
 from tests.fakes import FakeTrainer, png
 from tests.integration.test_export import TextTrainer
@@ -33,14 +34,18 @@ TENANT = "console:ada"
 
 
 class Api:
-    def __init__(self, home: Path) -> None:
-        settings = Settings(backend="local", home=home)
+    def __init__(self, home: Path, per_minute: int = 120, clock=None) -> None:
+        settings = Settings(backend="local", home=home, api_rate_per_minute=per_minute)
         trainers = {"image": FakeTrainer(["red", "green", "blue"]), "sentiment": TextTrainer()}
         self.ctx = build_trainer_context(settings, trainers=trainers)
         self.services = build_services(settings, launcher=lambda job: None)
         self.services.predictor = InProcessPredictions(Predictor(blobs=self.ctx.blobs, records=self.ctx.records),
                                                        self.ctx.blobs)
-        self.client = Client(combined_app(webhook_routes(settings, self.services), _no_trainer))
+        routes = webhook_routes(settings, self.services)
+        if clock is not None:  # the same API, on a clock the test holds (a minute that does not roll over)
+            routes["/v1/"] = RestApi(self.services, limiter=backend_for(settings).rate_limiter,
+                                     per_minute=per_minute, clock=clock).handle
+        self.client = Client(combined_app(routes, _no_trainer))
         _, self.key = create_key(self.services.blobs, TENANT, "ada")
 
     def call(self, method: str, path: str, key: str | None = "mine", **kwargs):
@@ -165,7 +170,17 @@ def test_the_openapi_document_is_valid_3_1_needs_no_key_and_names_the_six_origin
     assert DOCUMENT["openapi"] == "3.1.0"
     originals = [op for path in DOCUMENT["paths"].values() for op in path.values() if "x-original-operation" in op]
     assert sum(len(op["x-original-operation"]) for op in originals) == 6 == sum(map(len, ORIGINAL.values()))
-    routes = {(m.lower(), p.pattern) for m, p, _ in RestApi(api.services).routes}
+    routes = {(m.lower(), p.pattern) for m, p, _ in RestApi(api.services, limiter=None, per_minute=1).routes}
     described = {(m, "^" + re.sub(r"\{([^/]+)\}", r"(?P<\1>[^/]+)", t) + "$")
                  for t, ops in DOCUMENT["paths"].items() for m in ops if t != "/v1/openapi.json"}
     assert routes == described  # every route is described, and nothing else
+
+
+def test_a_key_over_its_rate_limit_gets_429_with_retry_after_and_another_key_does_not(tmp_path: Path) -> None:
+    api = Api(tmp_path / "home", per_minute=3, clock=lambda: 60 * 28_333_334 + 30.0)
+    answers = [api.call("GET", "/v1/datasets") for _ in range(4)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    limited = answers[-1]
+    assert limited.get_json()["error"]["code"] == "rate_limited" and limited.headers["Retry-After"] == "30"
+    _, other = create_key(api.services.blobs, TENANT, "ada")
+    assert api.call("GET", "/v1/datasets", key=other).status_code == 200  # the limit is per key
