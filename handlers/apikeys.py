@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from handlers.commands import Command, Reply
 from handlers.services import Services
-from platform_core.apikeys import create_key, keys_of, revoke_key
-from platform_core.errors import NotOwnerOrAdmin, UnknownApiKey, UsageError
+from platform_core.apikeys import create_key, key_of, keys_of, revoke_key
+from platform_core.errors import NotOwnerOrAdmin, UsageError
 from platform_core.jobs import ReplyTo
 
 USAGE = "apikey new [LABEL] | apikey list | apikey revoke ID"
@@ -36,10 +36,7 @@ def handle_apikey(cmd: Command, services: Services, *, reply_to: ReplyTo | None 
     if action == "revoke":
         if len(cmd.args) != 2:
             raise UsageError("apikey revoke ID ('apikey list' shows the ids)")
-        known = {k.key_id: k for k in keys_of(services.blobs, cmd.tenant)}
-        key = known.get(cmd.args[1].lower())
-        if key is None:
-            raise UnknownApiKey(cmd.args[1])
+        key = key_of(services.blobs, cmd.tenant, cmd.args[1])
         if key.created_by != cmd.user and not cmd.is_admin():
             raise NotOwnerOrAdmin(None, "revoke a key someone else made")
         revoked = revoke_key(services.blobs, cmd.tenant, key.key_id)

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from handlers.commands import Command, Reply
 from handlers.datasets import named_record
+from handlers.models import requested_version
 from handlers.replies import format_accuracy
 from handlers.services import Services
-from platform_core.errors import UnknownVersion
 from platform_core.export import export_model
 from platform_core.models import stored_versions
 
@@ -16,10 +16,8 @@ def handle_export(cmd: Command, services: Services) -> Reply:
     record = named_record(cmd, services, "export NAME [VERSION]")
     version = None
     if len(cmd.args) > 1:
-        wanted = cmd.args[1].lower().lstrip("v")
-        if not (wanted.isascii() and wanted.isdigit()):
-            raise UnknownVersion(record.name, cmd.args[1], stored_versions(services.blobs, cmd.tenant, record.name))
-        version = int(wanted)
+        version = requested_version(record.name, cmd.args[1],
+                                    stored_versions(services.blobs, cmd.tenant, record.name))
     filename, data = export_model(services.blobs, record, version)
     shown = version or record.model_version
     accuracy = f", validation accuracy {format_accuracy(record.validation_accuracy)}" \

@@ -32,16 +32,21 @@ def handle_models(cmd: Command, services: Services) -> Reply:
                  buttons=buttons)
 
 
+def requested_version(name: str, word: str, versions: list[int]) -> int:
+    """The stored version a user typed ('3' or 'v3', ASCII digits only); UnknownVersion otherwise."""
+    wanted = word.lower().lstrip("v")
+    if not (wanted.isascii() and wanted.isdigit()) or int(wanted) not in versions:
+        raise UnknownVersion(name, word, versions)
+    return int(wanted)
+
+
 def handle_rollback(cmd: Command, services: Services) -> Reply:
     """Make a stored version current (default: the newest one older than the current)."""
     record = named_record(cmd, services, "rollback NAME [VERSION]")
     require_owner_or_admin(cmd, record, "rollback")
     versions = stored_versions(services.blobs, cmd.tenant, record.name)
     if len(cmd.args) > 1:
-        wanted = cmd.args[1].lower().lstrip("v")
-        if not (wanted.isascii() and wanted.isdigit()) or int(wanted) not in versions:
-            raise UnknownVersion(record.name, cmd.args[1], versions)
-        version = int(wanted)
+        version = requested_version(record.name, cmd.args[1], versions)
     else:
         older = [v for v in versions if v < (record.model_version or 0)]
         if not older:

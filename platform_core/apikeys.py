@@ -92,15 +92,21 @@ def keys_of(blobs: BlobStore, tenant: str) -> list[ApiKey]:
     return sorted(found, key=lambda k: (k.created_at, k.key_id))
 
 
-def revoke_key(blobs: BlobStore, tenant: str, key_id: str) -> ApiKey:
-    """Revoke one of the tenant's keys (at once: every request reads the record); revoking twice is harmless."""
-    record = _load(blobs, key_id) if re.fullmatch(r"[0-9a-f]{16}", key_id or "") else None
+def key_of(blobs: BlobStore, tenant: str, key_id: str) -> ApiKey:
+    """One of the tenant's keys by id; UnknownApiKey for any other id (another tenant's included)."""
+    record = _load(blobs, key_id.lower()) if re.fullmatch(r"[0-9a-fA-F]{16}", key_id or "") else None
     if record is None or record.tenant != tenant:
         raise UnknownApiKey(key_id)
+    return record
+
+
+def revoke_key(blobs: BlobStore, tenant: str, key_id: str) -> ApiKey:
+    """Revoke one of the tenant's keys (at once: every request reads the record); revoking twice is harmless."""
+    record = key_of(blobs, tenant, key_id)
     if record.revoked:
         return record
     revoked = ApiKey(**{**asdict(record), "revoked_at": utc_now()})
-    blobs.put(_record_key(key_id), json.dumps(asdict(revoked), sort_keys=True).encode(), "application/json")
+    blobs.put(_record_key(record.key_id), json.dumps(asdict(revoked), sort_keys=True).encode(), "application/json")
     return revoked
 
 

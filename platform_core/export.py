@@ -34,12 +34,13 @@ def export_model(blobs: BlobStore, record: DatasetRecord, version: int | None = 
         raise UnknownVersion(record.name, f"v{version}", versions)
     path = version_path(record.tenant, record.name, version)
     manifest = load_manifest(blobs, path)
-    metrics = json.loads(load_file(blobs, path, "metrics.json", manifest))
+    files = {filename: load_file(blobs, path, filename, manifest) for filename in sorted(manifest["files"])}
+    metrics = json.loads(files["metrics.json"])
     kind = "image" if manifest["preprocess"].get("type") == "image" else "text"
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
-        for filename in sorted(manifest["files"]):
-            zf.writestr(filename, load_file(blobs, path, filename, manifest))
+        for filename, data in files.items():
+            zf.writestr(filename, data)
         zf.writestr(MANIFEST, json.dumps(manifest, indent=2, sort_keys=True))
         zf.writestr("mlbot_model.py", PORTABLE.read_bytes())
         zf.writestr("README.md", readme(record, version, kind, manifest["classes"], metrics))

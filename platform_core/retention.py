@@ -75,8 +75,9 @@ def purge_departed(records: DatasetRepository, blobs: BlobStore, now: float, ret
     for gone in departures(blobs):
         if now - gone.at < retention_s:
             continue
-        busy = [r.name for r in records.list(gone.tenant) if r.training_status in BUSY_STATUSES]
-        for record in records.list(gone.tenant):
+        kept = records.list(gone.tenant)
+        busy = [r.name for r in kept if r.training_status in BUSY_STATUSES]
+        for record in kept:
             if record.name not in busy:
                 remove_dataset(records, blobs, gone.tenant, record.name)
         if busy:

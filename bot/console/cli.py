@@ -112,7 +112,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         reply = Reply(reply.text, data={"id": reply.data["id"], "key": reply.data["key"]})
     if cmd.verb == "export" and reply.ok and reply.file:
         out = args.out or Path(reply.file[0])
-        out.write_bytes(reply.file[1])
+        try:
+            out.write_bytes(reply.file[1])
+        except OSError as exc:
+            print(f"mlbot: could not write {out}: {exc.strerror or exc}; choose another --out", file=sys.stderr)
+            return 1
         reply = Reply(f"Wrote {out} ({len(reply.file[1]):,} bytes): model version {reply.data['version']} of "
                       f"'{reply.data['name']}'. Unzip it and see README.md.", data={**reply.data, "path": str(out)})
     return emit(reply, as_json=args.json)
@@ -130,7 +134,7 @@ def _command(args: argparse.Namespace, tenant: str, user: str) -> Command:
         words = {"create": ("new", *args.label.split()), "list": ("list",), "revoke": ("revoke", *([args.id] if args.id else []))}
         return Command("apikey", tenant, user, words[args.action], admin=True)  # the console's user runs it
     if args.command == "export":
-        return Command("export", tenant, user, (args.name, *([str(args.version)] if args.version else [])))
+        return Command("export", tenant, user, (args.name, *([str(args.version)] if args.version is not None else [])))
     if args.command == "predict":
         image = Attachment(args.image.name, args.image) if args.image else None
         return Command("predict", tenant, user, (args.name, *(args.text.split() if args.text else ())), image)

@@ -30,23 +30,25 @@ class DynamoNotificationLog:
         names = {f"#f{i}": name for i, name in enumerate(fields)}
         values = {f":v{i}": _value(value) for i, value in enumerate(fields.values())}
         with aws_errors("update", job_id):
-            dynamodb = self._dynamodb()
-            dynamodb.update_item(TableName=self._table, Key=key,
-                                 UpdateExpression="SET notifications = if_not_exists(notifications, :empty)",
-                                 ExpressionAttributeValues={":empty": {"M": {}}})
+            dynamodb = self._with_notes(key)
             response = dynamodb.update_item(
                 TableName=self._table, Key=key, ReturnValues="ALL_NEW",
                 UpdateExpression="SET " + ", ".join(f"notifications.{n} = {v}" for n, v in zip(names, values)),
                 ExpressionAttributeNames=names, ExpressionAttributeValues=values)
         return from_dynamo(DESERIALIZER.deserialize(response["Attributes"]["notifications"]))
 
+    def _with_notes(self, key: dict) -> Any:
+        """The client, once the item has a ``notifications`` map (DynamoDB sets no path inside a missing map)."""
+        dynamodb = self._dynamodb()
+        dynamodb.update_item(TableName=self._table, Key=key,
+                             UpdateExpression="SET notifications = if_not_exists(notifications, :empty)",
+                             ExpressionAttributeValues={":empty": {"M": {}}})
+        return dynamodb
+
     def add(self, job_id: str, field: str, value: Any) -> bool:
         key = {"job_id": {"S": job_id}}
         with aws_errors("add", job_id):
-            dynamodb = self._dynamodb()
-            dynamodb.update_item(TableName=self._table, Key=key,
-                                 UpdateExpression="SET notifications = if_not_exists(notifications, :empty)",
-                                 ExpressionAttributeValues={":empty": {"M": {}}})
+            dynamodb = self._with_notes(key)
             try:
                 dynamodb.update_item(TableName=self._table, Key=key,
                                      UpdateExpression="SET notifications.#f = :v",

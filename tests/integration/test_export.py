@@ -170,3 +170,7 @@ def test_mlbot_export_writes_the_zip(world: World, tmp_path: Path, monkeypatch, 
     assert shown["path"] == str(out) and shown["version"] == 1 and zipfile.is_zipfile(out)
     assert cli.main(["export", "nothing"]) == 1
     assert "no dataset named 'nothing'" in capsys.readouterr().out
+    assert cli.main(["export", "colours", "--version", "0"]) == 1  # no version 0: not the current one
+    assert "no model version 0" in capsys.readouterr().out
+    assert cli.main(["export", "colours", "--out", str(tmp_path / "no" / "such" / "dir.zip")]) == 1
+    assert "could not write" in capsys.readouterr().err
