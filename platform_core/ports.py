@@ -31,6 +31,12 @@ class BlobStore(Protocol):
     def list(self, prefix: str) -> list[str]:
         """Keys starting with ``prefix``, sorted."""
 
+    def upload_form(self, key: str, *, content_type: str, max_bytes: int,
+                    expires_s: int) -> tuple[str, dict[str, str]] | None:
+        """Where a client may POST one file of at most ``max_bytes`` straight to ``key`` for ``expires_s``
+        seconds (a presigned form: the URL and the fields to send before the file), or None when this
+        store has no such thing (then the caller receives the file itself)."""
+
 
 class DatasetRepository(Protocol):
     """The `Dataset` table. Every write is conditional so that racing requests cannot both win."""

@@ -13,6 +13,7 @@ import json
 import logging
 from dataclasses import dataclass
 
+from platform_core import uploads
 from platform_core.apikeys import delete_keys_of
 from platform_core.errors import BlobNotFound
 from platform_core.ports import BlobStore, DatasetRepository
@@ -88,8 +89,9 @@ def purge_departed(records: DatasetRepository, blobs: BlobStore, now: float, ret
             for key in blobs.list(f"{top}/{tenant_key(gone.tenant)}/"):
                 blobs.delete(key)
         delete_keys_of(blobs, gone.tenant)
+        uploads.delete_of_tenant(blobs, gone.tenant)
         blobs.delete(_mark(gone.tenant))
-        log.info("departed tenant %s: every dataset, model, kept input and API key deleted", gone.tenant)
+        log.info("departed tenant %s: every dataset, model, kept input, API key and upload deleted", gone.tenant)
         purged.append(gone.tenant)
     return purged
 

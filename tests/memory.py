@@ -72,6 +72,9 @@ class MemoryBlobStore:
         with self._lock:
             return sorted(key for key in self._blobs if key.startswith(prefix))
 
+    def upload_form(self, key: str, **_: object) -> None:
+        return None
+
 
 class MemoryDatasetRepository:
     """DatasetRepository in a dict keyed by (tenant, name); create and replace are conditional."""

@@ -61,12 +61,9 @@ REST_PREFIX = "/v1/"
 def webhook_routes(settings: Settings, services, backend=None) -> dict[str, Route]:
     """path -> Lambda-style handler, for each channel whose secrets are set, and the REST API under /v1/
     (always: it wants an API key on every route)."""
-    from bot.rest.api import RestApi
-    from platform_core.backend import backend_for
+    from bot.rest.lambda_entry import build_api
 
-    limiter = (backend or backend_for(settings)).rate_limiter
-    routes: dict[str, Route] = {REST_PREFIX: RestApi(services, limiter=limiter,
-                                                     per_minute=settings.api_rate_per_minute).handle}
+    routes: dict[str, Route] = {REST_PREFIX: build_api(settings, services, backend=backend).handle}
     if settings.slack_signing_secret and (settings.slack_bot_token or settings.slack_client_id):
         from slack_bolt.lazy_listener.thread_runner import ThreadLazyListenerRunner
 

@@ -15,6 +15,11 @@ Another tenant's dataset is simply not there: the same 404 as a name nobody used
     GET  /v1/jobs/{id}                     a job's state
     POST /v1/datasets/{name}/predict       {"text"}, {"image": b64} or image bytes  (original: predict x2)
     GET  /v1/datasets/{name}/model         the export zip (?version=N)
+    POST /v1/datasets/{name}/upload-url    a form to post a file over 6 MB straight to storage
+    GET  /v1/uploads/{id}                  that upload: waiting, stored or rejected
+    POST /v1/uploads                       the form's target where storage has none (local; no key: its token)
+
+``accept`` validates and stores a file that landed through such a form (the S3 event, bot.rest.lambda_entry).
 """
 from __future__ import annotations
 
@@ -27,12 +32,17 @@ import re
 import time
 from typing import Any, Callable
 
+from email.parser import BytesParser
+from email.policy import HTTP
+
 from handlers.chat import dispatch
 from handlers.commands import Attachment, Command, Reply
 from handlers.services import Services
-from platform_core.apikeys import ApiKey, authenticate
-from platform_core.errors import ApiKeyRefused, MlbotError
+from platform_core import uploads
+from platform_core.apikeys import ApiKey, authenticate, key_of
+from platform_core.errors import ApiKeyRefused, MlbotError, UnknownApiKey
 from platform_core.ports import RateLimiter
+from platform_core.records import normalise_name
 
 log = logging.getLogger(__name__)
 MAX_BODY = 6 * 1024 * 1024  # API Gateway's payload limit for a Lambda (larger uploads: a presigned URL)
@@ -91,6 +101,9 @@ class RestApi:
             ("GET", re.compile(r"^/v1/jobs/(?P<job_id>[^/]+)$"), self.get_job),
             ("POST", re.compile(r"^/v1/datasets/(?P<name>[^/]+)/predict$"), self.predict),
             ("GET", re.compile(r"^/v1/datasets/(?P<name>[^/]+)/model$"), self.model),
+            ("POST", re.compile(r"^/v1/datasets/(?P<name>[^/]+)/upload-url$"), self.upload_url),
+            ("GET", re.compile(r"^/v1/uploads/(?P<upload_id>[^/]+)$"), self.get_upload),
+            ("POST", re.compile(r"^/v1/uploads$"), self.receive_form),
         ]
 
     # --- the entry ----------------------------------------------------------------------------------------
@@ -103,6 +116,8 @@ class RestApi:
 
                 return _json(200, document())
             route, allowed = self._route(request)
+            if route == self.receive_form:  # the form's token is its key; the file may be over 6 MB
+                return self.receive_form(request)
             key = authenticate(self.services.blobs, _bearer(request))
             wait = self.limiter.allow(f"api:{key.key_id}", self.per_minute, 60, self.clock())
             if wait:
@@ -203,6 +218,83 @@ class RestApi:
                 "headers": {"content-type": "application/zip",
                             "content-disposition": f'attachment; filename="{filename}"'}}
 
+    def upload_url(self, request: Request, key: ApiKey) -> dict:
+        given = request.json() if request.body.strip() else {}
+        content_type = str(given.get("content_type") or request.query.get("content_type") or "").lower()
+        filename = UPLOAD_TYPES.get(content_type)
+        if filename is None:
+            raise ApiError(400, "bad_request", 'Say what you will send: {"content_type": "application/zip"} '
+                                               '(images) or {"content_type": "text/csv"}.')
+        content_type = "application/zip" if filename.endswith(".zip") else "text/csv"
+        limits = self.services.limits
+        upload = uploads.start(self.services.blobs, tenant=key.tenant, key_id=key.key_id,
+                               name=normalise_name(request.params["name"]), content_type=content_type,
+                               description=str(given.get("description") or request.query.get("description") or ""),
+                               max_bytes=limits.max_archive_bytes if filename.endswith(".zip") else limits.max_csv_bytes,
+                               now=self.clock())
+        host = request.headers.get("x-forwarded-host") or request.headers.get("host") or "localhost"
+        scheme = request.headers.get("x-forwarded-proto", "http")
+        url, fields = uploads.form_for(self.services.blobs, upload, f"{scheme}://{host}/v1/uploads")
+        return _json(201, {"upload_id": upload.upload_id, "url": url, "method": "POST", "fields": fields,
+                           "expires_at": upload.expires_at, "max_bytes": upload.max_bytes,
+                           "status_url": f"/v1/uploads/{upload.upload_id}"})
+
+    def get_upload(self, request: Request, key: ApiKey) -> dict:
+        upload = uploads.load(self.services.blobs, key.tenant, request.params["upload_id"])
+        if upload is None:
+            raise ApiError(404, "not_found", f"There is no upload '{request.params['upload_id']}' here.")
+        return _json(200, upload.shown(self.clock()))
+
+    def receive_form(self, request: Request, key: ApiKey | None = None) -> dict:
+        """The local stand-in for S3's presigned POST: the same fields, the file last; 204 as S3 answers."""
+        form = _form(request)
+        upload = uploads.landed(self.services.blobs, form.get("key", b"").decode("utf-8", "replace"))
+        if upload is None or not uploads.token_matches(upload, form.get("token", b"").decode("utf-8", "replace")) \
+                or self.clock() > upload.expires_at:
+            raise ApiError(403, "forbidden", "This upload form is not valid (or has expired): ask for a new one "
+                                             "with POST /v1/datasets/{name}/upload-url.")
+        data = form.get("file")
+        if data is None:
+            raise ApiError(400, "bad_request", "The form has no 'file' field (send it last).")
+        if len(data) > upload.max_bytes:
+            raise ApiError(413, "too_large", f"The file is over {upload.max_bytes // (1024 * 1024)} MB.")
+        self.services.blobs.put(upload.object_key, data, upload.content_type)
+        self.accept(upload.object_key)
+        return {"statusCode": 204, "headers": {}, "body": ""}
+
+    def accept(self, object_key: str) -> uploads.Upload | None:
+        """Validate and store a file that landed through an upload form, as its key's tenant; record the
+        outcome on the upload and delete the file. None for a key that is no waiting upload's file. A store
+        that fails raises (the event is delivered again); every other outcome is recorded."""
+        blobs = self.services.blobs
+        upload = uploads.landed(blobs, object_key)
+        if upload is None:
+            return None
+        try:
+            key = key_of(blobs, upload.tenant, upload.key_id)
+            if key.revoked:
+                raise UnknownApiKey(key.key_id)
+            if blobs.size(object_key) > upload.max_bytes:  # S3 refuses it first; a store without the check
+                raise ApiError(413, "too_large", f"The file is over {upload.max_bytes // (1024 * 1024)} MB.")
+            reply = self._run(key, "upload", upload.name, *upload.description.split(),
+                              attachment=Attachment(upload.filename, blobs.get(object_key)))
+            upload.state, upload.message = uploads.STORED, reply.text
+            upload.result = {**reply.data, "dataset": _record(reply.data["dataset"])}
+        except _Rejected as exc:
+            upload.state, upload.message, upload.result = uploads.REJECTED, exc.message, {"validation": exc.validation}
+        except UnknownApiKey:  # revoked (or deleted) since it asked
+            upload.state, upload.message = uploads.FAILED, "The API key that asked for this upload was revoked."
+        except ApiError as exc:
+            upload.state, upload.message, upload.result = uploads.FAILED, exc.message, {"code": exc.code}
+        except MlbotError as exc:
+            if STATUS.get(exc.code) == 503:
+                raise
+            upload.state, upload.message, upload.result = uploads.FAILED, exc.user_message(), {"code": exc.code}
+        uploads.save(blobs, upload)
+        blobs.delete(object_key)
+        log.info("upload %s of %s: %s", upload.upload_id, upload.tenant, upload.state)
+        return upload
+
     # --- helpers ------------------------------------------------------------------------------------------
 
     def _run(self, key: ApiKey, verb: str, *args: str, attachment: Attachment | None = None) -> Reply:
@@ -224,6 +316,22 @@ class _Rejected(ApiError):
     def __init__(self, reply: Reply) -> None:
         super().__init__(400, "rejected", reply.text)
         self.validation = reply.data["validation"]
+
+
+def _form(request: Request) -> dict[str, bytes]:
+    """The fields of a multipart/form-data body (the standard library's MIME parser; bytes kept as sent)."""
+    if request.content_type != "multipart/form-data":
+        raise ApiError(415, "unsupported_media_type", "Post the upload form as multipart/form-data.")
+    header = request.headers.get("content-type", "").encode("latin-1", "replace")
+    message = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + header + b"\r\n\r\n" + request.body)
+    if not message.is_multipart():
+        raise ApiError(400, "bad_request", "The upload form could not be read.")
+    fields: dict[str, bytes] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if isinstance(name, str):
+            fields[name] = part.get_payload(decode=True) or b""
+    return fields
 
 
 def _bearer(request: Request) -> str | None:

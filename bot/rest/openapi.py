@@ -77,6 +77,19 @@ SCHEMAS: dict[str, Any] = {
                        "model_version": {"type": "integer"},
                        "sure": {"type": "boolean", "description": "false below the model's confidence threshold"},
                        "confidence_threshold": NUMBER, "prediction_id": {"type": "string"}}},
+    "UploadForm": {"type": "object", "required": ["upload_id", "url", "method", "fields", "expires_at", "max_bytes",
+                                                  "status_url"], "properties": {
+        "upload_id": {"type": "string"},
+        "url": {"type": "string", "description": "POST a multipart/form-data body here: every field, then the file"},
+        "method": {"const": "POST"}, "fields": {"type": "object", "additionalProperties": {"type": "string"}},
+        "expires_at": {"type": "number", "description": "Unix time after which the form takes nothing"},
+        "max_bytes": {"type": "integer"}, "status_url": {"type": "string"}}},
+    "Upload": {"type": "object", "required": ["upload_id", "dataset", "state", "message"], "properties": {
+        "upload_id": {"type": "string"}, "dataset": {"type": "string"},
+        "state": {"enum": ["waiting", "stored", "rejected", "failed", "expired"]}, "message": {"type": "string"},
+        "expires_at": {"type": "number"},
+        "result": {"type": "object", "description": "stored: as the upload route's 201 (Stored); rejected: "
+                                                     "`validation`; failed: `code`"}}},
 }
 
 
@@ -121,6 +134,26 @@ def document() -> dict[str, Any]:
             {"200": {"description": "model.onnx, its preprocessing, metrics, mlbot_model.py and a README",
                      "content": {"application/zip": {"schema": {"type": "string", "contentMediaType": "application/zip"}}}}},
             parameters=[NAME], query=[{"name": "version", "in": "query", "schema": {"type": "integer"}}])},
+        "/v1/datasets/{name}/upload-url": {"post": _operation(
+            "a form to post a file too large for one request (over 6 MB) straight to storage; it is validated "
+            "as a chat upload when it lands (poll status_url)",
+            {"201": _json(_ref("UploadForm"), "where to post the file, and the fields to send with it")},
+            parameters=[NAME], body={"required": False, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["content_type"], "properties": {
+                    "content_type": {"enum": ["application/zip", "text/csv"]},
+                    "description": {"type": "string"}}}}}})},
+        "/v1/uploads/{upload_id}": {"get": _operation(
+            "an upload made with upload-url", {"200": _json(_ref("Upload"), "waiting, stored, rejected, failed or expired")},
+            parameters=[{"name": "upload_id", "in": "path", "required": True, "schema": {"type": "string"}}])},
+        "/v1/uploads": {"post": {
+            "summary": "the upload form's target where storage has no presigned form (mlbot serve); on AWS the "
+                       "form goes to S3. No API key: the form's one-time token proves it",
+            "security": [], "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+                "type": "object", "required": ["key", "token", "file"], "properties": {
+                    "key": {"type": "string"}, "token": {"type": "string"}, "Content-Type": {"type": "string"},
+                    "file": {"type": "string", "contentMediaType": "application/octet-stream"}}}}}},
+            "responses": {"204": {"description": "received, validated and recorded on the upload"},
+                          "default": _json(_ref("Error"), "an error, as listed")}}},
         "/v1/openapi.json": {"get": {"summary": "this document", "security": [], "responses": {
             "200": {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
     }

@@ -139,6 +139,17 @@ class S3BlobStore:
                 keys.extend(obj["Key"] for obj in page.get("Contents", []))
         return sorted(keys)
 
+    def upload_form(self, key: str, *, content_type: str, max_bytes: int,
+                    expires_s: int) -> tuple[str, dict[str, str]] | None:
+        """A presigned POST: S3 checks the signature, the expiry, the content type and refuses a file over
+        ``max_bytes`` (content-length-range) before anything is stored."""
+        with aws_errors("upload_form", key):
+            form = self._s3().generate_presigned_post(
+                Bucket=self._bucket, Key=key, Fields={"Content-Type": content_type},
+                Conditions=[{"Content-Type": content_type}, ["content-length-range", 1, max_bytes]],
+                ExpiresIn=expires_s)
+        return form["url"], dict(form["fields"])
+
 
 class DynamoDatasetRepository:
     """DatasetRepository over a DynamoDB table keyed by tenant (HASH) and name (RANGE)."""

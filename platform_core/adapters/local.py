@@ -109,6 +109,10 @@ class LocalBlobStore:
                         keys.append(key)
         return sorted(keys)
 
+    def upload_form(self, key: str, **_: object) -> None:
+        """Files have no presigned form: the caller receives the file itself."""
+        return None
+
 
 class SqliteFile:
     """One SQLite database file: WAL on first open, a connection per transaction, errors wrapped."""

@@ -75,11 +75,19 @@ def test_another_tenants_key_is_not_listed_nor_revocable_here(services) -> None:
     assert say(services, f"apikey revoke {theirs.key_id}").data["error"] == "not_found"
 
 
-def test_a_departed_workspaces_keys_go_with_its_data(services) -> None:
+def test_a_departed_workspaces_keys_and_uploads_go_with_its_data(services) -> None:
+    from platform_core import uploads
+
     made = say(services, "apikey new")
+    waiting = uploads.start(services.blobs, tenant=TENANT, key_id="0" * 16, name="big", content_type="text/csv",
+                            description="", max_bytes=10)
+    services.blobs.put(waiting.object_key, b"text,label\n")
+    theirs = uploads.start(services.blobs, tenant="slack:TOTHER", key_id="1" * 16, name="big",
+                           content_type="text/csv", description="", max_bytes=10)
     depart(services.blobs, TENANT, 0.0, "uninstalled")
     assert purge_departed(services.records, services.blobs, 31 * 86400.0, 30 * 86400.0) == [TENANT]
     assert services.blobs.list(PREFIX) == []
+    assert services.blobs.list(uploads.PREFIX) == [f"{uploads.PREFIX}records/slack:TOTHER/{theirs.upload_id}.json"]
     with pytest.raises(ApiKeyRefused):
         authenticate(services.blobs, made.data["key"])
 

@@ -7,6 +7,7 @@ import base64
 import io
 import re
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -68,6 +69,9 @@ def conforms(method: str, path: str, response) -> None:
     responses = operation["responses"] if operation else {"default": {"content": {"application/json": {
         "schema": {"$ref": "#/components/schemas/Error"}}}}}
     described = responses.get(str(response.status_code)) or responses["default"]
+    if "content" not in described:  # a 204
+        assert response.status_code == 204 and response.get_data() == b"", (method, path, response.status_code)
+        return
     kind = response.headers["Content-Type"].split(";")[0]
     assert kind in described["content"], (method, path, response.status_code, kind)
     if kind == "application/json":
@@ -184,3 +188,55 @@ def test_a_key_over_its_rate_limit_gets_429_with_retry_after_and_another_key_doe
     assert limited.get_json()["error"]["code"] == "rate_limited" and limited.headers["Retry-After"] == "30"
     _, other = create_key(api.services.blobs, TENANT, "ada")
     assert api.call("GET", "/v1/datasets", key=other).status_code == 200  # the limit is per key
+
+
+def _post_form(api: Api, form: dict, data: bytes, **overrides: str):
+    """What a client does with an upload form: every field, then the file, to the form's URL."""
+    fields = {**form["fields"], **overrides}
+    path = form["url"].split("://", 1)[1].split("/", 1)[1]
+    return api.call("POST", "/" + path, key=None, data={**fields, "file": (io.BytesIO(data), "any-name")},
+                    content_type="multipart/form-data")
+
+
+def test_a_file_over_the_request_limit_goes_through_an_upload_form_and_is_validated_when_it_lands(api: Api) -> None:
+    csv = (REPO / "examples" / "movie_reviews.csv").read_bytes()
+    asked = api.call("POST", "/v1/datasets/Reviews/upload-url", json={"content_type": "text/csv",
+                                                                      "description": "long reviews"})
+    assert asked.status_code == 201, asked.get_json()
+    form = asked.get_json()
+    assert form["url"] == "http://localhost/v1/uploads" and form["method"] == "POST"  # serve's own target
+    assert form["max_bytes"] == api.services.limits.max_csv_bytes
+    status = api.call("GET", form["status_url"]).get_json()
+    assert status["state"] == "waiting" and status["dataset"] == "reviews"
+    assert _post_form(api, form, csv, token="not-the-token").status_code == 403
+    assert api.services.records.get(TENANT, "reviews") is None
+    assert _post_form(api, form, csv).status_code == 204
+    status = api.call("GET", form["status_url"]).get_json()
+    assert status["state"] == "stored" and status["result"]["dataset"]["description"] == "long reviews"
+    assert status["result"]["validation"]["classes"] == {"negative": 150, "positive": 150}
+    assert api.services.records.get(TENANT, "reviews").kind == "sentiment"
+    assert _post_form(api, form, csv).status_code == 403  # a form takes one file
+    assert api.services.blobs.list("api-uploads/incoming/") == []  # the file is gone once read
+
+    broken = api.call("POST", "/v1/datasets/shoes/upload-url?content_type=application/zip").get_json()
+    assert _post_form(api, broken, (REPO / "examples" / "broken.zip").read_bytes()).status_code == 204
+    refused = api.call("GET", broken["status_url"]).get_json()
+    assert refused["state"] == "rejected" and len(refused["result"]["validation"]["errors"]) == 4
+    assert api.services.records.get(TENANT, "shoes") is None  # nothing half-stored
+
+
+def test_upload_forms_are_bounded_private_and_expire(tmp_path: Path) -> None:
+    now = [1_000_000.0]
+    api = Api(tmp_path / "home", clock=lambda: now[0])
+    api.services.limits = replace(api.services.limits, max_csv_bytes=100)
+    form = api.call("POST", "/v1/datasets/tiny/upload-url", json={"content_type": "text/csv"}).get_json()
+    assert form["max_bytes"] == 100
+    assert _post_form(api, form, b"x" * 101).status_code == 413
+    _, theirs = create_key(api.services.blobs, "slack:TOTHER", "bob")
+    assert api.call("GET", form["status_url"], key=theirs).status_code == 404  # not theirs to see
+    assert api.call("POST", "/v1/datasets/tiny/upload-url", json={"content_type": "image/png"}).status_code == 400
+    assert api.call("POST", "/v1/datasets/no%20good/upload-url",
+                    json={"content_type": "text/csv"}).get_json()["error"]["code"] == "invalid_name"
+    now[0] += 3601
+    assert api.call("GET", form["status_url"]).get_json()["state"] == "expired"
+    assert _post_form(api, form, b"text,label\n").status_code == 403
