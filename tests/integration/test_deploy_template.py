@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import io
+import json
 import os
 import re
 import subprocess
@@ -30,13 +31,18 @@ DEPLOY = REPO / "trainer_ec2" / "deploy"
 BOOT_SH = DEPLOY / "boot.sh"
 BUCKET = "${DatasetBucket.Arn}"
 CHAT_FUNCTIONS = ("SlackFunction", "TelegramFunction")
-FUNCTIONS = {"PredictFunction", "SlackFunction", "TelegramFunction", "NotifierFunction", "ReconcilerFunction"}
+REST_FUNCTIONS = ("ApiFunction", "UploadFunction")  # the REST API, and its uploads that land in S3
+FUNCTIONS = {"PredictFunction", "SlackFunction", "TelegramFunction", "NotifierFunction", "ReconcilerFunction",
+             *REST_FUNCTIONS}
+USE_CASES = ("datasets", "feedback", "feedback-pending", "predict-inputs", "models", "api-keys")
 # Where each role may write (put or delete objects); anything else in the bucket is out of bounds.
 WRITABLE = {
     "SlackFunction": ("datasets", "feedback", "feedback-pending", "predict-inputs", "models", "api-keys",
                       "slack-installations", "slack-oauth-states", "departed"),
     "TelegramFunction": ("datasets", "feedback", "feedback-pending", "predict-inputs", "models", "api-keys",
                          "telegram-buttons", "tenant-aliases"),
+    "ApiFunction": (*USE_CASES, "api-uploads"),
+    "UploadFunction": (*USE_CASES, "api-uploads"),
     "PredictFunction": ("predict-inputs",),
     "NotifierFunction": (),
     # deletes a workspace's data once it has been gone for the retention period (platform_core.retention)
@@ -48,7 +54,7 @@ AWS_MANAGED = {
     "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",
     "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore",  # Session Manager on the trainers; no S3
 }
-ASYNC_FUNCTIONS = ("SlackFunction", "TelegramFunction", "NotifierFunction", "ReconcilerFunction")
+ASYNC_FUNCTIONS = ("SlackFunction", "TelegramFunction", "NotifierFunction", "ReconcilerFunction", "UploadFunction")
 NO_VALUE = {"Ref": "AWS::NoValue"}
 GPU = "HasGpuPool"
 GPU_RESOURCES = {"GpuTrainingQueue", "GpuTrainerLaunchTemplate", "GpuTrainerGroup", "GpuScaleOutPolicy",
@@ -261,10 +267,10 @@ def test_every_role_names_its_resources_and_touches_only_this_stacks_queues_and_
 
 
 def test_chat_functions_queue_jobs_and_raise_only_this_stacks_groups(deployed) -> None:
-    for name in CHAT_FUNCTIONS:
+    for name in CHAT_FUNCTIONS + REST_FUNCTIONS:
         granted = _grants(deployed, name)
         # The training queues, and the failure queue SAM's on-failure destination (EventInvokeConfig) adds.
-        assert granted["sqs:SendMessage"] == QUEUE_ARNS | {FAILURES}
+        assert granted["sqs:SendMessage"] == QUEUE_ARNS | ({FAILURES} if name in ASYNC_FUNCTIONS else set())
         assert granted["sqs:GetQueueAttributes"] == QUEUE_ARNS
         assert granted["autoscaling:SetDesiredCapacity"] == GROUP_ARNS
         assert granted["autoscaling:DescribeAutoScalingGroups"] == {"*"}
@@ -308,13 +314,47 @@ def test_the_reconciler_drains_the_dead_letter_queue_and_sizes_the_groups(deploy
     assert granted["dynamodb:DeleteItem"] == {"${DatasetTable.Arn}"}  # a departed workspace's records
     assert env["MLBOT_DEPARTED_RETENTION_DAYS"] == {"Ref": "DepartedRetentionDays"}
     assert granted["dynamodb:UpdateItem"] == granted["dynamodb:GetItem"] == {"${JobTable.Arn}", "${DatasetTable.Arn}"}
-    (rule,) = infra.resources_of_type(deployed, "AWS::Events::Rule").values()
+    rule = _rule_of(deployed, "ReconcilerFunction")
     assert rule["ScheduleExpression"] == "rate(5 minutes)"
-    assert rule["Targets"][0]["Arn"] == {"Fn::GetAtt": ["ReconcilerFunction", "Arn"]}
+
+
+def _rule_of(deployed, function: str) -> dict:
+    (rule,) = [r for r in infra.resources_of_type(deployed, "AWS::Events::Rule").values()
+               if r["Targets"][0]["Arn"] == {"Fn::GetAtt": [function, "Arn"]}]
+    return rule
+
+
+def test_the_rest_api_answers_every_v1_route_and_a_landed_upload_wakes_the_upload_function(deployed) -> None:
+    api = deployed["Resources"]["ApiFunction"]["Properties"]
+    uploads = deployed["Resources"]["UploadFunction"]["Properties"]
+    assert api["Handler"] == uploads["Handler"] == "bot.rest.lambda_entry.handler"
+    assert api["Timeout"] <= 30 < uploads["Timeout"]  # a request ends at the HTTP API's 30 s; a 50 MB zip may not
+    (http,) = infra.resources_of_type(deployed, "AWS::ApiGatewayV2::Api").values()
+    paths = http["Body"]["paths"]  # SAM writes the routes as the API's OpenAPI body
+    assert "x-amazon-apigateway-any-method" in paths["/v1/{proxy+}"]
+    assert {"/slack/events", "/telegram/webhook"} <= set(paths)
+    for props in (api, uploads):
+        env = props["Environment"]["Variables"]
+        assert env["MLBOT_API_RATE_PER_MINUTE"] == {"Ref": "ApiRatePerMinute"}
+        assert env["MLBOT_IDEMPOTENCY_TABLE"] == {"Ref": "IdempotencyTable"}  # the rate-limit windows
+        assert env["MLBOT_PREDICT_FUNCTION"] == {"Ref": "PredictFunction"}
+    for name in REST_FUNCTIONS:
+        granted = _grants(deployed, name)
+        assert "${IdempotencyTable.Arn}" in granted["dynamodb:UpdateItem"]
+        assert {f"{BUCKET}/api-keys/*", f"{BUCKET}/api-uploads/*"} <= granted["s3:GetObject"]
+    pattern = _rule_of(deployed, "UploadFunction")["EventPattern"]
+    assert pattern["source"] == ["aws.s3"] and pattern["detail-type"] == ["Object Created"]
+    assert pattern["detail"]["bucket"]["name"] == [{"Ref": "DatasetBucket"}]
+    assert pattern["detail"]["object"]["key"] == [{"prefix": "api-uploads/incoming/"}]
+    bucket = deployed["Resources"]["DatasetBucket"]["Properties"]
+    assert bucket["NotificationConfiguration"]["EventBridgeConfiguration"]["EventBridgeEnabled"] is True
+    rules = {r.get("Prefix"): r for r in bucket["LifecycleConfiguration"]["Rules"]}
+    assert rules["api-uploads/"]["ExpirationInDays"] <= 2  # abandoned uploads do not stay
+    assert "ApiFunction" not in json.dumps(deployed["Resources"]["DatasetBucket"])  # no circular dependency
 
 
 def test_chat_functions_never_write_models_or_the_trainer_bundle(deployed) -> None:
-    for name in CHAT_FUNCTIONS:
+    for name in CHAT_FUNCTIONS + REST_FUNCTIONS:
         for statement in _role_statements(deployed, _role_of(name)):
             resources = _resources(statement.get("Resource", []))
             actions = _listed(statement["Action"])
@@ -591,8 +631,8 @@ def test_every_asynchronous_path_ends_in_the_failure_queue_which_is_alarmed(depl
     assert slack["Qualifier"] == "live"  # the alias the webhook and Bolt's lazy self-invocations call
     subscription = infra.resources_of_type(deployed, "AWS::SNS::Subscription")["NotifierFunctionTrainingEvents"]
     assert _text(subscription["RedrivePolicy"]["deadLetterTargetArn"]) == "${AsyncFailureQueue.Arn}"
-    (rule,) = infra.resources_of_type(deployed, "AWS::Events::Rule").values()
-    assert _text(rule["Targets"][0]["DeadLetterConfig"]["Arn"]) == "${AsyncFailureQueue.Arn}"
+    for rule in infra.resources_of_type(deployed, "AWS::Events::Rule").values():  # schedule, landed uploads
+        assert _text(rule["Targets"][0]["DeadLetterConfig"]["Arn"]) == "${AsyncFailureQueue.Arn}"
     alarm = resources["AsyncFailuresAlarm"]["Properties"]
     assert alarm["Dimensions"][0]["Value"] == {"Fn::GetAtt": ["AsyncFailureQueue", "QueueName"]}
 
