@@ -97,8 +97,8 @@ class ConsoleChat:
         from trainer_ec2.wiring import build_trainer_context
 
         settings = replace(settings, backend="local")
-        self.tenant, self.user, self.out = tenant, user, out
-        backend = backend_for(settings)
+        self.tenant, self.user, self.out, self.settings = tenant, user, out, settings
+        self.backend = backend = backend_for(settings)
         self.ctx = build_trainer_context(settings, backend=backend)
         self.services = build_services(settings, launcher=ThreadLauncher(lambda: drain(self.ctx)), backend=backend)
         self.sender = ConsoleSender(out, settings.home / "outbox")

@@ -52,4 +52,6 @@ def test_full_demo_trains_both_examples_with_progress_and_metrics(tmp_path: Path
     assert "confident, model version 1" in out
     exported = tmp_path / "home" / "demo" / "outbox" / "fashion-v1.zip"  # the model, ready to leave the chat
     assert "Here is 'fashion' model version 1" in out and zipfile.is_zipfile(exported)
+    called = out[out.index("code> curl"):]  # the demo ends by calling the REST API once, over HTTP
+    assert "/v1/datasets/reviews/predict" in called and "HTTP 200: {" in called and '"label": "positive"' in called
     assert '"training_status": "Training Successful"' in _listing(tmp_path)

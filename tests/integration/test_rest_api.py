@@ -3,6 +3,7 @@ trains, polls, predicts and downloads the export; revoked keys, other tenants an
 with the right status and a JSON error."""
 from __future__ import annotations
 
+import ast
 import base64
 import io
 import re
@@ -240,3 +241,37 @@ def test_upload_forms_are_bounded_private_and_expire(tmp_path: Path) -> None:
     now[0] += 3601
     assert api.call("GET", form["status_url"]).get_json()["state"] == "expired"
     assert _post_form(api, form, b"text,label\n").status_code == 403
+
+
+def test_the_readmes_python_example_runs_against_mlbot_serve(tmp_path: Path, monkeypatch, capsys) -> None:
+    """The README's Python block, as written, over real HTTP against serve's app (training in a thread)."""
+    from werkzeug.serving import make_server
+
+    from platform_core.adapters.launchers import ThreadLauncher
+    from tests.serving import serve_in_thread
+
+    block = re.search(r"```python\n(.*?)```", (REPO / "README.md").read_text(), re.S).group(1)
+    settings = Settings(backend="local", home=tmp_path / "home")
+    ctx = build_trainer_context(settings, trainers={"image": FakeTrainer(["red", "green", "blue"]),
+                                                    "sentiment": TextTrainer()})
+    services = build_services(settings, launcher=ThreadLauncher(lambda: drain(ctx)))
+    services.predictor = InProcessPredictions(Predictor(blobs=ctx.blobs, records=ctx.records), ctx.blobs)
+    server = make_server("127.0.0.1", 0, combined_app(webhook_routes(settings, services), _no_trainer), threaded=True)
+    serve_in_thread(server)
+    try:
+        _, key = create_key(services.blobs, TENANT, "ada")
+        (tmp_path / "examples").symlink_to(REPO / "examples")
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.setenv("MLBOT_API", f"http://127.0.0.1:{server.server_port}/v1")
+        monkeypatch.setenv("MLBOT_KEY", key)
+        exec(compile(block, "README.md", "exec"), {"__name__": "__main__"})  # noqa: S102 - our own README
+    finally:
+        server.shutdown()
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[:6] == ["{'bag': 30, 'sneaker': 30, 'trouser': 30, 'tshirt_top': 30}", "stored", "['fashion', 'reviews']",
+                           "Training Not Started", "fashion succeeded 1", "reviews succeeded 1"], printed
+    by_bytes, by_base64 = (ast.literal_eval(line) for line in printed[6:8])
+    assert by_bytes.pop("prediction_id") != by_base64.pop("prediction_id")
+    assert by_bytes == by_base64 and by_bytes["label"] in ("red", "green", "blue")  # one photo, bytes or base64
+    assert printed[8] == "pos" and zipfile.is_zipfile(tmp_path / "fashion.zip")
+    assert printed[9] == f"{len(DOCUMENT['paths'])} routes described"
