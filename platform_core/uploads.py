@@ -4,7 +4,7 @@ to storage and is validated when it lands.
 On AWS the answer is an S3 presigned POST (``url`` and ``fields``; S3 itself refuses a file over the upload
 limit, content-length-range), the object lands under ``api-uploads/incoming/<tenant>/<id>/`` and S3's "Object
 Created" event (EventBridge) brings it to the API function, which validates and stores it exactly as a chat
-upload (bot.rest.api).
+upload (bot.api.routes).
 Where the store has no presigned form (the local backend, `mlbot serve`), the URL is the API's own
 ``POST /v1/uploads``, taking the same multipart form (``key`` names the upload, a one-time ``token`` stands in
 for S3's signed policy) and validating in the request: a client written for one works against the other.

@@ -61,7 +61,7 @@ REST_PREFIX = "/v1/"
 def webhook_routes(settings: Settings, services, backend=None) -> dict[str, Route]:
     """path -> Lambda-style handler, for each channel whose secrets are set, and the REST API under /v1/
     (always: it wants an API key on every route)."""
-    from bot.rest.lambda_entry import build_api
+    from bot.api.lambda_entry import build_api
 
     routes: dict[str, Route] = {REST_PREFIX: build_api(settings, services, backend=backend).handle}
     if settings.slack_signing_secret and (settings.slack_bot_token or settings.slack_client_id):

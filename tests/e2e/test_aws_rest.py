@@ -1,6 +1,6 @@
 """The REST API on the AWS deployment, with AWS played by the moto server over HTTP.
 
-The API function's Lambda entry (bot.rest.lambda_entry.handler) answers API Gateway events over the moto
+The API function's Lambda entry (bot.api.lambda_entry.handler) answers API Gateway events over the moto
 stores; a key made with `mlbot apikey create` on that backend uploads the example zip in the request and the
 example CSV through an upload form (a real presigned S3 POST to the moto server, then the S3 "Object Created"
 event EventBridge delivers, twice), trains both on trainers the Auto Scaling group launches (the real trainer,
@@ -21,9 +21,9 @@ import pytest
 import requests
 
 from bot.console import cli
-from bot.rest import lambda_entry
-from bot.rest.api import RestApi
-from bot.rest.lambda_entry import build_api
+from bot.api import lambda_entry
+from bot.api.routes import RestApi
+from bot.api.lambda_entry import build_api
 from bot.wiring import build_services
 from platform_core.adapters.aws_predict import LambdaPredictions
 from platform_core.apikeys import create_key, revoke_key

@@ -327,7 +327,7 @@ def _rule_of(deployed, function: str) -> dict:
 def test_the_rest_api_answers_every_v1_route_and_a_landed_upload_wakes_the_upload_function(deployed) -> None:
     api = deployed["Resources"]["ApiFunction"]["Properties"]
     uploads = deployed["Resources"]["UploadFunction"]["Properties"]
-    assert api["Handler"] == uploads["Handler"] == "bot.rest.lambda_entry.handler"
+    assert api["Handler"] == uploads["Handler"] == "bot.api.lambda_entry.handler"
     assert api["Timeout"] <= 30 < uploads["Timeout"]  # a request ends at the HTTP API's 30 s; a 50 MB zip may not
     (http,) = infra.resources_of_type(deployed, "AWS::ApiGatewayV2::Api").values()
     paths = http["Body"]["paths"]  # SAM writes the routes as the API's OpenAPI body

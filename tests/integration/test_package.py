@@ -97,8 +97,8 @@ def test_the_bot_zip_holds_the_chat_lambdas_without_torch_or_onnxruntime(tmp_pat
         import json, sys
         sys.path.insert(0, {str(tmp_path / "unzipped")!r})
         sys.path.append({str(runtime)!r})
-        import bot.slack.lambda_entry, bot.telegram.lambda_entry, bot.rest.lambda_entry, bot.notifier, bot.reconciler
-        import bot.rest.openapi, platform_core.export
+        import bot.slack.lambda_entry, bot.telegram.lambda_entry, bot.api.lambda_entry, bot.notifier, bot.reconciler
+        import bot.api.openapi, platform_core.export
         from handlers.chat import dispatch
         print("imported")
         """)

@@ -17,8 +17,8 @@ from openapi_spec_validator import validate
 from werkzeug.test import Client
 
 from bot.console.serve import combined_app, webhook_routes
-from bot.rest.api import RestApi
-from bot.rest.openapi import ORIGINAL, document
+from bot.api.routes import RestApi
+from bot.api.openapi import ORIGINAL, document
 from bot.wiring import build_services
 from lambda_predict.handler import InProcessPredictions
 from lambda_predict.predictor import Predictor

@@ -2,7 +2,7 @@
 
 Framework-free like the webhooks: ``RestApi.handle`` takes an API Gateway HTTP API (payload 2.0) event and
 returns its response, so `mlbot serve` and a Lambda answer alike. Every route but
-``/v1/openapi.json`` (bot.rest.openapi) wants ``Authorization: Bearer <key>``; a key acts for its tenant with the rights of the chat admin who made it.
+``/v1/openapi.json`` (bot.api.openapi) wants ``Authorization: Bearer <key>``; a key acts for its tenant with the rights of the chat admin who made it.
 The use cases are the chat's (handlers.chat.dispatch), so a REST upload is validated exactly as a chat
 upload; their error codes become HTTP statuses here, the body always ``{"error": {"code", "message"}}``.
 Each key may make MLBOT_API_RATE_PER_MINUTE requests a minute (RateLimiter); more get 429 and Retry-After.
@@ -19,7 +19,7 @@ Another tenant's dataset is simply not there: the same 404 as a name nobody used
     GET  /v1/uploads/{id}                  that upload: waiting, stored or rejected
     POST /v1/uploads                       the form's target where storage has none (local; no key: its token)
 
-``accept`` validates and stores a file that landed through such a form (the S3 event, bot.rest.lambda_entry).
+``accept`` validates and stores a file that landed through such a form (the S3 event, bot.api.lambda_entry).
 """
 from __future__ import annotations
 
@@ -112,7 +112,7 @@ class RestApi:
         request = Request(event)
         try:
             if request.path == "/v1/openapi.json" and request.method == "GET":  # the one route without a key
-                from bot.rest.openapi import document
+                from bot.api.openapi import document
 
                 return _json(200, document())
             route, allowed = self._route(request)

@@ -1,6 +1,6 @@
 """AWS Lambda entry of the REST API (`ANY /v1/{proxy+}` on the stack's HTTP API, payload format 2.0).
 
-Two kinds of event reach it: an HTTP request, answered by bot.rest.api.RestApi exactly as `mlbot serve`
+Two kinds of event reach it: an HTTP request, answered by bot.api.routes.RestApi exactly as `mlbot serve`
 answers it; and S3's "Object Created" event through EventBridge, for a file posted with an upload form
 (`POST /v1/datasets/{name}/upload-url`), which is validated and stored then (RestApi.accept). The API is
 built once per container from the environment (chat secrets from Secrets Manager: notices of jobs started
@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from bot.rest.api import RestApi
+from bot.api.routes import RestApi
 from bot.wiring import build_services, settings_from_env
 from platform_core.adapters.aws_powertools import lambda_entry
 from platform_core.backend import Backend, backend_for

@@ -1,6 +1,6 @@
 """The REST API's OpenAPI 3.1 document (`GET /v1/openapi.json`, the one route without a key).
 
-Written beside the routes (bot.rest.api) and checked against them: a test validates the document and every
+Written beside the routes (bot.api.routes) and checked against them: a test validates the document and every
 response the API tests see against its schema. ``x-original-operation`` marks the routes that carry the six
 REST operations of the original system.
 """
