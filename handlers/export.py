@@ -22,8 +22,9 @@ def handle_export(cmd: Command, services: Services) -> Reply:
     shown = version or record.model_version
     accuracy = f", validation accuracy {format_accuracy(record.validation_accuracy)}" \
         if version in (None, record.model_version) else ""
-    return Reply(f"Here is '{record.name}' model version {shown}{accuracy}: {filename} ({len(data) / 1e6:.1f} MB). "
-                 "Unzip it and see README.md: python mlbot_model.py runs it with onnxruntime, numpy and Pillow, "
-                 "and answers what I answer.",
+    size = f"{len(data) / 1e6:.1f} MB" if len(data) >= 100_000 else f"{len(data) / 1e3:.0f} KB"
+    return Reply(f"Here is '{record.name}' model version {shown}{accuracy}: {filename} ({size}). "
+                 "Unzip it: README.md says what to pip install, then python mlbot_model.py runs it and answers "
+                 "what I answer.",
                  data={"name": record.name, "version": shown, "file": filename, "bytes": len(data)},
                  file=(filename, data))

@@ -46,7 +46,11 @@ def progress_bar(done: int, total: int, width: int = BAR) -> str:
 def progress_reply(event: TrainingEvent) -> Reply:
     p = event.payload
     epoch, total = int(p.get("epoch", 0)), int(p.get("total", 0))
-    parts = [f"Training '{event.name}' {progress_bar(epoch, total)} epoch {epoch}/{total}"]
+    if p.get("texts_to_encode"):  # a text recipe's first step: its sentence embeddings
+        parts = [f"Training '{event.name}' {progress_bar(epoch, total)} encoding texts "
+                 f"{int(p.get('encoded_texts', 0)):,}/{int(p['texts_to_encode']):,}"]
+    else:
+        parts = [f"Training '{event.name}' {progress_bar(epoch, total)} epoch {epoch}/{total}"]
     if p.get("validation_accuracy") is not None:
         parts.append(f"validation accuracy {format_accuracy(p['validation_accuracy'])}")
     if epoch < total and p.get("eta_s") is not None:

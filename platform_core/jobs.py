@@ -17,7 +17,7 @@ class JobState(str, Enum):
 
 ACTIVE_STATES = (JobState.QUEUED.value, JobState.RUNNING.value)
 # Training recipes per dataset kind; the first is the default.
-RECIPES: dict[str, tuple[str, ...]] = {"image": ("fast", "seed"), "sentiment": ("encoder", "seed")}
+RECIPES: dict[str, tuple[str, ...]] = {"image": ("fast", "seed"), "sentiment": ("e5", "encoder", "seed")}
 # The trainer's HTTP route that trains each kind (the seed's names).
 TRAIN_ROUTES: dict[str, str] = {"image": "/train_image_classification", "sentiment": "/train_sentiment_analysis"}
 

