@@ -8,9 +8,7 @@ is measured in a fresh child process (ru_maxrss) so earlier work does not hide i
 """
 from __future__ import annotations
 
-import csv
 import io
-import random
 import resource
 import statistics
 import subprocess
@@ -33,26 +31,7 @@ from tools import realdata
 REPEATS = 5
 
 
-def largest_zip() -> bytes:
-    """10 classes x 100 real Fashion-MNIST images, upscaled to 96 px as phone-sized thumbnails would be."""
-    return realdata.build_image_zip(10, 100, size=96)
-
-
-def largest_csv() -> bytes:
-    """3 x 1000 real human-rated snippets: movie reviews, with NYT editorial snippets topping up neutral."""
-    rng = random.Random(0)
-    movie = realdata.load_movie_reviews(neutral=True)
-    nyt = [(t, r) for t, r in realdata.load_rated_snippets("nytEditorialSnippets") if -0.5 < r < 0.5]
-    rows = []
-    for label in ("positive", "negative"):
-        rows += [(t, label) for t in rng.sample([t for t, lab in movie if lab == label], 1000)]
-    neutral = [t for t, lab in movie if lab == "neutral"]
-    neutral += rng.sample([t for t, _ in nyt], 1000 - len(neutral))
-    rows += [(t, "neutral") for t in neutral]
-    rng.shuffle(rows)
-    out = io.StringIO()
-    csv.writer(out).writerows([("text", "label"), *rows])
-    return out.getvalue().encode("utf-8")
+largest_zip, largest_csv = realdata.largest_zip, realdata.largest_csv
 
 
 def bomb_zip(path: Path, gib: float = 1.0) -> None:

@@ -1,6 +1,6 @@
 """`make bench`: run every benchmark side by side on this machine and write bench/RESULTS.md.
 
-`python -m bench.run intake` (or image, text, predict, load) runs a subset. Each suite runs in its own process, with
+`python -m bench.run intake` (or image, text, robustness, e2e, predict, load, coldstart, fleet) runs a subset. Each suite runs in its own process, with
 jemalloc preloaded when installed (it doubles MobileNetV2 throughput on this machine).
 """
 from __future__ import annotations
@@ -15,7 +15,9 @@ from pathlib import Path
 SUITES = {
     "intake": ("Intake: validation on real data", "bench.intake"),
     "image": ("Image training: fast against seed (10 classes x 100 Fashion-MNIST)", "bench.image_training"),
-    "text": ("Text training: encoder against seed (2 classes x 500 VADER movie reviews)", "bench.text_training"),
+    "text": ("Text training: e5, encoder and seed on three VADER corpora, and the largest CSV", "bench.text_training"),
+    "robustness": ("Image robustness: resized, recompressed and framed pictures", "bench.image_robustness"),
+    "e2e": ("End to end: upload to notification, the largest datasets", "bench.end_to_end"),
     "predict": ("Prediction: the Lambda handler (onnxruntime) against torch eager", "bench.predict"),
     "load": ("Load: concurrent Slack requests and Telegram updates on the webhook entry points", "bench.load"),
     "coldstart": ("Cold start: the Slack acknowledgement path", "bench.coldstart"),

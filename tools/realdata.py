@@ -234,6 +234,43 @@ def build_sentiment_csv(per_class: int, *, classes: int = 2, seed: int = 0,
     return _csv(_pick_reviews(per_class, classes, seed), header).encode("utf-8")
 
 
+def build_corpus_csv(corpus: str, per_class: int, *, classes: int = 2, seed: int = 0) -> bytes:
+    """A balanced ``text,label`` CSV from one VADER corpus ('movieReviewSnippets', 'amazonReviewSnippets',
+    'tweets', 'nytEditorialSnippets'): positive at a mean rating >= 0.5, negative <= -0.5, neutral between
+    (with classes=3)."""
+    rng, rows = random.Random(seed), []
+    rated = load_rated_snippets(corpus)
+    for label in SENTIMENT_LABELS[:classes]:
+        pool = [t for t, r in rated if label == ("positive" if r >= 0.5 else "negative" if r <= -0.5 else "neutral")]
+        if per_class > len(pool):
+            raise ValueError(f"{corpus}: only {len(pool)} {label} texts, asked for {per_class}")
+        rows += [[text, label] for text in rng.sample(pool, per_class)]
+    rng.shuffle(rows)
+    return _csv(rows, True).encode("utf-8")
+
+
+def largest_zip() -> bytes:
+    """10 classes x 100 real Fashion-MNIST images, upscaled to 96 px as phone-sized thumbnails would be."""
+    return build_image_zip(10, 100, size=96)
+
+
+def largest_csv() -> bytes:
+    """3 x 1000 real human-rated snippets: movie reviews, with NYT editorial snippets topping up neutral."""
+    rng = random.Random(0)
+    movie = load_movie_reviews(neutral=True)
+    nyt = [(t, r) for t, r in load_rated_snippets("nytEditorialSnippets") if -0.5 < r < 0.5]
+    rows = []
+    for label in ("positive", "negative"):
+        rows += [(t, label) for t in rng.sample([t for t, lab in movie if lab == label], 1000)]
+    neutral = [t for t, lab in movie if lab == "neutral"]
+    neutral += rng.sample([t for t, _ in nyt], 1000 - len(neutral))
+    rows += [(t, "neutral") for t in neutral]
+    rng.shuffle(rows)
+    out = io.StringIO()
+    csv.writer(out).writerows([("text", "label"), *rows])
+    return out.getvalue().encode("utf-8")
+
+
 def build_broken_csv(per_class: int = 100, *, seed: int = 0) -> bytes:
     """A valid-looking CSV saved as Windows-1252 (as Excel does), so not UTF-8."""
     data = _csv(_pick_reviews(per_class, 2, seed, accented=4), True).encode("cp1252")

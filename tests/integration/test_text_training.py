@@ -212,7 +212,9 @@ def test_e5_reports_its_encoding_then_its_heads_and_beats_chance(e5_run) -> None
     assert encoding and all(f["texts_to_encode"] == 300 for _, _, f in encoding)
     assert [e for e, _, _ in encoding] == list(range(1, encoding[0][1] + 1))  # step by step, to the last
     assert encoding[-1][2]["encoded_texts"] == 300
-    epochs = te.EncoderConfig().epochs
+    from trainer_ec2.text_e5 import E5Config
+
+    epochs = E5Config().epochs
     assert calls[len(encoding):] == [(epochs, epochs, calls[-1][2])]  # then one report of the heads' last epoch
     assert len(metrics["history"]) == epochs
 
