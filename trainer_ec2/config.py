@@ -15,6 +15,7 @@ class TrainConfig:
     learning_rate: float | None = None
     seed: int = 0
     image_size: int = 224
+    frame_images: bool = True  # trim uniform borders, bring large inputs down to the training side (portable.frame)
     max_text_tokens: int = 128
     # Where torchvision's own MobileNetV2 ImageNet weights lie, when they do (else the packaged ones).
     torchvision_weights: str | None = None

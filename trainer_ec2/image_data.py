@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from platform_core.errors import TrainingDataUnreadable
-from platform_core.preprocess.image import batch, image_spec, preprocess_image_bytes
+from platform_core.preprocess.image import batch, framing_of, image_spec, preprocess_image_bytes
 from trainer_ec2.loop import Batch
 from trainer_ec2.splits import require_classes, stratified_split, validation_fraction
 
@@ -19,7 +19,7 @@ from trainer_ec2.splits import require_classes, stratified_split, validation_fra
 class Data:
     """A normalised zip's images (kept encoded), labels, classes in sorted order and seeded split."""
 
-    def __init__(self, zip_bytes: bytes, seed: int, size: int) -> None:
+    def __init__(self, zip_bytes: bytes, seed: int, size: int, *, framed: bool = True) -> None:
         try:
             with zipfile.ZipFile(io.BytesIO(zip_bytes)) as zf:
                 names = sorted(n for n in zf.namelist() if not n.endswith("/"))
@@ -35,7 +35,9 @@ class Data:
         require_classes("image", sizes)
         train, val = stratified_split(self.labels.tolist(), validation_fraction(min(sizes)), seed=seed)
         self.train, self.val = np.array(train), np.array(val)
-        self.spec = image_spec(size)
+        # Framed (portable.frame) unless asked not to: the model then answers alike for a picture resized,
+        # recompressed or set in a border (bench/image_robustness.py measures it).
+        self.spec = image_spec(size, **(framing_of([self.raw[i] for i in self.train], size) if framed else {}))
 
     def images(self, indices: np.ndarray) -> np.ndarray:
         """Preprocessed float32 (N, 3, H, W) for these indices."""

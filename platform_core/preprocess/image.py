@@ -24,9 +24,43 @@ IMAGE_SPEC_DEFAULT: dict[str, Any] = {
 }
 
 
-def image_spec(size: int = 224) -> dict[str, Any]:
-    """A fresh spec for ``size`` x ``size`` input with ImageNet normalisation."""
-    return {**IMAGE_SPEC_DEFAULT, "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "size": int(size)}
+def image_spec(size: int = 224, **framing: Any) -> dict[str, Any]:
+    """A fresh spec for ``size`` x ``size`` input with ImageNet normalisation, and ``framing`` (what
+    ``framing_of`` measures of the training pictures; portable.frame applies it)."""
+    return {**IMAGE_SPEC_DEFAULT, "mean": list(IMAGENET_MEAN), "std": list(IMAGENET_STD), "size": int(size),
+            **{k: v for k, v in framing.items() if v}}
+
+
+def framing_of(pictures: Sequence[bytes], size: int) -> dict[str, Any]:
+    """How the training pictures are framed, for portable.frame: ``strip_frames``; ``background``, the colour
+    most of their edges are (three in five of them, each edge mostly that colour; absent for photos), with
+    ``content_share``, the median share of the longest side their content takes; ``source_side``, their
+    median longest side when it is under the model's input side (a larger input is brought down to it)."""
+    import io
+
+    from PIL import Image
+
+    from platform_core.preprocess.portable import TOLERANCE, content_box, edge_colour, to_plain_mode
+
+    decoded = [to_plain_mode(Image.open(io.BytesIO(p))).convert("RGB") for p in pictures]
+    edges = [edge_colour(img) for img in decoded]
+    found = np.array([c for c, share in edges if share >= 0.5])
+    out: dict[str, Any] = {"strip_frames": True}
+    if len(found) and len(found) * 5 >= len(decoded) * 3:  # three in five or more: the pictures' own background
+        colour = np.median(found, axis=0)
+        close = [img for img, (c, share) in zip(decoded, edges)
+                 if share >= 0.5 and np.abs(np.array(c) - colour).max() <= TOLERANCE]
+        if len(close) * 5 >= len(decoded) * 3:
+            out["background"] = [int(c) for c in colour]
+            shares = []
+            for img in close:
+                box = content_box(img, out["background"])
+                if box:
+                    shares.append(max(box[2] - box[0], box[3] - box[1]) / max(img.size))
+            out["content_share"] = round(float(np.median(shares)), 3) if shares else 0
+    side = int(np.median([max(img.size) for img in decoded])) if decoded else 0
+    out["source_side"] = side if side < size else 0
+    return out
 
 
 def batch(images: Sequence[np.ndarray]) -> np.ndarray:

@@ -52,11 +52,66 @@ def _image_size(spec: dict[str, Any]) -> int:
     return int(spec["size"])
 
 
+TOLERANCE = 24  # grey levels: how far a pixel may be from a border's colour and still be border
+
+
+def edge_colour(img: Image.Image) -> tuple[tuple[int, ...], float]:
+    """The median colour of the outermost pixels, and the share of them near it."""
+    rgb = np.asarray(img, dtype=np.int16)
+    ring = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]])
+    colour = np.median(ring, axis=0)
+    return tuple(int(c) for c in colour), float((np.abs(ring - colour).max(axis=1) <= TOLERANCE).mean())
+
+
+def plain_border(img: Image.Image) -> tuple[int, ...] | None:
+    """The colour of a plain border (nine tenths of the outermost pixels near their median colour), or None."""
+    colour, share = edge_colour(img)
+    return colour if share >= 0.9 else None
+
+
+def content_box(img: Image.Image, colour: Sequence[int]) -> tuple[int, int, int, int] | None:
+    """The box around every pixel that is not ``colour``; None for a picture all of that colour."""
+    inside = np.abs(np.asarray(img, dtype=np.int16) - np.asarray(colour, dtype=np.int16)).max(axis=2) > TOLERANCE
+    rows, cols = np.flatnonzero(inside.any(1)), np.flatnonzero(inside.any(0))
+    return (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1) if rows.size else None
+
+
+def frame(img: Image.Image, spec: dict[str, Any]) -> Image.Image:
+    """An RGB picture framed as the model's training pictures were (at training too, where it changes only the
+    odd one): frames stripped (plain borders of another colour than the training pictures' own background:
+    a mount, a screenshot's margin), a margin of that background much wider than theirs cut back to their
+    share (``content_share``), and a picture larger than theirs (``source_side``) brought down to their size.
+    A picture upscaled, recompressed or set in a border then gives nearly the input the original gives."""
+    background = tuple(spec["background"]) if spec.get("background") else None
+    for _ in range(3 if spec.get("strip_frames") else 0):
+        colour = plain_border(img)
+        box = None if colour is None else content_box(img, colour)
+        if box is None or (background and max(abs(a - b) for a, b in zip(colour, background)) <= TOLERANCE):
+            break
+        if (img.width - box[2] + box[0]) * 25 < img.width and (img.height - box[3] + box[1]) * 25 < img.height:
+            break  # under a twenty-fifth of a side: an edge's halo from upscaling, not a frame
+        img = img.crop(box)
+    box = content_box(img, background) if background and spec.get("content_share") else None
+    longest = max(box[2] - box[0], box[3] - box[1]) if box else 0
+    if box and longest < 0.8 * spec["content_share"] * max(img.size):
+        side = max(1, round(longest / spec["content_share"]))
+        canvas = Image.new("RGB", (side, side), background)
+        canvas.paste(img, (side // 2 - (box[0] + box[2]) // 2, side // 2 - (box[1] + box[3]) // 2))
+        img = canvas
+    source = int(spec.get("source_side") or 0)
+    if source and max(img.size) > source * 1.25:
+        scale = source / max(img.size)
+        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.Resampling.BOX)
+    return img
+
+
 def preprocess_image(img: Image.Image, spec: dict[str, Any]) -> np.ndarray:
-    """One image as float32 (3, size, size): RGB, bilinear resize, scaled to [0, 1], normalised."""
+    """One image as float32 (3, size, size): RGB, framed (``frame``), bilinear resize, scaled to [0, 1],
+    normalised."""
     size = _image_size(spec)
     if img.mode != "RGB":
         img = to_plain_mode(img).convert("RGB")
+    img = frame(img, spec)
     if img.size != (size, size):
         img = img.resize((size, size), Image.Resampling.BILINEAR)
     # (x / 255 - mean) / std folded into one multiply and one subtract per pixel
