@@ -14,7 +14,7 @@ class TrainConfig:
     batch_size: int = 32
     learning_rate: float | None = None
     seed: int = 0
-    image_size: int = 224
+    image_size: int | None = None  # None: the recipe's (seed 224; fast 160 for small pictures, else 224)
     frame_images: bool = True  # trim uniform borders, bring large inputs down to the training side (portable.frame)
     max_text_tokens: int = 128
     # Where torchvision's own MobileNetV2 ImageNet weights lie, when they do (else the packaged ones).

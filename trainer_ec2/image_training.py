@@ -39,7 +39,8 @@ def train_image_classifier(zip_bytes: bytes, config: TrainConfig,
     """Train on a normalised image zip; return the ONNX model (checked against torch), spec and metrics."""
     recipe = recipe_named(RECIPES, "image", config.recipe)
     with training_run("image", config.seed) as started:
-        data = Data(zip_bytes, config.seed, config.image_size, framed=config.frame_images)
+        size = config.image_size or (224 if config.recipe == "seed" else None)
+        data = Data(zip_bytes, config.seed, size, framed=config.frame_images)
         model, source = mobilenet_v2_pretrained(config)
         replace_head(model, len(data.classes))
         fitted = recipe(model, data, config, progress or no_progress)
