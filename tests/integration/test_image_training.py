@@ -82,7 +82,9 @@ def test_onnx_graph_reproduces_the_validation_results(fast_run, three_classes):
     model = onnx.load_model_from_string(result.onnx_model)
     assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 17
     dims = [d.dim_param or d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
-    assert dims[1:] == [3, 224, 224] and isinstance(dims[0], str)  # dynamic batch
+    side = result.preprocess["size"]
+    assert side == 160  # 28 px pictures: the fast recipe's small-picture input side (trainer_ec2.image_data)
+    assert dims[1:] == [3, side, side] and isinstance(dims[0], str)  # dynamic batch
     spec = json.loads(json.dumps(result.preprocess))  # as stored beside the model
     with zipfile.ZipFile(io.BytesIO(three_classes)) as zf:
         names = sorted(n for n in zf.namelist() if not n.endswith("/"))
@@ -104,7 +106,11 @@ def test_onnx_graph_reproduces_the_validation_results(fast_run, three_classes):
 
 def test_preprocessing_spec_round_trips_json(fast_run):
     spec = fast_run[0].preprocess
-    assert json.loads(json.dumps(spec)) == spec == IMAGE_SPEC_DEFAULT
+    assert json.loads(json.dumps(spec)) == spec
+    # ImageNet normalisation at the small-picture side, framed as the training pictures (28 px, black ground)
+    assert spec == {**IMAGE_SPEC_DEFAULT, "size": 160, "strip_frames": True, "background": [0, 0, 0],
+                    "content_share": spec["content_share"], "source_side": 28}
+    assert 0.5 < spec["content_share"] <= 1
 
 
 def test_seed_recipe_fine_tunes_everything_for_one_epoch(fashion_mnist):
