@@ -19,11 +19,11 @@ from __future__ import annotations
 import io
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bench.child import run_child, serve
 
 
 def child(kind: str) -> None:
@@ -73,16 +73,8 @@ def child(kind: str) -> None:
                       "examples": sum(record.class_counts.values())}))
 
 
-def run_child(kind: str) -> dict:
-    out = subprocess.run([sys.executable, "-m", "bench.end_to_end", "--child", kind], capture_output=True, text=True,
-                         env=dict(os.environ, HF_HUB_OFFLINE="1"))
-    if out.returncode:
-        raise RuntimeError(f"{kind} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def main() -> int:
-    runs = [run_child("image"), run_child("sentiment")]
+    runs = [run_child("bench.end_to_end", "--child", kind) for kind in ("image", "sentiment")]
     goals = {"image": 60, "sentiment": 180}
     names = list(runs[0]["phases"])
     print(f"Upload to training-finished notification on the console channel, local backend, {os.cpu_count()} cores, "
@@ -100,7 +92,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--child":
-        child(sys.argv[2])
-        sys.exit(0)
-    sys.exit(main())
+    serve(main, {"child": child})

@@ -15,14 +15,14 @@ from __future__ import annotations
 import io
 import json
 import os
-import subprocess
-import sys
 import time
 from collections import Counter
 from typing import Callable
 
 import numpy as np
 from PIL import Image, ImageOps
+
+from bench.child import run_child, serve
 
 PER_CLASS, TEST_PER_CLASS = 100, 30
 
@@ -95,16 +95,8 @@ def child(views: str) -> None:
                       "figures": figures}))
 
 
-def run_child(views: str) -> dict:
-    out = subprocess.run([sys.executable, "-m", "bench.image_robustness", "--child", views], capture_output=True,
-                         text=True, env=dict(os.environ))
-    if out.returncode:
-        raise RuntimeError(out.stderr[-3000:])
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def main() -> int:
-    runs = {"before (one view, no input normalisation)": run_child("plain"), "now (the fast recipe)": run_child("default")}
+    runs = {"before (one view, no input normalisation)": run_child("bench.image_robustness", "--child", "plain"), "now (the fast recipe)": run_child("bench.image_robustness", "--child", "default")}
     print(f"Fast recipe on 10 classes x {PER_CLASS} Fashion-MNIST PNGs; {TEST_PER_CLASS * 10} held-out test pictures "
           f"per variant; {os.cpu_count()} cores.\n")
     for title, run in runs.items():
@@ -122,7 +114,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--child":
-        child(sys.argv[2])
-        sys.exit(0)
-    sys.exit(main())
+    serve(main, {"child": child})

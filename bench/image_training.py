@@ -12,10 +12,11 @@ import argparse
 import json
 import os
 import resource
-import subprocess
 import sys
 import time
 from typing import Sequence
+
+from bench.child import run_child
 
 JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
 CLASSES, PER_CLASS = 10, 100
@@ -45,16 +46,11 @@ def child(recipe: str, epochs: int | None) -> None:
                       "allocator": "jemalloc" if "jemalloc" in os.environ.get("LD_PRELOAD", "") else "glibc"}))
 
 
-def run_child(recipe: str, epochs: int | None, jemalloc: bool) -> dict:
+def measure(recipe: str, epochs: int | None, jemalloc: bool) -> dict:
     """One recipe's figures, measured in a child process."""
-    env = dict(os.environ)
-    if jemalloc:
-        env.update(LD_PRELOAD=JEMALLOC, MALLOC_CONF="dirty_decay_ms:-1,muzzy_decay_ms:-1")
-    args = [sys.executable, "-m", "bench.image_training", "--child", recipe]
-    if epochs:
-        args += ["--seed-epochs", str(epochs)]
-    out = subprocess.run(args, env=env, capture_output=True, text=True, check=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    env = {"LD_PRELOAD": JEMALLOC, "MALLOC_CONF": "dirty_decay_ms:-1,muzzy_decay_ms:-1"} if jemalloc else {}
+    return run_child("bench.image_training", "--child", recipe, *(["--seed-epochs", str(epochs)] if epochs else []),
+                     env=env)
 
 
 def table(rows: list[dict]) -> str:
@@ -87,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         child(args.child, args.seed_epochs if args.child == "seed" else None)
         return 0
     jemalloc = args.jemalloc and os.path.exists(JEMALLOC)
-    rows = [run_child("fast", None, jemalloc), run_child("seed", args.seed_epochs, jemalloc)]
+    rows = [measure("fast", None, jemalloc), measure("seed", args.seed_epochs, jemalloc)]
     print(table(rows))
     return 0
 

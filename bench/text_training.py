@@ -15,9 +15,9 @@ from __future__ import annotations
 import json
 import os
 import resource
-import subprocess
-import sys
 import time
+
+from bench.child import run_child, serve
 
 CORPORA = (("movieReviewSnippets", "movie", 2, 300), ("amazonReviewSnippets", "amazon", 2, 300),
            ("tweets", "tweets", 3, 200))
@@ -66,18 +66,9 @@ def cost_child(recipe: str) -> None:
                       "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
-def run_child(kind: str, recipe: str) -> dict:
-    env = dict(os.environ, HF_HUB_OFFLINE="1")
-    out = subprocess.run([sys.executable, "-m", "bench.text_training", f"--{kind}", recipe],
-                         capture_output=True, text=True, env=env)
-    if out.returncode:
-        raise RuntimeError(f"{kind} {recipe} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def main() -> int:
     load = os.getloadavg()[0]
-    acc = {recipe: run_child("accuracy", recipe) for recipe in RECIPES}
+    acc = {recipe: run_child("bench.text_training", "--accuracy", recipe) for recipe in RECIPES}
     print(f"VADER corpora, {SPLITS} seeds each (a sample and a 70:30 split per seed, the same for every recipe); "
           f"{os.cpu_count()} cores, load average {load:.1f} at start.\n")
     names = [short for _, short, _, _ in CORPORA]
@@ -97,14 +88,11 @@ def main() -> int:
     print("| recipe | wall time (s) | CPU time (s) | validation accuracy | peak RSS (MiB) | graph (MB) |")
     print("|---|---:|---:|---:|---:|---:|")
     for recipe in RECIPES:
-        c = run_child("cost", recipe)
+        c = run_child("bench.text_training", "--cost", recipe)
         print(f"| {recipe} | {c['wall_s']:.1f} | {c['cpu_s']:.1f} | {c['validation_accuracy']:.3f} "
               f"| {c['peak_rss_mib']:.0f} | {c['onnx_mb']:.3f} |")
     return 0
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] in ("--accuracy", "--cost"):
-        (accuracy_child if sys.argv[1] == "--accuracy" else cost_child)(sys.argv[2])
-        sys.exit(0)
-    sys.exit(main())
+    serve(main, {"accuracy": accuracy_child, "cost": cost_child})

@@ -72,26 +72,21 @@ class Upload:
 
 
 def start(blobs: BlobStore, *, tenant: str, key_id: str, name: str, content_type: str, description: str,
-          max_bytes: int, now: float | None = None) -> Upload:
-    """A new waiting upload, recorded."""
+          max_bytes: int, own_url: str, now: float | None = None) -> tuple[Upload, str, dict[str, str]]:
+    """A new waiting upload, recorded once, with where the client posts the file and the form fields to send
+    with it (the file goes last, as ``file``): the store's presigned form when it has one, else this API's own
+    target (``own_url``) with a one-time token kept in the record."""
     now = time.time() if now is None else now
     upload = Upload(upload_id=secrets.token_hex(12), tenant=tenant, key_id=key_id, name=name,
                     content_type=content_type, description=description, created_at=now,
                     expires_at=now + EXPIRES_S, max_bytes=max_bytes)
+    presigned = blobs.upload_form(upload.object_key, content_type=content_type, max_bytes=max_bytes,
+                                  expires_s=EXPIRES_S)
+    if presigned is None:
+        upload.token = secrets.token_urlsafe(24)
+        presigned = own_url, {"key": upload.object_key, "Content-Type": content_type, "token": upload.token}
     save(blobs, upload)
-    return upload
-
-
-def form_for(blobs: BlobStore, upload: Upload, own_url: str) -> tuple[str, dict[str, str]]:
-    """Where the client posts the file, and the form fields to send with it (the file goes last, as ``file``):
-    the store's presigned form when it has one, else this API's own target (``own_url``) with a one-time token."""
-    presigned = blobs.upload_form(upload.object_key, content_type=upload.content_type,
-                                  max_bytes=upload.max_bytes, expires_s=EXPIRES_S)
-    if presigned is not None:
-        return presigned
-    upload.token = secrets.token_urlsafe(24)
-    save(blobs, upload)
-    return own_url, {"key": upload.object_key, "Content-Type": upload.content_type, "token": upload.token}
+    return upload, *presigned
 
 
 def token_matches(upload: Upload, given: str) -> bool:

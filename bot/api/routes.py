@@ -227,14 +227,13 @@ class RestApi:
                                                '(images) or {"content_type": "text/csv"}.')
         content_type = "application/zip" if filename.endswith(".zip") else "text/csv"
         limits = self.services.limits
-        upload = uploads.start(self.services.blobs, tenant=key.tenant, key_id=key.key_id,
-                               name=normalise_name(request.params["name"]), content_type=content_type,
-                               description=str(given.get("description") or request.query.get("description") or ""),
-                               max_bytes=limits.max_archive_bytes if filename.endswith(".zip") else limits.max_csv_bytes,
-                               now=self.clock())
         host = request.headers.get("x-forwarded-host") or request.headers.get("host") or "localhost"
         scheme = request.headers.get("x-forwarded-proto", "http")
-        url, fields = uploads.form_for(self.services.blobs, upload, f"{scheme}://{host}/v1/uploads")
+        upload, url, fields = uploads.start(
+            self.services.blobs, tenant=key.tenant, key_id=key.key_id, name=normalise_name(request.params["name"]),
+            content_type=content_type, description=str(given.get("description") or request.query.get("description") or ""),
+            max_bytes=limits.max_archive_bytes if filename.endswith(".zip") else limits.max_csv_bytes,
+            own_url=f"{scheme}://{host}/v1/uploads", now=self.clock())
         return _json(201, {"upload_id": upload.upload_id, "url": url, "method": "POST", "fields": fields,
                            "expires_at": upload.expires_at, "max_bytes": upload.max_bytes,
                            "status_url": f"/v1/uploads/{upload.upload_id}"})

