@@ -1,7 +1,8 @@
 """Image training benchmark: the `fast` recipe against `seed` on 10 classes x 100 real Fashion-MNIST images.
 
 Each recipe runs in its own child process so that its peak RSS (ru_maxrss) is its own; the wall time is
-that of ``train_image_classifier`` alone (zip building, imports and start-up excluded). Prints a
+that of ``train_image_classifier`` alone (zip building, imports and start-up excluded: the child preloads as a
+trainer does when it starts, trainer_ec2.runner.preload). Prints a
 markdown table. ``--jemalloc`` preloads jemalloc in the children (DESIGN.md: about 2x for MobileNetV2;
 ``make bench`` already runs this module with it preloaded, and the children inherit that);
 ``--seed-epochs N`` shortens the seed run for a quick look (the table says so).
@@ -30,6 +31,9 @@ def child(recipe: str, epochs: int | None) -> None:
     from trainer_ec2.config import TrainConfig
     from trainer_ec2.image_training import train_image_classifier
 
+    from trainer_ec2.runner import preload
+
+    preload()  # as a trainer does when it starts: no job pays for the imports
     report = validate_dataset(realdata.build_image_zip(CLASSES, PER_CLASS), "fashion.zip", Limits())
     assert report.valid and report.normalised, report.as_dict()["errors"]
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # imports, data, zip

@@ -54,6 +54,18 @@ def default_trainers() -> dict[str, TrainFn]:
     return {"image": image, "sentiment": sentiment}
 
 
+def preload() -> None:
+    """Import what a first job would otherwise import on its own clock (torch, torchvision, onnxruntime, the
+    ONNX exporter, matplotlib for the confusion matrix: about a second): a trainer does it once as it starts."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot  # noqa: F401
+    import torch.onnx  # noqa: F401
+
+    from trainer_ec2 import image_training, text_training  # noqa: F401
+
+
 def _no_protection(protect: bool) -> None:
     """Locally nothing scales in; on AWS this is platform_core.adapters.aws_fleet.ScaleInProtection."""
 
@@ -281,6 +293,7 @@ class Worker:
             self._thread.join(timeout=timeout_s)
 
     def _loop(self) -> None:
+        preload()
         while not self.stopping.is_set():
             try:
                 drain(self.ctx, wait_s=self._wait, forever=True, stop=self.stopping)

@@ -9,7 +9,7 @@ import sys
 from platform_core.backend import backend_for
 from platform_core.config import Settings
 from platform_core.reconcile import reconcile
-from trainer_ec2.runner import drain
+from trainer_ec2.runner import drain, preload
 from trainer_ec2.wiring import build_trainer_context
 
 
@@ -21,6 +21,7 @@ def main() -> int:
     ctx = build_trainer_context(settings, backend=backend)
     if backend.name == "local":
         reconcile(ctx.jobs, ctx.records, ctx.events, backend.queues, ctx.clock())
+    preload()
     ran = drain(ctx)
     logging.getLogger("trainer_ec2.worker").info("drained the queue: %d job(s) run", ran)
     return 0
