@@ -129,9 +129,11 @@ class CachedTail(nn.Module):
     def __init__(self, top: nn.Module, head: nn.Module, low_precision: bool) -> None:
         super().__init__()
         self.top, self.head, self.low_precision = top, head, low_precision
+        self.approximate = False  # evaluation passes in bfloat16 too (progress figures, the train accuracy)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.training and self.low_precision):
+        with torch.autocast("cpu", dtype=torch.bfloat16,
+                            enabled=self.low_precision and (self.training or self.approximate)):
             return self.head(self.top(features).mean((2, 3))).float()
 
 
@@ -153,14 +155,20 @@ def fast_recipe(model: MobileNetV2, data: Data, run: TrainConfig, progress: Prog
                                    {"params": head.parameters(), "lr": lr}], weight_decay=settings.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=settings.epochs)
 
+    done = []
+
     def one_epoch() -> tuple[dict[str, float], Evaluation]:
         figures = train_one_epoch(tail, cached_batches(order.permutation(data.train), run.batch_size), optimiser)
         scheduler.step()
+        done.append(1)
+        tail.approximate = len(done) < settings.epochs  # the last epoch's is float32: see below
         val = evaluate(tail, cached_batches(data.val, settings.eval_batch))
         return {**figures, "validation_accuracy": val.accuracy}, val
 
     history, val = run_epochs(settings.epochs, one_epoch, progress)
+    tail.approximate = True
     train = evaluate(tail, cached_batches(data.train, settings.eval_batch))
+    tail.approximate = False
     # The last epoch's float32 validation outputs are the graph check's reference: no second pass.
     return Fitted(Probabilities(model).eval(), history, train.predictions, val.predictions, data.spec,
                   val_probabilities=torch.softmax(val.outputs, 1).numpy())

@@ -50,7 +50,7 @@ def test_a_training_run_uses_every_core_and_its_seed() -> None:
 
 
 def test_each_recipe_keeps_its_settings_and_a_run_overrides_only_epochs_and_learning_rate() -> None:
-    assert (FastConfig().epochs, FastConfig().learning_rate, FastConfig().tuned_blocks) == (6, 2e-3, 2)
+    assert (FastConfig().epochs, FastConfig().learning_rate, FastConfig().tuned_blocks) == (4, 2.5e-3, 2)
     assert (SeedConfig().epochs, SeedConfig().learning_rate, SeedConfig().step_size) == (10, 0.01, 6)
     assert (EncoderConfig().epochs, EncoderConfig().l2_candidates) == (30, (1e-3, 1e-2, 1e-1))
     assert (LstmConfig().epochs, LstmConfig().learning_rate, LstmConfig().width) == (10, 2e-4, 128)
