@@ -31,7 +31,8 @@ def check_graph(fitted: Fitted, data: Data) -> CheckedGraph:
     checked = data.val if reference is None else data.val[:REFERENCE_SAMPLE]
     side = data.spec["size"]
     return export_checked(fitted.module, {INPUT_NAME: data.images(checked)}, example=[torch.zeros(1, 3, side, side)],
-                          reference=reference, whole_sample=WHOLE_SAMPLE, batch_size=CHECK_BATCH)
+                          reference=reference, whole_sample=WHOLE_SAMPLE, batch_size=CHECK_BATCH,
+                          graph=fitted.graph() if fitted.graph else None)
 
 
 def train_image_classifier(zip_bytes: bytes, config: TrainConfig,

@@ -58,6 +58,21 @@ def export_onnx(module: torch.nn.Module, example_inputs: Sequence[torch.Tensor],
     return out.getvalue()
 
 
+def chained(first: bytes, second: bytes) -> bytes:
+    """One graph that feeds ``first``'s one output to ``second``'s one input of the same name: ``first``'s input
+    and ``second``'s output, nothing re-exported (``second``'s inner names get a prefix, so none collide)."""
+    import onnx
+    from onnx import compose
+
+    head = onnx.load_model_from_string(first)
+    tail = compose.add_prefix(onnx.load_model_from_string(second), "then/", rename_inputs=False,
+                              rename_outputs=False)
+    link = head.graph.output[0].name
+    if [i.name for i in tail.graph.input] != [link]:
+        raise ValueError(f"the second graph does not take {link!r} alone")
+    return compose.merge_models(head, tail, io_map=[(link, link)]).SerializeToString()
+
+
 def session(onnx_bytes: bytes, threads: int | None = None) -> ort.InferenceSession:
     """A CPU onnxruntime session over the bytes, using ``threads`` (default: all cores) per operator."""
     options = ort.SessionOptions()
@@ -123,17 +138,19 @@ def export_checked(module: torch.nn.Module, inputs: dict[str, np.ndarray], *,
                    example: Sequence[torch.Tensor] | None = None,
                    dynamic_axes: Mapping[str, Mapping[int, str]] | None = None,
                    reference: np.ndarray | None = None, whole_sample: int | None = None,
-                   batch_size: int = 32) -> CheckedGraph:
+                   batch_size: int = 32, graph: bytes | None = None) -> CheckedGraph:
     """``module`` (preprocessed inputs -> probabilities) as ONNX, checked against torch on ``inputs``.
 
     The graph's inputs are named as ``inputs``' keys, in the module's argument order, and its output
-    ``probabilities``; the exporter traces ``example`` (default: the first two rows of every input). The
-    check is ``max_difference``'s; beyond TOLERANCE it raises OnnxMismatch.
+    ``probabilities``; the exporter traces ``example`` (default: the first two rows of every input), unless
+    ``graph`` is given, built by the recipe (``chained``): it is checked all the same. The check is
+    ``max_difference``'s; beyond TOLERANCE it raises OnnxMismatch.
     """
     names = list(inputs)
     if example is None:
         example = [torch.from_numpy(inputs[name][:2]) for name in names]
-    graph = export_onnx(module, example, names, [OUTPUT_NAME], dynamic_axes=dynamic_axes)
+    if graph is None:
+        graph = export_onnx(module, example, names, [OUTPUT_NAME], dynamic_axes=dynamic_axes)
     difference, probabilities = max_difference(graph, module, inputs, reference=reference,
                                                whole_sample=whole_sample, batch_size=batch_size)
     if not difference < TOLERANCE:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from torch import nn
@@ -29,6 +29,8 @@ class Fitted:
     # The float32 model's validation probabilities where the recipe has them at no extra cost; the graph
     # check then compares with them instead of running the whole model on every validation example.
     val_probabilities: np.ndarray | None = None
+    # The recipe's own way to build ``module``'s graph where it has a cheaper one than a whole export.
+    graph: Callable[[], bytes] | None = None
 
 
 def training_result(fitted: Fitted, graph: CheckedGraph, *, recipe: str, classes: list[str],
