@@ -8,10 +8,12 @@ local backend, as `mlbot chat` runs it (training in a thread of the same process
 - validate: the upload's validation (timed inside the upload use case);
 - store: the rest of the upload (normalised file and record written);
 - queue: from the upload's answer to the trainer taking the job (the `train` command included);
-- train: the recipe (the text recipe's encoding, the image trunk's pass, the heads);
+- train: the recipe (the text recipe's encoding, the image trunk's pass, the heads, the metrics, the
+  confusion matrix and mistakes pictures);
 - export + check: the ONNX export and its check against torch;
-- save + notify: the model stored, the record updated, the notification (summary, confusion matrix and
-  mistakes) shown.
+- save: the rest of the job (the dataset read, the model stored, the record updated);
+- notify: from the job's end to the notification (summary, confusion matrix and mistakes) shown.
+The phases add up to the total.
 Goals (issue 18): images under 60 s, text under 3 minutes, on 2 cores.
 """
 from __future__ import annotations
@@ -20,6 +22,7 @@ import io
 import json
 import os
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -34,7 +37,7 @@ def child(kind: str) -> None:
     from tools import realdata
     from trainer_ec2 import image_training, text_training
 
-    spent: dict[str, float] = {"validate": 0.0, "export + check": 0.0}
+    spent: dict[str, float] = {"validate": 0.0, "export + check": 0.0, "recipe": 0.0}
 
     def timed(name: str, function):
         def wrapper(*args, **kwargs):
@@ -48,6 +51,8 @@ def child(kind: str) -> None:
     handlers.upload.validate_dataset = timed("validate", handlers.upload.validate_dataset)
     image_training.check_graph = timed("export + check", image_training.check_graph)
     text_training.export_checked = timed("export + check", text_training.export_checked)
+    image_training.train_image_classifier = timed("recipe", image_training.train_image_classifier)
+    text_training.train_sentiment_classifier = timed("recipe", text_training.train_sentiment_classifier)
     data, name = (realdata.largest_zip(), "big.zip") if kind == "image" else (realdata.largest_csv(), "big.csv")
     with tempfile.TemporaryDirectory() as home:
         path = Path(home) / name
@@ -64,10 +69,13 @@ def child(kind: str) -> None:
         assert final is not None and final.type == "TrainingFinished", final
         job = chat.services.jobs.get(reply.data["job_id"])
         record = chat.services.records.get("console:bench", "big")
-    train = job.finished_at - job.started_at - spent["export + check"]
+        for thread in threading.enumerate():  # the trainer thread still releases its lock: then the home goes
+            if thread.name.startswith("train-"):
+                thread.join(60)
     phases = {"validate": spent["validate"], "store": stored - start - spent["validate"],
-              "queue": job.started_at - stored, "train": train,
-              "export + check": spent["export + check"], "save + notify": notified - job.finished_at}
+              "queue": job.started_at - stored, "train": spent["recipe"] - spent["export + check"],
+              "export + check": spent["export + check"], "save": job.finished_at - job.started_at - spent["recipe"],
+              "notify": notified - job.finished_at}
     print(json.dumps({"kind": kind, "bytes": len(data), "total_s": notified - start, "phases": phases,
                       "recipe": job.recipe, "validation_accuracy": record.validation_accuracy,
                       "examples": sum(record.class_counts.values())}))
@@ -84,7 +92,7 @@ def main() -> int:
     print("|---|---|---:|" + "---:|" * (len(names) + 2))
     for run in runs:
         label = "10 x 100 images (96 px PNG)" if run["kind"] == "image" else "3 x 1000 texts (CSV)"
-        cells = " | ".join(f"{run['phases'][n]:.1f}" for n in names)
+        cells = " | ".join(f"{run['phases'][n]:.2f}" for n in names)
         verdict = "met" if run["total_s"] < goals[run["kind"]] else "NOT met"
         print(f"| {label} | {run['recipe']} | {run['validation_accuracy']:.3f} | {cells} | {run['total_s']:.1f} "
               f"| {goals[run['kind']]} ({verdict}) |")
