@@ -94,9 +94,9 @@ def seed_recipe(model: MobileNetV2, data: Data, run: TrainConfig, progress: Prog
 
 
 def trunk_outputs(trunk: nn.Module, data: Data, size: int) -> tuple[bytes, np.ndarray]:
-    """The trunk's graph, and every image through it once, run by onnxruntime (several times torch's speed here): one
-    one-thread session per core, each decoding and running its share of the batches (Pillow and onnxruntime
-    release the GIL). 1000 images at 160 px, 2 cores: 2.5 s, against 2.8-3.3 s for one two-thread session
+    """The trunk's graph, and every image through it once, run by onnxruntime (several times torch's speed
+    here): one one-thread session per core, each decoding and running its share of the batches (Pillow and
+    onnxruntime release the GIL). 1000 images at 160 px, 2 cores: 2.5 s, against 2.8-3.3 s for one two-thread session
     fed by a decoding thread and 3.7 s without that thread."""
     side = data.spec["size"]
     graph = export_onnx(trunk, [torch.zeros(1, 3, side, side)], ["image"], ["trunk"])
