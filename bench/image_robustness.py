@@ -96,7 +96,8 @@ def child(views: str) -> None:
 
 
 def main() -> int:
-    runs = {"before (one view, no input normalisation)": run_child("bench.image_robustness", "--child", "plain"), "now (the fast recipe)": run_child("bench.image_robustness", "--child", "default")}
+    runs = {"before (one view, no input normalisation)": run_child("bench.image_robustness", "--child", "plain"),
+            "now (the fast recipe)": run_child("bench.image_robustness", "--child", "default")}
     print(f"Fast recipe on 10 classes x {PER_CLASS} Fashion-MNIST PNGs; {TEST_PER_CLASS * 10} held-out test pictures "
           f"per variant; {os.cpu_count()} cores.\n")
     for title, run in runs.items():

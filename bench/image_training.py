@@ -31,7 +31,6 @@ def child(recipe: str, epochs: int | None) -> None:
     from tools import realdata
     from trainer_ec2.config import TrainConfig
     from trainer_ec2.image_training import train_image_classifier
-
     from trainer_ec2.runner import preload
 
     preload()  # as a trainer does when it starts: no job pays for the imports

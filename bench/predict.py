@@ -28,7 +28,6 @@ from typing import Any, Callable, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 TENANT = "console:bench"
-TEXT_FILES = ("vocab.json", "tokenizer.json")  # what a text model may keep beside its graph
 
 
 def prepare(home: Path) -> dict[str, Any]:
@@ -102,10 +101,8 @@ def warm(home: Path, inputs: dict[str, Any], runs: int) -> list[dict[str, Any]]:
         module = torch.load(home / f"{kind}.pt", weights_only=False).eval()
         manifest = load_manifest(blobs, records.get(TENANT, name).model_path)
         spec = manifest["preprocess"]
-        path = records.get(TENANT, name).model_path
-        files = {f: blobs.get(path + f) for f in TEXT_FILES if f in manifest["files"]}  # none for e5
-
         loaded = predictor.model(TENANT, name)
+        files = loaded.files  # the model's files as the Lambda reads them (no tokenizer for e5)
 
         def handler_path(x: Any) -> str:  # the whole Lambda request: event parsing, record lookup, model, answer
             event = {"tenant": TENANT, "dataset": name,

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from platform_core.errors import TrainingDataUnreadable
-from platform_core.preprocess.image import batch, framing_of, image_spec, preprocess_image_bytes
+from platform_core.preprocess.image import batch, framing_of, image_spec, median_side, preprocess_image_bytes
 from trainer_ec2.loop import Batch
 from trainer_ec2.splits import require_classes, stratified_split, validation_fraction
 
@@ -19,14 +19,6 @@ from trainer_ec2.splits import require_classes, stratified_split, validation_fra
 # Measured on 10 classes x 100 Fashion-MNIST (28 px), 3 seeded splits, fast recipe: 224 px 0.858 in 10.3 s,
 # 160 px 0.856 in 6.0 s, 128 px 0.828 in 4.0 s. Pictures this small or smaller train at SMALL_SIDE.
 SMALL_SIDE, SMALL_PICTURE = 160, 112
-
-
-def typical_side(pictures: list[bytes]) -> int:
-    """The median longest side of the pictures, read from their headers (nothing decoded)."""
-    from PIL import Image
-
-    sides = sorted(max(Image.open(io.BytesIO(p)).size) for p in pictures)
-    return sides[len(sides) // 2] if sides else 0
 
 
 class Data:
@@ -51,7 +43,7 @@ class Data:
         # Framed (portable.frame) unless asked not to: the model then answers alike for a picture resized,
         # recompressed or set in a border (bench/image_robustness.py measures it).
         if size is None:  # small pictures lose nothing at 160 px (bench/RESULTS.md): the trunk costs half
-            size = SMALL_SIDE if typical_side([self.raw[i] for i in self.train]) <= SMALL_PICTURE else 224
+            size = SMALL_SIDE if median_side([self.raw[i] for i in self.train]) <= SMALL_PICTURE else 224
         self.spec = image_spec(size, **(framing_of([self.raw[i] for i in self.train], size) if framed else {}))
 
     def images(self, indices: np.ndarray) -> np.ndarray:

@@ -31,6 +31,15 @@ def image_spec(size: int = 224, **framing: Any) -> dict[str, Any]:
             **{k: v for k, v in framing.items() if v}}
 
 
+def median_side(pictures: Sequence[bytes]) -> int:
+    """The pictures' median longest side, read from their headers (nothing decoded); 0 for none."""
+    import io
+
+    from PIL import Image
+
+    return int(np.median([max(Image.open(io.BytesIO(p)).size) for p in pictures])) if len(pictures) else 0
+
+
 def framing_of(pictures: Sequence[bytes], size: int) -> dict[str, Any]:
     """How the training pictures are framed, for portable.frame: ``strip_frames``; ``background``, the colour
     most of their edges are (three in five of them, each edge mostly that colour; absent for photos), with
@@ -58,7 +67,7 @@ def framing_of(pictures: Sequence[bytes], size: int) -> dict[str, Any]:
                 if box:
                     shares.append(max(box[2] - box[0], box[3] - box[1]) / max(img.size))
             out["content_share"] = round(float(np.median(shares)), 3) if shares else 0
-    side = int(np.median([max(img.size) for img in decoded])) if decoded else 0
+    side = median_side(pictures)
     out["source_side"] = side if side < size else 0
     return out
 
